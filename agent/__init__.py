@@ -1,0 +1,3 @@
+"""shopkeeper edge agent: local aggregation, exact DP release, MQTT publishing."""
+
+__version__ = "0.1.0"

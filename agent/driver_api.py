@@ -1,0 +1,108 @@
+"""The driver contract: the only part of `agent` a driver imports.
+
+A driver validates its options without I/O (`from_options`), then `start(sink)` runs it in the
+background and `stop()` ends it; after `stop()` returns nothing more reaches the sink. Drivers emit
+readings and problems through the sink and never touch SQLite, MQTT or the scheduler. The agent
+stamps every reading on receipt (boot id, monotonic ns, wall time, clock-synced flag), so drivers
+need no clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any, ClassVar, Protocol
+
+ENTRY_POINT_GROUP = "shopkeeper.drivers"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DoorCount:
+    """People who crossed one door since this driver's previous DoorCount for that door."""
+
+    door: str
+    entries: int
+    exits: int
+
+
+Reading = DoorCount  # the union grows as new reading kinds (presence, baskets) arrive
+
+
+class Sink(Protocol):
+    """Where a running driver sends what it saw."""
+
+    def emit(self, reading: Reading) -> None:
+        """Hand one reading to the agent; it is accepted once the agent's batch commits."""
+
+    def bad_frame(self, driver: str, reason: str) -> None:
+        """Count a corrupt or truncated frame that was skipped."""
+
+    def problem(self, driver: str, message: str) -> None:
+        """Report a device problem (unplugged, timeout); the driver keeps trying."""
+
+
+class DriverOptionError(ValueError):
+    """An option of one driver is wrong; the agent adds the file name and key prefix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem}; fix: {fix}")
+
+
+@dataclasses.dataclass(slots=True)
+class DriverHealth:
+    """What `shopkeeper status` and /metrics show for one driver."""
+
+    connected: bool = False
+    frames: int = 0
+    bad_frames: int = 0
+    reconnects: int = 0
+    last_error: str = ""
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain dict copy, safe to read from another thread."""
+        with self.lock:
+            return {
+                "connected": self.connected,
+                "frames": self.frames,
+                "bad_frames": self.bad_frames,
+                "reconnects": self.reconnects,
+                "last_error": self.last_error,
+            }
+
+
+class Driver(Protocol):
+    """What every driver class provides (see docs/writing-a-driver.md)."""
+
+    kind: ClassVar[str]
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, Any]) -> Driver:
+        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
+
+    @classmethod
+    def sample_config(cls) -> str:
+        """The driver's commented sample.toml text."""
+
+    def doors(self) -> list[str]:
+        """The public door names this instance reports on (part of the released key set)."""
+
+    def start(self, sink: Sink) -> None:
+        """Start reading in the background."""
+
+    def stop(self) -> None:
+        """Stop; once this returns the driver emits nothing more."""
+
+    def health(self) -> dict[str, Any]:
+        """A snapshot of the driver's health counters."""
+
+
+def installed_drivers() -> dict[str, type[Driver]]:
+    """Driver classes registered under the `shopkeeper.drivers` entry-point group, by kind."""
+    found: dict[str, type[Driver]] = {}
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        found[entry.name] = entry.load()
+    return found

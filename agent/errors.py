@@ -1,0 +1,25 @@
+"""One small error hierarchy; every user-facing error is one line that says what to do."""
+
+
+class AgentError(Exception):
+    """Base of every error the agent raises on purpose."""
+
+
+class ConfigError(AgentError):
+    """A configuration value is missing or wrong; the message names file, key and fix."""
+
+    def __init__(self, path: str, key: str, problem: str, fix: str) -> None:
+        self.path, self.key, self.problem, self.fix = path, key, problem, fix
+        super().__init__(f"{path}: {key}: {problem}; fix: {fix}")
+
+
+class DriverError(AgentError):
+    """A driver could not talk to its device; the message names the device."""
+
+
+class StoreError(AgentError):
+    """The SQLite store is unusable (corrupt, unwritable)."""
+
+
+class PrivacyError(AgentError):
+    """A release would break a privacy promise (budget, randomness); nothing is released."""
