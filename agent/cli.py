@@ -1,0 +1,123 @@
+"""`shopkeeper`: run the agent, check its configuration, inspect what it holds and released."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import resources
+
+from agent import __version__
+from agent.errors import AgentError, ConfigError
+
+EXIT_CONFIG = 2
+
+
+def _load(path: str):  # type: ignore[no-untyped-def]
+    from agent.config import load_config
+
+    return load_config(path)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    print(f"{args.config}: ok (coop {config.coop}, store {config.store}, doors {', '.join(config.doors)}, "
+          f"{len(config.drivers)} driver(s), window {config.window_s}s)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agent.runtime import Agent
+
+    Agent(config).run_forever()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from agent.status import collect_status, format_status
+
+    report = collect_status(_load(args.config))
+    print(json.dumps(report, indent=2, sort_keys=True) if args.json else format_status(report))
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    from agent.status import format_ledger, ledger_rows, verify_ledger
+
+    config = _load(args.config)
+    if args.action == "verify":
+        problems = verify_ledger(config)
+        for problem in problems:
+            print(problem)
+        print("ledger chain intact" if not problems else f"{len(problems)} problem(s) in the ledger chain")
+        return 0 if not problems else 1
+    rows = ledger_rows(config)
+    print(json.dumps(rows, indent=2) if args.json else format_ledger(rows))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agent.demo import run_demo
+
+    return run_demo(args.dir, factor=args.factor, hours=args.hours, seed=args.seed)
+
+
+def cmd_sample_config(_args: argparse.Namespace) -> int:
+    print(resources.files("agent").joinpath("sample-agent.toml").read_text(encoding="utf-8"), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shopkeeper", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"shopkeeper {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func, text in (("run", cmd_run, "run the agent"),
+                             ("check-config", cmd_check_config, "validate a configuration file"),
+                             ("status", cmd_status, "what is buffered, what was released, when")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("config", help="the agent's TOML file")
+        if name == "status":
+            cmd.add_argument("--json", action="store_true")
+        cmd.set_defaults(func=func)
+    ledger = sub.add_parser("ledger", help="show what left the shop, or verify the ledger's hash chain")
+    ledger.add_argument("action", nargs="?", choices=("show", "verify"), default="show")
+    ledger.add_argument("config")
+    ledger.add_argument("--json", action="store_true")
+    ledger.set_defaults(func=cmd_ledger)
+    demo = sub.add_parser("demo", help="a simulated shop day against a local Mosquitto")
+    demo.add_argument("--dir", default="demo-run", help="where the demo writes its files")
+    demo.add_argument("--factor", type=float, default=1440.0, help="clock acceleration (1440: a day a minute)")
+    demo.add_argument("--hours", type=int, default=24)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(func=cmd_demo)
+    sample = sub.add_parser("sample-config", help="print the commented sample configuration")
+    sample.set_defaults(func=cmd_sample_config)
+    sim = sub.add_parser("sim", help="serve a simulated device on a pseudo-terminal", add_help=False)
+    sim.add_argument("sim_args", nargs=argparse.REMAINDER)
+    sim.set_defaults(func=None)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "sim":
+        from firmware_sim.cli import main as sim_main
+
+        return sim_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except AgentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Load and validate the agent's TOML configuration before anything starts.
+
+Every problem becomes one ConfigError naming the file, the key and the fix; the CLI prints it on one
+line and exits with code 2. Validation does no I/O beyond reading the file (drivers validate their
+own options without touching devices).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from agent.driver_api import Driver, DriverOptionError, installed_drivers
+from agent.errors import ConfigError
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SYNC_SOURCES = ("auto", "timesyncd", "timedatectl", "always", "never")
+TIERS = ("t1", "t2")
+MECHANISMS = ("discrete_laplace",)
+MAX_EPSILON = Fraction(10)
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttSettings:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    tls_ca_file: str = ""
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    keepalive_s: int = 30
+    max_inflight: int = 20
+    protocol: str = "v5"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSettings:
+    """One released stream: what it counts, where it goes and what it costs."""
+
+    name: str
+    tier: str
+    mechanism: str
+    epsilon: Fraction
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    path: Path
+    coop: str
+    store: str
+    data_dir: Path
+    doors: tuple[str, ...]
+    window_s: int
+    grace_s: int
+    tick_s: float
+    sync_source: str
+    budget_epsilon: Fraction
+    streams: tuple[StreamSettings, ...]
+    mqtt: MqttSettings
+    drivers: tuple[Driver, ...]
+    raw_max_age_s: int
+    raw_max_bytes: int
+    log_level: str
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file that holds raw events, the ledger and the outbox."""
+        return self.data_dir / "shopkeeper.db"
+
+    @property
+    def window_name(self) -> str:
+        """The stream suffix naming the window length, e.g. `hourly`."""
+        return {3600: "hourly", 86400: "daily", 900: "15min"}.get(self.window_s, f"{self.window_s}s")
+
+    def topic(self, tier: str, stream: str) -> str:
+        """The MQTT topic of one stream (docs/topics.md)."""
+        return f"coop/v1/{self.coop}/{self.store}/{tier}/{stream}/{self.window_name}"
+
+    @property
+    def status_topic(self) -> str:
+        return f"coop/v1/{self.coop}/{self.store}/status"
+
+
+class _Reader:
+    """Typed access to one TOML table that turns every mistake into a ConfigError."""
+
+    def __init__(self, path: str, table: Mapping[str, Any], prefix: str) -> None:
+        self.path, self.table, self.prefix = path, table, prefix
+        self.used: set[str] = set()
+
+    def fail(self, key: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(self.path, f"{self.prefix}{key}", problem, fix)
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None, *, fix: str = "") -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is None:
+                raise self.fail(key, "is required but missing", fix or f"add `{key} = ...`")
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else ()):
+            raise self.fail(key, f"expected {_kind_name(kind)}, got a boolean", fix or "use a value of the right type")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"expected {_kind_name(kind)}, got {type(value).__name__} {value!r}",
+                            fix or "use a value of the right type")
+        return value
+
+    def name(self, key: str, default: str | None = None) -> str:
+        value = self.get(key, str, default)
+        if not NAME_RE.match(value):
+            raise self.fail(key, f"{value!r} is not a valid name",
+                            "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+        return str(value)
+
+    def int_in(self, key: str, default: int | None, low: int, high: int) -> int:
+        value = self.get(key, int, default)
+        if not low <= value <= high:
+            raise self.fail(key, f"{value} is out of range", f"use a whole number from {low} to {high}")
+        return int(value)
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.get(key, str, default)
+        if value not in choices:
+            raise self.fail(key, f"{value!r} is not one of {', '.join(choices)}", f"use one of {', '.join(choices)}")
+        return str(value)
+
+    def epsilon(self, key: str, default: str | None = None) -> Fraction:
+        raw = self.get(key, (int, float, str), default)
+        try:
+            value = Fraction(str(raw))
+        except (ValueError, ZeroDivisionError):
+            raise self.fail(key, f"{raw!r} is not a number", 'write a positive number such as 0.5 or "1/2"') from None
+        if not 0 < value <= MAX_EPSILON:
+            raise self.fail(key, f"{raw} is out of range", f"use a positive epsilon no larger than {MAX_EPSILON}")
+        return value
+
+    def table_at(self, key: str) -> _Reader:
+        self.used.add(key)
+        sub = self.table.get(key, {})
+        if not isinstance(sub, dict):
+            raise self.fail(key, "must be a table", f"write it as a [{self.prefix}{key}] section")
+        return _Reader(self.path, sub, f"{self.prefix}{key}.")
+
+    def reject_unknown(self) -> None:
+        for key in self.table:
+            if key not in self.used:
+                raise self.fail(key, "is not a known key", "remove it or check its spelling in sample-agent.toml")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "a table"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def parse_duration(reader: _Reader, key: str, default: str) -> int:
+    """Seconds from `90s`, `15m`, `1h`, `30d` or a bare whole number of seconds."""
+    raw = reader.get(key, (int, str), default)
+    if isinstance(raw, int):
+        seconds = raw
+    else:
+        match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", raw)
+        if not match:
+            raise reader.fail(key, f"{raw!r} is not a duration", 'write e.g. "90s", "15m", "1h" or "30d"')
+        seconds = int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds <= 0:
+        raise reader.fail(key, f"{raw!r} must be positive", 'write e.g. "1h"')
+    return seconds
+
+
+def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = None) -> AgentConfig:
+    """Read and validate `path`; raises ConfigError on the first problem."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(where, "(file)", f"cannot be read ({exc.strerror})", "check the path and permissions") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, "(syntax)", f"is not valid TOML ({exc})", "fix the TOML syntax at that line") from None
+    root = _Reader(where, data, "")
+    agent = root.table_at("agent")
+    coop, store = agent.name("coop"), agent.name("store")
+    data_dir = Path(agent.get("data_dir", str, "/var/lib/shopkeeper"))
+    if not data_dir.is_absolute():
+        data_dir = (path.parent / data_dir).resolve()
+    doors_raw = agent.get("doors", list, fix='list the public door names, e.g. doors = ["front"]')
+    if not doors_raw or not all(isinstance(d, str) and NAME_RE.match(d) for d in doors_raw):
+        raise agent.fail("doors", "must be a non-empty list of names", 'write e.g. doors = ["front", "back"]')
+    if len(set(doors_raw)) != len(doors_raw):
+        raise agent.fail("doors", "lists a door twice", "list each door once")
+    log_level = agent.choice("log_level", "info", ("debug", "info", "warning", "error"))
+    agent.reject_unknown()
+
+    windows = root.table_at("windows")
+    window_s = parse_duration(windows, "length", "1h")
+    if 86400 % window_s != 0 or window_s < 60:
+        raise windows.fail("length", f"{window_s}s does not divide a day into whole windows",
+                           'use a length of at least 60s that divides 24h, e.g. "15m" or "1h"')
+    grace_s = parse_duration(windows, "grace", "2m")
+    if grace_s >= window_s:
+        raise windows.fail("grace", "is not shorter than the window", "use a grace shorter than the window length")
+    tick_raw = windows.get("tick_s", (int, float), 5)
+    if not 0 < tick_raw <= 60:
+        raise windows.fail("tick_s", f"{tick_raw} is out of range", "use a number of seconds above 0 and at most 60")
+    windows.reject_unknown()
+
+    clock = root.table_at("clock")
+    sync_source = clock.choice("sync_source", "auto", SYNC_SOURCES)
+    clock.reject_unknown()
+
+    privacy = root.table_at("privacy")
+    budget = privacy.epsilon("budget_epsilon_per_window", "1")
+    footfall = privacy.table_at("footfall_door")
+    streams = (
+        StreamSettings(
+            name="footfall",
+            tier=footfall.choice("tier", "t1", TIERS),
+            mechanism=footfall.choice("mechanism", "discrete_laplace", MECHANISMS),
+            epsilon=footfall.epsilon("epsilon", "0.5"),
+        ),
+    )
+    footfall.reject_unknown()
+    privacy.reject_unknown()
+    spent = sum((s.epsilon for s in streams), Fraction(0))
+    if spent > budget:
+        names = ", ".join(f"{s.name} ({s.epsilon})" for s in streams)
+        raise privacy.fail("budget_epsilon_per_window",
+                           f"streams {names} spend {spent} per door event per window, over the budget {budget}",
+                           "lower the streams' epsilon or raise the budget")
+
+    mqtt = _mqtt_settings(root.table_at("mqtt"), f"{coop}-{store}")
+    storage = root.table_at("storage")
+    raw_max_age_s = parse_duration(storage, "raw_max_age", "30d")
+    raw_max_mb = storage.int_in("raw_max_mb", 512, 1, 1_000_000)
+    storage.reject_unknown()
+
+    driver_table = root.table_at("drivers")
+    known = installed_drivers() if drivers is None else dict(drivers)
+    built = []
+    for name in driver_table.table:
+        section = driver_table.table_at(name)
+        if not NAME_RE.match(name):
+            raise driver_table.fail(name, "is not a valid driver instance name", "use lowercase letters, digits, '-', '_'")
+        kind = section.get("kind", str, fix='add kind = "terabee" (see `shopkeeper drivers`)')
+        if kind not in known:
+            raise section.fail("kind", f"no installed driver is called {kind!r}",
+                               f"use one of {', '.join(sorted(known)) or '(none installed)'}")
+        options = {k: v for k, v in section.table.items() if k != "kind"}
+        try:
+            driver = known[kind].from_options(name, options)
+        except DriverOptionError as exc:
+            raise ConfigError(where, f"drivers.{name}.{exc.key}", exc.problem, exc.fix) from None
+        for door in driver.doors():
+            if door not in doors_raw:
+                raise section.fail("door", f"{door!r} is not in agent.doors", f'add "{door}" to agent.doors')
+        built.append(driver)
+    root.reject_unknown()
+    return AgentConfig(
+        path=path, coop=coop, store=store, data_dir=data_dir, doors=tuple(doors_raw), window_s=window_s,
+        grace_s=grace_s, tick_s=float(tick_raw), sync_source=sync_source, budget_epsilon=budget,
+        streams=streams, mqtt=mqtt, drivers=tuple(built), raw_max_age_s=raw_max_age_s,
+        raw_max_bytes=raw_max_mb * 1024 * 1024, log_level=log_level,
+    )
+
+
+def _mqtt_settings(mqtt: _Reader, default_client: str) -> MqttSettings:
+    settings = MqttSettings(
+        host=mqtt.get("host", str, "127.0.0.1"),
+        port=mqtt.int_in("port", 1883, 1, 65535),
+        client_id=mqtt.get("client_id", str, f"shopkeeper-{default_client}"),
+        username=mqtt.get("username", str, ""),
+        password=mqtt.get("password", str, ""),
+        tls_ca_file=mqtt.get("tls_ca_file", str, ""),
+        tls_cert_file=mqtt.get("tls_cert_file", str, ""),
+        tls_key_file=mqtt.get("tls_key_file", str, ""),
+        keepalive_s=mqtt.int_in("keepalive_s", 30, 5, 3600),
+        max_inflight=mqtt.int_in("max_inflight", 20, 1, 1000),
+        protocol=mqtt.choice("protocol", "v5", ("v5", "v3.1.1")),
+    )
+    if settings.password and not settings.username:
+        raise mqtt.fail("password", "is set without a username", "set mqtt.username too, or remove the password")
+    if bool(settings.tls_cert_file) != bool(settings.tls_key_file):
+        raise mqtt.fail("tls_cert_file", "needs tls_key_file (and the other way round)", "set both or neither")
+    mqtt.reject_unknown()
+    return settings

@@ -1,0 +1,102 @@
+"""What `shopkeeper status` and `shopkeeper ledger` show: read from the agent's SQLite file."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from agent.config import AgentConfig
+from agent.errors import StoreError
+from agent.privacy.ledger import verify_chain
+from agent.release import iso_utc
+from agent.store import Store
+
+
+def _open(config: AgentConfig) -> Store:
+    if not config.db_path.exists():
+        raise StoreError(f"{config.db_path} does not exist yet; the agent has not run with this configuration")
+    return Store(config.db_path)
+
+
+def collect_status(config: AgentConfig) -> dict[str, Any]:
+    """Buffered raw events, released windows, the outbox backlog, and connection state."""
+    store = _open(config)
+    conn = store.conn()
+    try:
+        events, oldest, newest = conn.execute("SELECT count(*), min(wall_ns), max(wall_ns) FROM events").fetchone()
+        released, last_window = conn.execute(
+            "SELECT count(*), max(window_start_ns) FROM release_ledger").fetchone()
+        pending, oldest_pending = conn.execute(
+            "SELECT count(*), min(created_wall_ns) FROM outbox WHERE delivered_wall_ns IS NULL").fetchone()
+        delivered, last_delivered = conn.execute(
+            "SELECT count(*), max(delivered_wall_ns) FROM outbox WHERE delivered_wall_ns IS NOT NULL").fetchone()
+        spent = conn.execute("SELECT stream, count(*), group_concat(DISTINCT epsilon) FROM privacy_spend"
+                             " GROUP BY stream").fetchall()
+        return {
+            "store": config.store, "coop": config.coop, "database": str(config.db_path),
+            "raw_events": {"count": events, "oldest": iso_utc(oldest) if oldest else None,
+                           "newest": iso_utc(newest) if newest else None},
+            "released_windows": released,
+            "last_released_window": iso_utc(last_window) if last_window is not None else None,
+            "next_window": iso_utc(int(store.get_state("next_window_start_ns") or 0)),
+            "outbox": {"pending": pending, "delivered": delivered,
+                       "oldest_pending_age_s": round(time.time() - oldest_pending / 1e9, 1) if oldest_pending else None,
+                       "last_delivered": iso_utc(last_delivered) if last_delivered else None},
+            "mqtt_connections": int(store.get_state("mqtt_connections", "0") or 0),
+            "epsilon_spent": {s: {"windows": n, "epsilon_per_window": e} for s, n, e in spent},
+            "counters": store.counters(),
+        }
+    finally:
+        store.close()
+
+
+def format_status(report: dict[str, Any]) -> str:
+    raw, outbox = report["raw_events"], report["outbox"]
+    lines = [
+        f"shop {report['coop']}/{report['store']}  database {report['database']}",
+        f"raw events (local only): {raw['count']}  oldest {raw['oldest']}  newest {raw['newest']}",
+        f"released windows: {report['released_windows']}  last {report['last_released_window']}"
+        f"  next {report['next_window']}",
+        f"outbox: {outbox['pending']} pending (oldest {outbox['oldest_pending_age_s']} s), "
+        f"{outbox['delivered']} delivered, last at {outbox['last_delivered']}",
+        f"broker connections so far: {report['mqtt_connections']}",
+    ]
+    for stream, spend in report["epsilon_spent"].items():
+        lines.append(f"epsilon: {stream} spent {spend['epsilon_per_window']} per door event in each of "
+                     f"{spend['windows']} windows")
+    return "\n".join(lines)
+
+
+def ledger_rows(config: AgentConfig) -> list[dict[str, Any]]:
+    store = _open(config)
+    try:
+        cursor = store.conn().execute(
+            "SELECT id, window_start_ns, window_end_ns, stream, noisy_values, mechanism, parameters, epsilon,"
+            " sampler_version, released_wall_ns, hash FROM release_ledger ORDER BY id")
+        rows = []
+        for (row_id, start, end, stream, values, mechanism, params, eps, sampler, released, digest) in cursor:
+            rows.append({"id": row_id, "window_start": iso_utc(start), "window_end": iso_utc(end), "stream": stream,
+                         "values": json.loads(values), "mechanism": mechanism, "parameters": json.loads(params),
+                         "epsilon": eps, "sampler": sampler, "released": iso_utc(released), "hash": digest})
+        return rows
+    finally:
+        store.close()
+
+
+def format_ledger(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "nothing has been released yet"
+    lines = [f"{'window start (UTC)':<21} {'stream':<9} {'epsilon':<8} values"]
+    for row in rows:
+        values = "  ".join(f"{key}: in {v['entries']} out {v['exits']}" for key, v in row["values"].items())
+        lines.append(f"{row['window_start']:<21} {row['stream']:<9} {row['epsilon']:<8} {values}")
+    return "\n".join(lines)
+
+
+def verify_ledger(config: AgentConfig) -> list[str]:
+    store = _open(config)
+    try:
+        return verify_chain(store.conn())
+    finally:
+        store.close()

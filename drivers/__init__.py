@@ -1,0 +1,1 @@
+"""Device and feed drivers, one subpackage each (found through the `shopkeeper.drivers` entry points)."""

@@ -1,0 +1,139 @@
+"""Window release: noise drawn once, ledger + spend + outbox in one transaction, budget enforced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.clock import NS_PER_S
+from agent.config import AgentConfig
+from agent.errors import PrivacyError
+from agent.privacy.ledger import verify_chain
+from agent.privacy.sampler import DeterministicBitSource, discrete_laplace
+from agent.release import WindowReleaser
+from agent.store import Store
+from tests.conftest import T0_NS, ManualClock
+
+HOUR = 3600 * NS_PER_S
+
+
+def add_events(store: Store, rows: list[tuple[int, str, int, int]]) -> None:
+    with store.transaction() as conn:
+        conn.executemany(
+            "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
+            " VALUES ('b', 0, ?, 1, 'test', ?, ?, ?)", rows)
+
+
+def outbox(store: Store) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(p) for (p,) in store.conn().execute("SELECT payload FROM outbox ORDER BY seq")]
+
+
+def test_released_values_are_truth_plus_one_batch_of_noise(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    add_events(store, [(T0_NS + 60 * NS_PER_S, "front", 3, 1), (T0_NS + 120 * NS_PER_S, "front", 2, 0),
+                       (T0_NS + 90 * NS_PER_S, "back", 0, 4), (T0_NS + HOUR + 5, "front", 100, 100)])
+    releaser = WindowReleaser(config, store, clock, bits=DeterministicBitSource(b"seed-1"))
+    clock.advance(3600 + 121)
+    assert releaser.tick() == 1
+    noise = discrete_laplace(2, 1, 4, DeterministicBitSource(b"seed-1")).reshape(2, 2)
+    messages = {m["door"]: m for m in outbox(store)}
+    assert messages["front"]["values"] == {"entries": 5 + int(noise[0, 0]), "exits": 1 + int(noise[0, 1])}
+    assert messages["back"]["values"] == {"entries": 0 + int(noise[1, 0]), "exits": 4 + int(noise[1, 1])}
+    assert messages["front"]["privacy"]["epsilon"] == 0.5 and messages["front"]["privacy"]["sensitivity"] == 1
+
+
+def test_every_door_is_released_every_window_even_with_no_events(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(3 * 3600 + 121)
+    assert releaser.tick() == 3
+    messages = outbox(store)
+    assert [(m["window"]["start"][11:13], m["door"]) for m in messages] == [
+        (h, d) for h in ("00", "01", "02") for d in ("front", "back")]
+    assert [m["seq"] for m in messages] == list(range(1, 7))
+    assert len({json.dumps(sorted(m)) for m in messages}) == 1, "every payload of a stream has the same shape"
+
+
+def test_window_waits_for_grace(config: AgentConfig, clock: ManualClock) -> None:
+    releaser = WindowReleaser(config, Store(config.db_path), clock)
+    clock.advance(3600 + 119)
+    assert releaser.tick() == 0
+    clock.advance(2)
+    assert releaser.tick() == 1
+
+
+def test_unsynchronised_clock_holds_release(config: AgentConfig, clock: ManualClock) -> None:
+    releaser = WindowReleaser(config, Store(config.db_path), clock)
+    clock.is_synced = False
+    clock.advance(5 * 3600)
+    assert releaser.tick() == 0
+    clock.is_synced = True
+    assert releaser.tick() == 4
+
+
+def test_restart_never_redraws_a_released_window(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(3600 + 121)
+    assert releaser.tick() == 1
+    before = outbox(store)
+    store.close()
+    reopened = Store(config.db_path)
+    again = WindowReleaser(config, reopened, clock)
+    assert again.tick() == 0
+    again.release_window(T0_NS)  # a forced second release of the same window changes nothing
+    assert outbox(reopened) == before
+    assert reopened.conn().execute("SELECT count(*) FROM privacy_spend").fetchone()[0] == 1
+
+
+def test_over_budget_window_is_refused_and_nothing_written(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    with store.transaction() as conn:  # another stream already spent 0.75 of this window's budget of 1
+        conn.execute("INSERT INTO release_ledger (window_start_ns, window_end_ns, stream, noisy_values, mechanism,"
+                     " parameters, epsilon, sampler_version, released_wall_ns, prev_hash, hash)"
+                     " VALUES (?, ?, 'other', '{}', 'x', '{}', '3/4', 'v', 0, '', '')", (T0_NS, T0_NS + HOUR))
+        conn.execute("INSERT INTO privacy_spend VALUES (?, 'other', 'door event', '3/4', 1)", (T0_NS,))
+    clock.advance(3600 + 121)
+    with pytest.raises(PrivacyError, match="over the budget"):
+        releaser.tick()
+    assert store.conn().execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    assert releaser.next_window_start() == T0_NS
+
+
+def test_ledger_chain_verifies_and_detects_an_edit(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(4 * 3600)
+    assert releaser.tick() == 3
+    assert verify_chain(store.conn()) == []
+    row = store.conn().execute("SELECT id, noisy_values FROM release_ledger ORDER BY id LIMIT 1 OFFSET 1").fetchone()
+    edited = json.loads(row[1])
+    edited["front"]["entries"] += 1
+    store.conn().execute("UPDATE release_ledger SET noisy_values = ? WHERE id = ?", (json.dumps(edited), row[0]))
+    problems = verify_chain(store.conn())
+    assert any(f"ledger row {row[0]}" in p and "edited" in p for p in problems)
+
+
+def test_events_outside_the_window_do_not_count(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    add_events(store, [(T0_NS - 1, "front", 1000, 0), (T0_NS + HOUR, "front", 1000, 0)])
+    releaser = WindowReleaser(config, store, clock)
+    assert np.array_equal(releaser._true_counts(T0_NS, T0_NS + HOUR), np.zeros((2, 2), dtype=np.int64))
+
+
+def test_sqlite_is_wal_with_full_sync(config: AgentConfig) -> None:
+    conn = Store(config.db_path).conn()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_migrations_are_recorded(tmp_path: Path) -> None:
+    store = Store(tmp_path / "x.db")
+    names = [r[0] for r in store.conn().execute("SELECT name FROM _migrations")]
+    assert names == ["0001_core"]
+    Store(tmp_path / "x.db")  # a second open applies nothing again
+    assert [r[0] for r in store.conn().execute("SELECT name FROM _migrations")] == names
