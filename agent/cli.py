@@ -8,14 +8,18 @@ import logging
 import sys
 from collections.abc import Sequence
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.errors import AgentError, ConfigError
 
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
+
 EXIT_CONFIG = 2
 
 
-def _load(path: str):  # type: ignore[no-untyped-def]
+def _load(path: str) -> AgentConfig:
     from agent.config import load_config
 
     return load_config(path)
@@ -23,8 +27,10 @@ def _load(path: str):  # type: ignore[no-untyped-def]
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    print(f"{args.config}: ok (coop {config.coop}, store {config.store}, doors {', '.join(config.doors)}, "
-          f"{len(config.drivers)} driver(s), window {config.window_s}s)")
+    print(
+        f"{args.config}: ok (coop {config.coop}, store {config.store}, doors {', '.join(config.doors)}, "
+        f"{len(config.drivers)} driver(s), window {config.window_s}s)"
+    )
     return 0
 
 
@@ -75,9 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopkeeper", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopkeeper {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func, text in (("run", cmd_run, "run the agent"),
-                             ("check-config", cmd_check_config, "validate a configuration file"),
-                             ("status", cmd_status, "what is buffered, what was released, when")):
+    for name, func, text in (
+        ("run", cmd_run, "run the agent"),
+        ("check-config", cmd_check_config, "validate a configuration file"),
+        ("status", cmd_status, "what is buffered, what was released, when"),
+    ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("config", help="the agent's TOML file")
         if name == "status":

@@ -70,7 +70,10 @@ class SyncCheck:
                 return False
             out = subprocess.run(
                 [exe, "show", "-p", "NTPSynchronized", "--value"],
-                capture_output=True, text=True, timeout=5, check=False,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
             )
             return out.stdout.strip() == "yes"
         if source.startswith("file:"):

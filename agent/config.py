@@ -108,15 +108,21 @@ class _Reader:
         if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else ()):
             raise self.fail(key, f"expected {_kind_name(kind)}, got a boolean", fix or "use a value of the right type")
         if not isinstance(value, kind):
-            raise self.fail(key, f"expected {_kind_name(kind)}, got {type(value).__name__} {value!r}",
-                            fix or "use a value of the right type")
+            raise self.fail(
+                key,
+                f"expected {_kind_name(kind)}, got {type(value).__name__} {value!r}",
+                fix or "use a value of the right type",
+            )
         return value
 
     def name(self, key: str, default: str | None = None) -> str:
         value = self.get(key, str, default)
         if not NAME_RE.match(value):
-            raise self.fail(key, f"{value!r} is not a valid name",
-                            "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit")
+            raise self.fail(
+                key,
+                f"{value!r} is not a valid name",
+                "use 1-63 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            )
         return str(value)
 
     def int_in(self, key: str, default: int | None, low: int, high: int) -> int:
@@ -155,8 +161,14 @@ class _Reader:
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
-    names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false",
-             list: "a list", dict: "a table"}
+    names = {
+        int: "a whole number",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
@@ -183,7 +195,9 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(where, "(file)", f"cannot be read ({exc.strerror})", "check the path and permissions") from None
+        raise ConfigError(
+            where, "(file)", f"cannot be read ({exc.strerror})", "check the path and permissions"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -205,8 +219,11 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     windows = root.table_at("windows")
     window_s = parse_duration(windows, "length", "1h")
     if 86400 % window_s != 0 or window_s < 60:
-        raise windows.fail("length", f"{window_s}s does not divide a day into whole windows",
-                           'use a length of at least 60s that divides 24h, e.g. "15m" or "1h"')
+        raise windows.fail(
+            "length",
+            f"{window_s}s does not divide a day into whole windows",
+            'use a length of at least 60s that divides 24h, e.g. "15m" or "1h"',
+        )
     grace_s = parse_duration(windows, "grace", "2m")
     if grace_s >= window_s:
         raise windows.fail("grace", "is not shorter than the window", "use a grace shorter than the window length")
@@ -235,9 +252,11 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     spent = sum((s.epsilon for s in streams), Fraction(0))
     if spent > budget:
         names = ", ".join(f"{s.name} ({s.epsilon})" for s in streams)
-        raise privacy.fail("budget_epsilon_per_window",
-                           f"streams {names} spend {spent} per door event per window, over the budget {budget}",
-                           "lower the streams' epsilon or raise the budget")
+        raise privacy.fail(
+            "budget_epsilon_per_window",
+            f"streams {names} spend {spent} per door event per window, over the budget {budget}",
+            "lower the streams' epsilon or raise the budget",
+        )
 
     mqtt = _mqtt_settings(root.table_at("mqtt"), f"{coop}-{store}")
     storage = root.table_at("storage")
@@ -251,11 +270,16 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     for name in driver_table.table:
         section = driver_table.table_at(name)
         if not NAME_RE.match(name):
-            raise driver_table.fail(name, "is not a valid driver instance name", "use lowercase letters, digits, '-', '_'")
+            raise driver_table.fail(
+                name, "is not a valid driver instance name", "use lowercase letters, digits, '-', '_'"
+            )
         kind = section.get("kind", str, fix='add kind = "terabee" (see `shopkeeper drivers`)')
         if kind not in known:
-            raise section.fail("kind", f"no installed driver is called {kind!r}",
-                               f"use one of {', '.join(sorted(known)) or '(none installed)'}")
+            raise section.fail(
+                "kind",
+                f"no installed driver is called {kind!r}",
+                f"use one of {', '.join(sorted(known)) or '(none installed)'}",
+            )
         options = {k: v for k, v in section.table.items() if k != "kind"}
         try:
             driver = known[kind].from_options(name, options)
@@ -267,10 +291,22 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         built.append(driver)
     root.reject_unknown()
     return AgentConfig(
-        path=path, coop=coop, store=store, data_dir=data_dir, doors=tuple(doors_raw), window_s=window_s,
-        grace_s=grace_s, tick_s=float(tick_raw), sync_source=sync_source, budget_epsilon=budget,
-        streams=streams, mqtt=mqtt, drivers=tuple(built), raw_max_age_s=raw_max_age_s,
-        raw_max_bytes=raw_max_mb * 1024 * 1024, log_level=log_level,
+        path=path,
+        coop=coop,
+        store=store,
+        data_dir=data_dir,
+        doors=tuple(doors_raw),
+        window_s=window_s,
+        grace_s=grace_s,
+        tick_s=float(tick_raw),
+        sync_source=sync_source,
+        budget_epsilon=budget,
+        streams=streams,
+        mqtt=mqtt,
+        drivers=tuple(built),
+        raw_max_age_s=raw_max_age_s,
+        raw_max_bytes=raw_max_mb * 1024 * 1024,
+        log_level=log_level,
     )
 
 

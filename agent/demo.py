@@ -29,28 +29,45 @@ DAY_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # a Monday
 DOORS = ("front", "back")
 
 
-def write_demo_config(workdir: Path, broker_port: int, links: dict[str, Path], window: str = "1h",
-                      grace: str = "2m") -> Path:
+def write_demo_config(
+    workdir: Path, broker_port: int, links: dict[str, Path], window: str = "1h", grace: str = "2m"
+) -> Path:
     """The agent configuration the demo (and the end-to-end tests) run with."""
     drivers = "".join(
-        f'\n[drivers.{door}_door]\nkind = "terabee"\nport = "{link}"\ndoor = "{door}"\n' for door, link in links.items())
+        f'\n[drivers.{door}_door]\nkind = "terabee"\nport = "{link}"\ndoor = "{door}"\n' for door, link in links.items()
+    )
     path = workdir / "agent.toml"
     path.write_text(
         f'[agent]\ncoop = "riverside"\nstore = "demo-store"\ndoors = {json.dumps(list(links))}\n'
         f'data_dir = "{workdir / "data"}"\n\n'
         f'[windows]\nlength = "{window}"\ngrace = "{grace}"\n\n[clock]\nsync_source = "always"\n\n'
-        f'[privacy]\nbudget_epsilon_per_window = 1\n\n[privacy.footfall_door]\nepsilon = 0.5\n\n'
+        f"[privacy]\nbudget_epsilon_per_window = 1\n\n[privacy.footfall_door]\nepsilon = 0.5\n\n"
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n{drivers}'
     )
     return path
 
 
-def simulator_command(links: dict[str, Path], start: dt.datetime, hours: int, seed: int, truth: Path,
-                      factor: float) -> list[str]:
+def simulator_command(
+    links: dict[str, Path], start: dt.datetime, hours: int, seed: int, truth: Path, factor: float
+) -> list[str]:
     doors = [arg for door, link in links.items() for arg in ("--door", f"{door}={link}")]
-    return [sys.executable, "-m", "firmware_sim", "terabee", *doors, "--seed", str(seed),
-            "--start", start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--hours", str(hours),
-            "--factor", repr(factor), "--truth", str(truth)]
+    return [
+        sys.executable,
+        "-m",
+        "firmware_sim",
+        "terabee",
+        *doors,
+        "--seed",
+        str(seed),
+        "--start",
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "--hours",
+        str(hours),
+        "--factor",
+        repr(factor),
+        "--truth",
+        str(truth),
+    ]
 
 
 class Watcher:
@@ -74,9 +91,12 @@ class Watcher:
             return
         if "values" in payload:
             v = payload["values"]
-            print(f"  {message.topic}  {payload['window']['start']}  {payload['door']:<6}"
-                  f" in {v['entries']:>4}  out {v['exits']:>4}  (epsilon {payload['privacy']['epsilon']},"
-                  f" seq {payload['seq']})", flush=True)
+            print(
+                f"  {message.topic}  {payload['window']['start']}  {payload['door']:<6}"
+                f" in {v['entries']:>4}  out {v['exits']:>4}  (epsilon {payload['privacy']['epsilon']},"
+                f" seq {payload['seq']})",
+                flush=True,
+            )
         else:
             print(f"  {message.topic}  {json.dumps(payload, sort_keys=True)}", flush=True)
 
@@ -106,8 +126,9 @@ def run_demo(directory: str, factor: float = 1440.0, hours: int = 24, seed: int 
         config = load_config(write_demo_config(workdir, broker.port, links))
         watcher = Watcher(broker.port)
         clock = AcceleratedClock.starting_now(int(DAY_START.timestamp()) * NS_PER_S, factor)
-        sim = subprocess.Popen(simulator_command(links, DAY_START, hours, seed, truth_path, factor),
-                               env={**os.environ, **clock.env()})
+        sim = subprocess.Popen(
+            simulator_command(links, DAY_START, hours, seed, truth_path, factor), env={**os.environ, **clock.env()}
+        )
         agent = Agent(config, clock)
         agent.start()
         deadline = time.monotonic() + hours * 3600 / factor + 90
@@ -130,10 +151,14 @@ def _report(workdir: Path, db_path: Path, summaries: list[dict[str, Any]], truth
     print(f"{'hour (UTC)':<21} {'door':<6} {'published in/out':>17} {'true in/out':>12}")
     for msg in sorted(summaries, key=lambda m: (m["window"]["start"], m["door"])):
         true = truth["doors"].get(msg["door"], {}).get(msg["window"]["start"], {"entries": 0, "exits": 0})
-        print(f"{msg['window']['start']:<21} {msg['door']:<6} {msg['values']['entries']:>8}/{msg['values']['exits']:<8}"
-              f" {true['entries']:>5}/{true['exits']:<5}")
-    print(f"\nground truth: {truth_path}\nSQLite: {db_path}\ninspect: shopkeeper status {workdir / 'agent.toml'};"
-          f" shopkeeper ledger {workdir / 'agent.toml'}")
+        print(
+            f"{msg['window']['start']:<21} {msg['door']:<6} {msg['values']['entries']:>8}/{msg['values']['exits']:<8}"
+            f" {true['entries']:>5}/{true['exits']:<5}"
+        )
+    print(
+        f"\nground truth: {truth_path}\nSQLite: {db_path}\ninspect: shopkeeper status {workdir / 'agent.toml'};"
+        f" shopkeeper ledger {workdir / 'agent.toml'}"
+    )
     expected = hours * len(DOORS)
     if len(summaries) < expected:
         print(f"demo incomplete: {len(summaries)} of {expected} summaries arrived", file=sys.stderr)

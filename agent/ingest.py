@@ -55,8 +55,9 @@ class IngestWriter:
 
     def submit(self, driver: str, reading: Reading) -> None:
         """Stamp now and queue; blocks while the queue is full (back-pressure on the driver)."""
-        stamped = StampedReading(self.boot, self.clock.monotonic_ns(), self.clock.wall_ns(),
-                                 self.clock.synced(), driver, reading)
+        stamped = StampedReading(
+            self.boot, self.clock.monotonic_ns(), self.clock.wall_ns(), self.clock.synced(), driver, reading
+        )
         self._queue.put(stamped)
 
     def flush(self, timeout: float = 10.0) -> bool:
@@ -96,21 +97,36 @@ class IngestWriter:
 
     def _commit(self, batch: list[StampedReading]) -> None:
         rows = [
-            (s.boot_id, s.mono_ns, s.wall_ns, int(s.synced), s.driver, s.reading.door,
-             s.reading.entries, s.reading.exits)
-            for s in batch if isinstance(s.reading, DoorCount)
+            (
+                s.boot_id,
+                s.mono_ns,
+                s.wall_ns,
+                int(s.synced),
+                s.driver,
+                s.reading.door,
+                s.reading.entries,
+                s.reading.exits,
+            )
+            for s in batch
+            if isinstance(s.reading, DoorCount)
         ]
         with self.store.transaction() as conn:
             conn.executemany(
                 "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         with self._lock:
             self.accepted += len(rows)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
-            return {"accepted": self.accepted, "queued": self._queue.qsize(),
-                    "bad_frames": dict(self.bad_frames), "problems": dict(self.problems)}
+            return {
+                "accepted": self.accepted,
+                "queued": self._queue.qsize(),
+                "bad_frames": dict(self.bad_frames),
+                "problems": dict(self.problems),
+            }
 
 
 @dataclasses.dataclass

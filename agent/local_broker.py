@@ -45,8 +45,9 @@ class LocalBroker:
             f"log_dest file {self.log_path}\nlog_type error\nlog_type warning\nlog_type notice\n"
             f"max_queued_messages 100000\n{self.extra_config}"
         )
-        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -10,4 +10,4 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def njit(func: F) -> F:
     """Compile `func` in nopython mode with an on-disk cache (warm starts load in milliseconds)."""
-    return numba.njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
+    return numba.njit(cache=True, nogil=True)(func)  # type: ignore[return-value]

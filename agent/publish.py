@@ -33,7 +33,8 @@ class Publisher:
         self.settings = config.mqtt
         self.v5 = self.settings.protocol == "v5"
         self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.settings.client_id,
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
             protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311,
         )
         self.client.enable_logger(logging.getLogger("paho"))
@@ -42,9 +43,11 @@ class Publisher:
         if self.settings.username:
             self.client.username_pw_set(self.settings.username, self.settings.password or None)
         if self.settings.tls_ca_file:
-            self.client.tls_set(ca_certs=self.settings.tls_ca_file,
-                                certfile=self.settings.tls_cert_file or None,
-                                keyfile=self.settings.tls_key_file or None)
+            self.client.tls_set(
+                ca_certs=self.settings.tls_ca_file,
+                certfile=self.settings.tls_cert_file or None,
+                keyfile=self.settings.tls_key_file or None,
+            )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -52,6 +55,7 @@ class Publisher:
         self._connected = False
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._acked: list[int] = []
+        self._early_acks: set[int] = set()
         self._last_queued_seq = 0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
@@ -71,8 +75,9 @@ class Publisher:
             self._cond.notify_all()
         self._thread.join(timeout)
         if self._connected:
-            info = self.client.publish(self.config.status_topic, self._status("offline", self._connections()),
-                                       qos=1, retain=True)
+            info = self.client.publish(
+                self.config.status_topic, self._status("offline", self._connections()), qos=1, retain=True
+            )
             info.wait_for_publish(timeout)
         self.client.disconnect()
         self.client.loop_stop()
@@ -87,8 +92,7 @@ class Publisher:
         return self._connected
 
     # -- paho callbacks (network thread) ---------------------------------------------------
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
-                    _properties: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any) -> None:
         if reason_code.is_failure:
             log.warning("broker refused the connection: %s", reason_code)
             return
@@ -103,20 +107,22 @@ class Publisher:
             self._connected = True
             self._cond.notify_all()
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any,
-                       _properties: Any) -> None:
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason_code: Any, _properties: Any
+    ) -> None:
         with self._cond:
             self._connected = False
         if not self._stopping:
             log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason_code: Any,
-                    _properties: Any) -> None:
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason_code: Any, _properties: Any) -> None:
         with self._cond:
             seq = self._inflight.pop(mid, None)
-            if seq is not None:
+            if seq is None:
+                self._early_acks.add(mid)
+            else:
                 self._acked.append(seq)
-                self._cond.notify_all()
+            self._cond.notify_all()
 
     # -- the drain loop (publisher thread) -------------------------------------------------
     def _run(self) -> None:
@@ -134,21 +140,35 @@ class Publisher:
                     self._cond.wait(timeout=0.5)
 
     def _send_next(self, room: int) -> int:
-        rows = self.store.conn().execute(
-            "SELECT seq, msg_id, topic, payload FROM outbox WHERE delivered_wall_ns IS NULL AND seq > ?"
-            " ORDER BY seq LIMIT ?", (self._last_queued_seq, room)).fetchall()
+        rows = (
+            self.store.conn()
+            .execute(
+                "SELECT seq, msg_id, topic, payload FROM outbox WHERE delivered_wall_ns IS NULL AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (self._last_queued_seq, room),
+            )
+            .fetchall()
+        )
         for seq, msg_id, topic, payload in rows:
+            # Not under self._cond: paho calls on_publish while holding its own message lock, so
+            # holding ours across publish() would invert the lock order and deadlock.
+            info = self.client.publish(topic, payload, qos=1, properties=self._properties(msg_id))
             with self._cond:
-                info = self.client.publish(topic, payload, qos=1, properties=self._properties(msg_id))
-                self._inflight[info.mid] = seq
                 self._last_queued_seq = seq
+                if info.mid in self._early_acks:  # the PUBACK beat us to the bookkeeping
+                    self._early_acks.discard(info.mid)
+                    self._acked.append(seq)
+                else:
+                    self._inflight[info.mid] = seq
         return len(rows)
 
     def _mark_delivered(self, seqs: list[int]) -> None:
         now = dt.datetime.now(dt.UTC).timestamp()
         with self.store.transaction() as conn:
-            conn.executemany("UPDATE outbox SET delivered_wall_ns = ? WHERE seq = ? AND delivered_wall_ns IS NULL",
-                             [(int(now * 1e9), s) for s in seqs])
+            conn.executemany(
+                "UPDATE outbox SET delivered_wall_ns = ? WHERE seq = ? AND delivered_wall_ns IS NULL",
+                [(int(now * 1e9), s) for s in seqs],
+            )
         self.delivered += len(seqs)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -164,8 +184,16 @@ class Publisher:
         return int(self.store.get_state("mqtt_connections", "0") or 0)
 
     def _status(self, state: str, connection: int) -> str:
-        return json.dumps({"state": state, "connection": connection, "coop": self.config.coop,
-                           "store": self.config.store, "agent": f"shopkeeper {__version__}"}, sort_keys=True)
+        return json.dumps(
+            {
+                "state": state,
+                "connection": connection,
+                "coop": self.config.coop,
+                "store": self.config.store,
+                "agent": f"shopkeeper {__version__}",
+            },
+            sort_keys=True,
+        )
 
     def _set_will(self, connection: int) -> None:
         self.client.will_set(self.config.status_topic, self._status("offline", connection), qos=1, retain=True)

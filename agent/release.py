@@ -46,8 +46,14 @@ def epsilon_json(value: Fraction) -> float:
 class WindowReleaser:
     """Closes due windows in order and releases each exactly once."""
 
-    def __init__(self, config: AgentConfig, store: Store, clock: Clock,
-                 flush_ingest: Callable[[], object] = lambda: None, bits: BitSource | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        clock: Clock,
+        flush_ingest: Callable[[], object] = lambda: None,
+        bits: BitSource | None = None,
+    ) -> None:
         self.config, self.store, self.clock = config, store, clock
         self.flush_ingest = flush_ingest
         self.bits = bits
@@ -89,10 +95,15 @@ class WindowReleaser:
         # Every cell's noise is drawn here, in one batch, before anything is written or sent.
         noise = discrete_laplace(scale_num, scale_den, true_counts.size, self.bits).reshape(true_counts.shape)
         noisy = true_counts + noise
-        values = {door: {"entries": int(noisy[i, 0]), "exits": int(noisy[i, 1])}
-                  for i, door in enumerate(self.config.doors)}
-        parameters = {"scale": f"{scale_num}/{scale_den}", "sensitivity": FOOTFALL_DOOR_SENSITIVITY,
-                      "unit": UNIT, "doors": list(self.config.doors)}
+        values = {
+            door: {"entries": int(noisy[i, 0]), "exits": int(noisy[i, 1])} for i, door in enumerate(self.config.doors)
+        }
+        parameters = {
+            "scale": f"{scale_num}/{scale_den}",
+            "sensitivity": FOOTFALL_DOOR_SENSITIVITY,
+            "unit": UNIT,
+            "doors": list(self.config.doors),
+        }
         with self.store.transaction() as conn:
             if self._already_released(conn, start_ns, stream):
                 # Another path released this window first; its stored values stand.
@@ -100,28 +111,38 @@ class WindowReleaser:
                 return
             self._check_budget(conn, start_ns, stream)
             row: dict[str, Any] = {
-                "window_start_ns": start_ns, "window_end_ns": end_ns, "stream": stream.name,
-                "noisy_values": json.dumps(values, sort_keys=True), "mechanism": stream.mechanism,
-                "parameters": json.dumps(parameters, sort_keys=True), "epsilon": str(stream.epsilon),
-                "sampler_version": SAMPLER_VERSION, "released_wall_ns": self.clock.wall_ns(),
+                "window_start_ns": start_ns,
+                "window_end_ns": end_ns,
+                "stream": stream.name,
+                "noisy_values": json.dumps(values, sort_keys=True),
+                "mechanism": stream.mechanism,
+                "parameters": json.dumps(parameters, sort_keys=True),
+                "epsilon": str(stream.epsilon),
+                "sampler_version": SAMPLER_VERSION,
+                "released_wall_ns": self.clock.wall_ns(),
             }
             row["prev_hash"] = ledger.last_hash(conn)
             row["hash"] = ledger.row_hash(row["prev_hash"], row)
             cursor = conn.execute(
                 f"INSERT INTO release_ledger ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()))
+                tuple(row.values()),
+            )
             ledger_id = int(cursor.lastrowid or 0)
-            conn.execute("INSERT INTO privacy_spend VALUES (?, ?, ?, ?, ?)",
-                         (start_ns, stream.name, UNIT, str(stream.epsilon), ledger_id))
+            conn.execute(
+                "INSERT INTO privacy_spend VALUES (?, ?, ?, ?, ?)",
+                (start_ns, stream.name, UNIT, str(stream.epsilon), ledger_id),
+            )
             for door in self.config.doors:
                 self._queue_message(conn, ledger_id, start_ns, end_ns, stream, door, values[door], parameters)
             Store.set_state(conn, "next_window_start_ns", str(end_ns))
         log.info("released window %s (%s, epsilon %s)", iso_utc(start_ns), stream.name, stream.epsilon)
 
     def _true_counts(self, start_ns: int, end_ns: int) -> np.ndarray:
-        rows = self.store.conn().execute(
-            "SELECT door, entries, exits FROM events WHERE wall_ns >= ? AND wall_ns < ?", (start_ns, end_ns)
-        ).fetchall()
+        rows = (
+            self.store.conn()
+            .execute("SELECT door, entries, exits FROM events WHERE wall_ns >= ? AND wall_ns < ?", (start_ns, end_ns))
+            .fetchall()
+        )
         index = {door: i for i, door in enumerate(self.config.doors)}
         n = len(rows)
         door_idx = np.fromiter((index.get(r[0], -1) for r in rows), dtype=np.int64, count=n)
@@ -132,37 +153,72 @@ class WindowReleaser:
 
     @staticmethod
     def _already_released(conn: sqlite3.Connection, start_ns: int, stream: StreamSettings) -> bool:
-        return conn.execute("SELECT 1 FROM release_ledger WHERE window_start_ns = ? AND stream = ?",
-                            (start_ns, stream.name)).fetchone() is not None
+        return (
+            conn.execute(
+                "SELECT 1 FROM release_ledger WHERE window_start_ns = ? AND stream = ?", (start_ns, stream.name)
+            ).fetchone()
+            is not None
+        )
 
     def _check_budget(self, conn: sqlite3.Connection, start_ns: int, stream: StreamSettings) -> None:
         """The accountant: refuse (fail closed) if this window's spend on a door event would exceed the budget."""
-        spent = sum((Fraction(r[0]) for r in conn.execute(
-            "SELECT epsilon FROM privacy_spend WHERE window_start_ns = ? AND unit = ?", (start_ns, UNIT))),
-            Fraction(0))
+        spent = sum(
+            (
+                Fraction(r[0])
+                for r in conn.execute(
+                    "SELECT epsilon FROM privacy_spend WHERE window_start_ns = ? AND unit = ?", (start_ns, UNIT)
+                )
+            ),
+            Fraction(0),
+        )
         if spent + stream.epsilon > self.config.budget_epsilon:
             raise PrivacyError(
                 f"window {iso_utc(start_ns)}: releasing {stream.name} would spend {spent + stream.epsilon} "
-                f"per {UNIT}, over the budget {self.config.budget_epsilon}; nothing was released")
+                f"per {UNIT}, over the budget {self.config.budget_epsilon}; nothing was released"
+            )
 
-    def _queue_message(self, conn: sqlite3.Connection, ledger_id: int, start_ns: int, end_ns: int,
-                       stream: StreamSettings, door: str, values: dict[str, int], parameters: dict[str, Any]) -> None:
+    def _queue_message(
+        self,
+        conn: sqlite3.Connection,
+        ledger_id: int,
+        start_ns: int,
+        end_ns: int,
+        stream: StreamSettings,
+        door: str,
+        values: dict[str, int],
+        parameters: dict[str, Any],
+    ) -> None:
         cfg = self.config
         stream_path = f"{stream.name}/{cfg.window_name}"
         msg_id = f"{cfg.coop}/{cfg.store}/{stream_path}/{iso_utc(start_ns)}/{door}"
         cursor = conn.execute(
             "INSERT INTO outbox (msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
             " VALUES (?, ?, '', ?, ?, ?)",
-            (msg_id, cfg.topic(stream.tier, stream.name), start_ns, ledger_id, self.clock.wall_ns()))
+            (msg_id, cfg.topic(stream.tier, stream.name), start_ns, ledger_id, self.clock.wall_ns()),
+        )
         seq = int(cursor.lastrowid or 0)
         payload = {
-            "schema": PAYLOAD_SCHEMA, "msg_id": msg_id, "seq": seq, "coop": cfg.coop, "store": cfg.store,
-            "stream": stream_path, "tier": stream.tier, "door": door,
+            "schema": PAYLOAD_SCHEMA,
+            "msg_id": msg_id,
+            "seq": seq,
+            "coop": cfg.coop,
+            "store": cfg.store,
+            "stream": stream_path,
+            "tier": stream.tier,
+            "door": door,
             "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": cfg.window_s},
             "values": values,
-            "privacy": {"mechanism": stream.mechanism, "epsilon": epsilon_json(stream.epsilon),
-                        "epsilon_exact": str(stream.epsilon), "sensitivity": parameters["sensitivity"],
-                        "scale": parameters["scale"], "unit": UNIT, "sampler": SAMPLER_VERSION},
+            "privacy": {
+                "mechanism": stream.mechanism,
+                "epsilon": epsilon_json(stream.epsilon),
+                "epsilon_exact": str(stream.epsilon),
+                "sensitivity": parameters["sensitivity"],
+                "scale": parameters["scale"],
+                "unit": UNIT,
+                "sampler": SAMPLER_VERSION,
+            },
         }
-        conn.execute("UPDATE outbox SET payload = ? WHERE seq = ?",
-                     (json.dumps(payload, sort_keys=True, separators=(",", ":")), seq))
+        conn.execute(
+            "UPDATE outbox SET payload = ? WHERE seq = ?",
+            (json.dumps(payload, sort_keys=True, separators=(",", ":")), seq),
+        )

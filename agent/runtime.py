@@ -50,8 +50,9 @@ class Agent:
         for driver in self.config.drivers:
             driver.start(self.ingest.sink_for(self._driver_name(driver)))
         tick_real_s = max(0.05, self._tick_real_s())
-        self.scheduler.add_job(self._window_tick, "interval", seconds=tick_real_s, id="window_tick",
-                               max_instances=1, coalesce=True)
+        self.scheduler.add_job(
+            self._window_tick, "interval", seconds=tick_real_s, id="window_tick", max_instances=1, coalesce=True
+        )
         self.scheduler.start()
         notify("READY=1")
         log.info("agent started: store %s, database %s", self.config.store, self.config.db_path)
@@ -77,6 +78,7 @@ class Agent:
 
     def run_forever(self) -> None:
         """Start, then serve until SIGTERM or SIGINT; pings the systemd watchdog meanwhile."""
+
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: stopping", signum)
             self.stopped.set()

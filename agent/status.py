@@ -25,24 +25,34 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
     conn = store.conn()
     try:
         events, oldest, newest = conn.execute("SELECT count(*), min(wall_ns), max(wall_ns) FROM events").fetchone()
-        released, last_window = conn.execute(
-            "SELECT count(*), max(window_start_ns) FROM release_ledger").fetchone()
+        released, last_window = conn.execute("SELECT count(*), max(window_start_ns) FROM release_ledger").fetchone()
         pending, oldest_pending = conn.execute(
-            "SELECT count(*), min(created_wall_ns) FROM outbox WHERE delivered_wall_ns IS NULL").fetchone()
+            "SELECT count(*), min(created_wall_ns) FROM outbox WHERE delivered_wall_ns IS NULL"
+        ).fetchone()
         delivered, last_delivered = conn.execute(
-            "SELECT count(*), max(delivered_wall_ns) FROM outbox WHERE delivered_wall_ns IS NOT NULL").fetchone()
-        spent = conn.execute("SELECT stream, count(*), group_concat(DISTINCT epsilon) FROM privacy_spend"
-                             " GROUP BY stream").fetchall()
+            "SELECT count(*), max(delivered_wall_ns) FROM outbox WHERE delivered_wall_ns IS NOT NULL"
+        ).fetchone()
+        spent = conn.execute(
+            "SELECT stream, count(*), group_concat(DISTINCT epsilon) FROM privacy_spend GROUP BY stream"
+        ).fetchall()
         return {
-            "store": config.store, "coop": config.coop, "database": str(config.db_path),
-            "raw_events": {"count": events, "oldest": iso_utc(oldest) if oldest else None,
-                           "newest": iso_utc(newest) if newest else None},
+            "store": config.store,
+            "coop": config.coop,
+            "database": str(config.db_path),
+            "raw_events": {
+                "count": events,
+                "oldest": iso_utc(oldest) if oldest else None,
+                "newest": iso_utc(newest) if newest else None,
+            },
             "released_windows": released,
             "last_released_window": iso_utc(last_window) if last_window is not None else None,
             "next_window": iso_utc(int(store.get_state("next_window_start_ns") or 0)),
-            "outbox": {"pending": pending, "delivered": delivered,
-                       "oldest_pending_age_s": round(time.time() - oldest_pending / 1e9, 1) if oldest_pending else None,
-                       "last_delivered": iso_utc(last_delivered) if last_delivered else None},
+            "outbox": {
+                "pending": pending,
+                "delivered": delivered,
+                "oldest_pending_age_s": round(time.time() - oldest_pending / 1e9, 1) if oldest_pending else None,
+                "last_delivered": iso_utc(last_delivered) if last_delivered else None,
+            },
             "mqtt_connections": int(store.get_state("mqtt_connections", "0") or 0),
             "epsilon_spent": {s: {"windows": n, "epsilon_per_window": e} for s, n, e in spent},
             "counters": store.counters(),
@@ -63,8 +73,10 @@ def format_status(report: dict[str, Any]) -> str:
         f"broker connections so far: {report['mqtt_connections']}",
     ]
     for stream, spend in report["epsilon_spent"].items():
-        lines.append(f"epsilon: {stream} spent {spend['epsilon_per_window']} per door event in each of "
-                     f"{spend['windows']} windows")
+        lines.append(
+            f"epsilon: {stream} spent {spend['epsilon_per_window']} per door event in each of "
+            f"{spend['windows']} windows"
+        )
     return "\n".join(lines)
 
 
@@ -73,12 +85,25 @@ def ledger_rows(config: AgentConfig) -> list[dict[str, Any]]:
     try:
         cursor = store.conn().execute(
             "SELECT id, window_start_ns, window_end_ns, stream, noisy_values, mechanism, parameters, epsilon,"
-            " sampler_version, released_wall_ns, hash FROM release_ledger ORDER BY id")
+            " sampler_version, released_wall_ns, hash FROM release_ledger ORDER BY id"
+        )
         rows = []
-        for (row_id, start, end, stream, values, mechanism, params, eps, sampler, released, digest) in cursor:
-            rows.append({"id": row_id, "window_start": iso_utc(start), "window_end": iso_utc(end), "stream": stream,
-                         "values": json.loads(values), "mechanism": mechanism, "parameters": json.loads(params),
-                         "epsilon": eps, "sampler": sampler, "released": iso_utc(released), "hash": digest})
+        for row_id, start, end, stream, values, mechanism, params, eps, sampler, released, digest in cursor:
+            rows.append(
+                {
+                    "id": row_id,
+                    "window_start": iso_utc(start),
+                    "window_end": iso_utc(end),
+                    "stream": stream,
+                    "values": json.loads(values),
+                    "mechanism": mechanism,
+                    "parameters": json.loads(params),
+                    "epsilon": eps,
+                    "sampler": sampler,
+                    "released": iso_utc(released),
+                    "hash": digest,
+                }
+            )
         return rows
     finally:
         store.close()

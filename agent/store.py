@@ -131,13 +131,16 @@ class Store:
 
     @staticmethod
     def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
-        conn.execute("INSERT INTO agent_state VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                     (key, value))
+        conn.execute(
+            "INSERT INTO agent_state VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
+        )
 
     @staticmethod
     def bump_counter(conn: sqlite3.Connection, name: str, by: int = 1) -> None:
-        conn.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-                     (name, by))
+        conn.execute(
+            "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+            (name, by),
+        )
 
     def counters(self) -> dict[str, int]:
         return {str(n): int(v) for n, v in self.conn().execute("SELECT name, value FROM counters")}

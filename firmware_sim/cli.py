@@ -57,25 +57,42 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="firmware_sim", description=__doc__.splitlines()[0])
     devices = parser.add_subparsers(dest="device", required=True)
     terabee = devices.add_parser("terabee", help="Terabee Evo People Counter, one pty per door")
-    terabee.add_argument("--door", type=_door, action="append", required=True, metavar="NAME=PATH",
-                         help="door name and the symlink path to create for its pty (repeatable)")
+    terabee.add_argument(
+        "--door",
+        type=_door,
+        action="append",
+        required=True,
+        metavar="NAME=PATH",
+        help="door name and the symlink path to create for its pty (repeatable)",
+    )
     terabee.add_argument("--seed", type=int, default=0)
-    terabee.add_argument("--start", type=_utc, required=True, metavar="ISO_UTC",
-                         help="start of the simulated interval, e.g. 2026-11-16T00:00:00Z")
+    terabee.add_argument(
+        "--start",
+        type=_utc,
+        required=True,
+        metavar="ISO_UTC",
+        help="start of the simulated interval, e.g. 2026-11-16T00:00:00Z",
+    )
     terabee.add_argument("--hours", type=float, default=24.0)
     terabee.add_argument("--factor", type=float, default=1440.0, help="simulated seconds per real second")
     terabee.add_argument("--truth", type=Path, required=True, help="where to write the ground-truth JSON")
     terabee.add_argument("--sensor-id", action="store_true", help="send 15-byte frames with a sensor id")
-    terabee.add_argument("--faults", type=_faults, default=(), metavar="KINDS",
-                         help=f"comma-separated fault kinds: {','.join(FAULT_KINDS)}")
+    terabee.add_argument(
+        "--faults",
+        type=_faults,
+        default=(),
+        metavar="KINDS",
+        help=f"comma-separated fault kinds: {','.join(FAULT_KINDS)}",
+    )
     terabee.add_argument("--fault-rate", type=float, default=0.05, help="chance per frame of each fault")
     terabee.add_argument("--distance-frames", action="store_true", help="interleave DD distance frames")
     terabee.add_argument("--guard-s", type=float, default=120.0, help="no crossing this close to hh:00")
     return parser
 
 
-def run_terabee(args: argparse.Namespace, clock: AcceleratedClock | None = None,
-                stop: threading.Event | None = None) -> dict[str, Any]:
+def run_terabee(
+    args: argparse.Namespace, clock: AcceleratedClock | None = None, stop: threading.Event | None = None
+) -> dict[str, Any]:
     """Serve the interval, write the truth file and return its content."""
     start_ns = parse_utc(args.start)
     end_ns = start_ns + int(args.hours * HOUR_NS)

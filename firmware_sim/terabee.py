@@ -100,8 +100,7 @@ class FaultPlan:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; use {', '.join(FAULT_KINDS)}")
 
 
-def frames_for_crossing(counters: TerabeeCounters, direction: str, plan: FaultPlan,
-                        rng: np.random.Generator) -> bytes:
+def frames_for_crossing(counters: TerabeeCounters, direction: str, plan: FaultPlan, rng: np.random.Generator) -> bytes:
     """The bytes the device sends for one crossing: the real frame plus any injected faults."""
     out = bytearray()
     if plan.distance_frames:
@@ -124,8 +123,16 @@ def frames_for_crossing(counters: TerabeeCounters, direction: str, plan: FaultPl
 class TerabeeSimulator:
     """One simulated Terabee per door, each on its own pty, replaying crossings on a clock."""
 
-    def __init__(self, links: Mapping[str, str | Path], events: Iterable[Crossing], clock: AcceleratedClock,
-                 *, seed: int = 0, sensor_id: bool = False, faults: FaultPlan | None = None) -> None:
+    def __init__(
+        self,
+        links: Mapping[str, str | Path],
+        events: Iterable[Crossing],
+        clock: AcceleratedClock,
+        *,
+        seed: int = 0,
+        sensor_id: bool = False,
+        faults: FaultPlan | None = None,
+    ) -> None:
         self.clock = clock
         self.faults = faults or FaultPlan()
         self.devices = {door: PtyDevice(link) for door, link in links.items()}

@@ -129,9 +129,9 @@ def generate(model: TrafficModel, start_ns: int, end_ns: int) -> list[Crossing]:
                 last_open = t_out - t_out % HOUR_NS
                 while last_open > t_in and not _open_span(model, last_open):
                     last_open -= HOUR_NS
-                leave = last_open + HOUR_NS - guard - span - int(rng.uniform(1, 300) * NS_PER_S)
-                t_out = max(t_in + span + NS_PER_S, leave)
-                t_out = _out_of_guard(model, t_out, span)
+                latest = last_open + HOUR_NS - guard - span - 1  # the whole group out before the guard band
+                leave = latest - int(rng.uniform(0, 300) * NS_PER_S)
+                t_out = min(max(leave, t_in + 1), latest)  # each member leaves after entering: t_out > t_in
             for member in member_offsets:
                 events.append(Crossing(t_in + int(member), door_in, ENTRY))
                 events.append(Crossing(t_out + int(member), door_out, EXIT))

@@ -12,8 +12,12 @@ Int64Array = npt.NDArray[np.int64]
 
 @njit
 def count_footfall(
-    window_idx: Int64Array, door_idx: Int64Array, entries: Int64Array, exits: Int64Array,
-    n_windows: int, n_doors: int,
+    window_idx: Int64Array,
+    door_idx: Int64Array,
+    entries: Int64Array,
+    exits: Int64Array,
+    n_windows: int,
+    n_doors: int,
 ) -> Int64Array:
     """Sum entries and exits into an (n_windows, n_doors, 2) table; out-of-range rows are skipped.
 
@@ -32,8 +36,12 @@ def count_footfall(
 
 
 def count_footfall_numpy(
-    window_idx: Int64Array, door_idx: Int64Array, entries: Int64Array, exits: Int64Array,
-    n_windows: int, n_doors: int,
+    window_idx: Int64Array,
+    door_idx: Int64Array,
+    entries: Int64Array,
+    exits: Int64Array,
+    n_windows: int,
+    n_doors: int,
 ) -> Int64Array:
     """The same aggregation in plain NumPy (a baseline for the benchmark and a fallback)."""
     keep = (window_idx >= 0) & (window_idx < n_windows) & (door_idx >= 0) & (door_idx < n_doors)

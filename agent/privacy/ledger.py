@@ -11,8 +11,17 @@ import sqlite3
 from typing import Any
 
 GENESIS = "0" * 64
-CHAINED_FIELDS = ("window_start_ns", "window_end_ns", "stream", "noisy_values", "mechanism", "parameters",
-                  "epsilon", "sampler_version", "released_wall_ns")
+CHAINED_FIELDS = (
+    "window_start_ns",
+    "window_end_ns",
+    "stream",
+    "noisy_values",
+    "mechanism",
+    "parameters",
+    "epsilon",
+    "sampler_version",
+    "released_wall_ns",
+)
 
 
 def row_hash(prev_hash: str, row: dict[str, Any]) -> str:
@@ -35,7 +44,9 @@ def verify_chain(conn: sqlite3.Connection) -> list[str]:
     for values in cursor:
         row = dict(zip(names, values, strict=True))
         if row["prev_hash"] != prev:
-            problems.append(f"ledger row {row['id']}: prev_hash does not match the row before it (row missing or reordered)")
+            problems.append(
+                f"ledger row {row['id']}: prev_hash does not match the row before it (row missing or reordered)"
+            )
         expected = row_hash(row["prev_hash"], row)
         if expected != row["hash"]:
             problems.append(f"ledger row {row['id']}: content does not match its hash (row was edited)")

@@ -73,7 +73,7 @@ _MAX_COUNT = 1 << 31
 
 @njit
 def draw_discrete_laplace(buf: Word32Array, state: Int64Array, t: int, s: int, v_max: int) -> int:
-    """One draw with pmf proportional to exp(-|x| s/t) (CKS20 Alg. 2); 0 with the error flag set on failure."""
+    """One draw with pmf proportional to exp(-|x| s/t) (CKS20 Alg. 2); on failure 0 and the error flag."""
     while True:
         u = draw_uniform_below(buf, state, t)
         keep = draw_bernoulli_exp_fraction(buf, state, u, t)
@@ -101,7 +101,13 @@ def draw_discrete_laplace(buf: Word32Array, state: Int64Array, t: int, s: int, v
 
 @njit
 def fill_discrete_laplace(
-    out: Int64Array, start: int, buf: Word32Array, state: Int64Array, t: int, s: int, v_max: int,
+    out: Int64Array,
+    start: int,
+    buf: Word32Array,
+    state: Int64Array,
+    t: int,
+    s: int,
+    v_max: int,
 ) -> int:
     """Fill out[start:] until done or the buffer margin is reached; return the next index to fill."""
     i = start
@@ -118,8 +124,18 @@ def fill_discrete_laplace(
 
 @njit
 def draw_discrete_gaussian(
-    buf: Word32Array, state: Int64Array, t: int, s: int, v_max: int,
-    c1: int, c0: int, e: int, d: int, dist_max: int, abs_max: int, whole_saturated: int,
+    buf: Word32Array,
+    state: Int64Array,
+    t: int,
+    s: int,
+    v_max: int,
+    c1: int,
+    c0: int,
+    e: int,
+    d: int,
+    dist_max: int,
+    abs_max: int,
+    whole_saturated: int,
 ) -> int:
     """One discrete Gaussian draw (CKS20 Alg. 3, generalised to a rational Laplace scale t/s).
 
@@ -136,8 +152,8 @@ def draw_discrete_gaussian(
             dist = abs(c1 * magnitude - c0)
             saturated = dist > dist_max
         if saturated:
-            # gamma > whole_saturated >= 2**12: the first whole_saturated exp(-1) trials decide,
-            # unless all succeed (probability < 2**-5900), which is an internal bound: fail closed.
+            # gamma > whole_saturated >= 2**13: the first whole_saturated exp(-1) trials decide,
+            # unless all succeed (probability <= exp(-8192)), which is an internal bound: fail closed.
             survived = 1
             for _ in range(whole_saturated):
                 if draw_bernoulli_exp_fraction(buf, state, 1, 1) == 0:
@@ -158,17 +174,27 @@ def draw_discrete_gaussian(
 
 @njit
 def fill_discrete_gaussian(
-    out: Int64Array, start: int, buf: Word32Array, state: Int64Array, t: int, s: int, v_max: int,
-    c1: int, c0: int, e: int, d: int, dist_max: int, abs_max: int, whole_saturated: int,
+    out: Int64Array,
+    start: int,
+    buf: Word32Array,
+    state: Int64Array,
+    t: int,
+    s: int,
+    v_max: int,
+    c1: int,
+    c0: int,
+    e: int,
+    d: int,
+    dist_max: int,
+    abs_max: int,
+    whole_saturated: int,
 ) -> int:
     """Fill out[start:] until done or the buffer margin is reached; return the next index to fill."""
     i = start
     while i < out.shape[0]:
         if buf.shape[0] - state[STATE_WORD] < MARGIN_WORDS:
             return i
-        value = draw_discrete_gaussian(
-            buf, state, t, s, v_max, c1, c0, e, d, dist_max, abs_max, whole_saturated
-        )
+        value = draw_discrete_gaussian(buf, state, t, s, v_max, c1, c0, e, d, dist_max, abs_max, whole_saturated)
         if state[STATE_ERROR] != ERROR_NONE:
             return i
         out[i] = value
@@ -238,7 +264,10 @@ def _gaussian_params(a: int, b: int) -> tuple[int, ...]:
 
 
 def _sample(
-    fill: Callable[..., int], params: tuple[int, ...], count: int, bits: BitSource | None,
+    fill: Callable[..., int],
+    params: tuple[int, ...],
+    count: int,
+    bits: BitSource | None,
 ) -> Int64Array:
     """Run a fill kernel to `count` samples, refilling randomness between samples; fail closed."""
     source = BitSource() if bits is None else bits
@@ -253,35 +282,33 @@ def _sample(
         error = int(state[STATE_ERROR])
         if error != ERROR_NONE or reached <= done:
             out.fill(0)
+            if error == ERROR_NONE:
+                raise PrivacyError(
+                    f"randomness buffer of {buf.shape[0]} words is below the {MARGIN_WORDS}-word margin; "
+                    "nothing released; this is a sampler bug, report it"
+                )
             if error == ERROR_OUT_OF_BITS:
                 raise PrivacyError(
                     "a single noise draw exhausted its randomness buffer; nothing released; retry the window"
                 )
             raise PrivacyError(
-                f"sampler stopped at an internal bound (code {error}); nothing released; "
-                "check the noise parameters"
+                f"sampler stopped at an internal bound (code {error}); nothing released; check the noise parameters"
             )
-        words_per_sample = max(1.0, int(state[STATE_WORD]) / (reached - done))
+        words_per_sample = max(0.1, int(state[STATE_WORD]) / (reached - done))
         done = reached
     return out
 
 
-def discrete_laplace(
-    scale_num: int, scale_den: int, count: int, bits: BitSource | None = None
-) -> Int64Array:
-    """Draw `count` exact discrete Laplace samples, pmf proportional to exp(-|x| / t), t = scale_num/scale_den."""
+def discrete_laplace(scale_num: int, scale_den: int, count: int, bits: BitSource | None = None) -> Int64Array:
+    """Draw `count` exact discrete Laplace samples, pmf ∝ exp(-|x|/t) with t = scale_num/scale_den."""
     t, s = _reduced("Laplace scale", scale_num, scale_den, MAX_LAPLACE_SCALE_PART, MAX_LAPLACE_SCALE_PART)
     n = _check_int("count", count, 0, _MAX_COUNT)
     return _sample(fill_discrete_laplace, _laplace_params(t, s), n, bits)
 
 
-def discrete_gaussian(
-    sigma2_num: int, sigma2_den: int, count: int, bits: BitSource | None = None
-) -> Int64Array:
-    """Draw `count` exact discrete Gaussian samples, pmf proportional to exp(-x^2 / (2 sigma^2))."""
-    a, b = _reduced(
-        "Gaussian sigma^2", sigma2_num, sigma2_den, MAX_GAUSSIAN_SIGMA2_NUM, MAX_GAUSSIAN_SIGMA2_DEN
-    )
+def discrete_gaussian(sigma2_num: int, sigma2_den: int, count: int, bits: BitSource | None = None) -> Int64Array:
+    """Draw `count` exact discrete Gaussian samples, pmf ∝ exp(-x^2/(2 sigma^2)), sigma^2 = num/den."""
+    a, b = _reduced("Gaussian sigma^2", sigma2_num, sigma2_den, MAX_GAUSSIAN_SIGMA2_NUM, MAX_GAUSSIAN_SIGMA2_DEN)
     n = _check_int("count", count, 0, _MAX_COUNT)
     return _sample(fill_discrete_gaussian, _gaussian_params(a, b), n, bits)
 
@@ -290,16 +317,20 @@ def laplace_scale_for(sensitivity: int, epsilon: Fraction) -> tuple[int, int]:
     """Return t = sensitivity/epsilon as a reduced (numerator, denominator) for epsilon-DP."""
     delta = _check_int("sensitivity", sensitivity, 1, MAX_LAPLACE_SCALE_PART)
     scale = Fraction(delta) / _check_fraction("epsilon", epsilon)
-    return _reduced("Laplace scale", scale.numerator, scale.denominator,
-                    MAX_LAPLACE_SCALE_PART, MAX_LAPLACE_SCALE_PART)
+    return _reduced("Laplace scale", scale.numerator, scale.denominator, MAX_LAPLACE_SCALE_PART, MAX_LAPLACE_SCALE_PART)
 
 
 def gaussian_sigma2_for(sensitivity: int, rho: Fraction) -> tuple[int, int]:
     """Return sigma^2 = sensitivity^2 / (2 rho) as a reduced (numerator, denominator) for rho-zCDP."""
     delta = _check_int("sensitivity", sensitivity, 1, MAX_GAUSSIAN_SIGMA2_NUM)
     sigma2 = Fraction(delta * delta) / (2 * _check_fraction("rho", rho))
-    return _reduced("Gaussian sigma^2", sigma2.numerator, sigma2.denominator,
-                    MAX_GAUSSIAN_SIGMA2_NUM, MAX_GAUSSIAN_SIGMA2_DEN)
+    return _reduced(
+        "Gaussian sigma^2",
+        sigma2.numerator,
+        sigma2.denominator,
+        MAX_GAUSSIAN_SIGMA2_NUM,
+        MAX_GAUSSIAN_SIGMA2_DEN,
+    )
 
 
 def laplace_tail_bound(scale_num: int, scale_den: int, count: int, failure_probability: float) -> int:

@@ -14,8 +14,8 @@ import serial
 
 from agent.driver_api import DoorCount, DriverHealth, DriverOptionError, Sink
 from drivers.terabee.protocol import (
-    CountFrame,
     CounterDeltas,
+    CountFrame,
     TerabeeParser,
     bptd_mode_command,
     reset_counters_command,
@@ -31,9 +31,19 @@ class TerabeeDriver:
 
     kind: ClassVar[str] = "terabee"
 
-    def __init__(self, name: str, port: str, door: str, *, baudrate: int = 115200, swap_direction: bool = False,
-                 frame_length: int | None = None, reset_counters_on_start: bool = True,
-                 backoff_initial_s: float = 0.1, backoff_max_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        port: str,
+        door: str,
+        *,
+        baudrate: int = 115200,
+        swap_direction: bool = False,
+        frame_length: int | None = None,
+        reset_counters_on_start: bool = True,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+    ) -> None:
         self.name, self.port, self.door = name, port, door
         self.baudrate, self.swap_direction, self.frame_length = baudrate, swap_direction, frame_length
         self.reset_counters_on_start = reset_counters_on_start
@@ -59,7 +69,9 @@ class TerabeeDriver:
         door = options.get("door")
         if not isinstance(door, str) or not DOOR_NAME.match(door):
             raise DriverOptionError(
-                "door", f"{door!r} is not a door name", 'use lowercase letters, digits, "_" or "-", e.g. "front"'
+                "door",
+                f"{door!r} is not a door name",
+                'use lowercase letters, digits, "_" or "-", e.g. "front"',
             )
         baudrate = options.get("baudrate", 115200)
         if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
@@ -73,9 +85,15 @@ class TerabeeDriver:
         frame_length = options.get("frame_length", "auto")
         if frame_length not in ("auto", 11, 15) or isinstance(frame_length, bool):
             raise DriverOptionError("frame_length", f"{frame_length!r} is not allowed", 'use "auto", 11 or 15')
-        return cls(name, port.strip(), door, baudrate=baudrate, swap_direction=swap,
-                   frame_length=None if frame_length == "auto" else int(frame_length),
-                   reset_counters_on_start=reset)
+        return cls(
+            name,
+            port.strip(),
+            door,
+            baudrate=baudrate,
+            swap_direction=swap,
+            frame_length=None if frame_length == "auto" else int(frame_length),
+            reset_counters_on_start=reset,
+        )
 
     @classmethod
     def sample_config(cls) -> str:
@@ -167,8 +185,7 @@ class TerabeeDriver:
             delay = min(delay * 2, self.backoff_max_s)
         self._set_health(connected=False)
 
-    def _handle(self, sink: Sink, parser: TerabeeParser, frames: list[CountFrame],
-                bad_before: dict[str, int]) -> None:
+    def _handle(self, sink: Sink, parser: TerabeeParser, frames: list[CountFrame], bad_before: dict[str, int]) -> None:
         for reason, count in parser.bad_reasons.items():
             for _ in range(count - bad_before.get(reason, 0)):
                 self._report(sink, "bad_frame", reason)

@@ -259,9 +259,7 @@ class CounterDeltas:
     def update(self, frame: CountFrame) -> tuple[int, int]:
         """(new IN crossings, new OUT crossings) since the previous frame."""
         went_down = [
-            (new, old)
-            for new, old in ((frame.count_in, self.last_in), (frame.count_out, self.last_out))
-            if new < old
+            (new, old) for new, old in ((frame.count_in, self.last_in), (frame.count_out, self.last_out)) if new < old
         ]
         reset = any(not (old >= WRAP_HIGH and new < WRAP_LOW) for new, old in went_down)
         if frame.sensor_id is not None and self.sensor_id is not None and frame.sensor_id != self.sensor_id:

@@ -108,15 +108,17 @@ BAD_CONFIGS = {
     "driver_unknown_kind": (replace('kind = "fake"', 'kind = "lidar"'), "drivers.front_door.kind"),
     "driver_door_not_public": (replace('door = "front"', 'door = "side"'), "drivers.front_door.door"),
     "driver_option_error": (replace('port = "loop://"\n', ""), "drivers.front_door.port"),
-    "bool_for_number": (replace("budget_epsilon_per_window = 1", "budget_epsilon_per_window = true"),
-                        "privacy.budget_epsilon_per_window"),
+    "bool_for_number": (
+        replace("budget_epsilon_per_window = 1", "budget_epsilon_per_window = true"),
+        "privacy.budget_epsilon_per_window",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
-def test_bad_config_is_one_line_naming_file_key_and_fix(tmp_path: Path, case: str,
-                                                         capsys: pytest.CaptureFixture[str],
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_config_is_one_line_naming_file_key_and_fix(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     text, key = BAD_CONFIGS[case]
     path = write(tmp_path, text)
     monkeypatch.setattr("agent.config.installed_drivers", lambda: DRIVERS)
@@ -134,8 +136,9 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_check_config_exit_code_from_a_real_process(tmp_path: Path) -> None:
     path = write(tmp_path, replace("epsilon = 0.5", "epsilon = 0"))
-    result = subprocess.run([sys.executable, "-m", "agent.cli", "check-config", str(path)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 2
     assert "privacy.footfall_door.epsilon" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 

@@ -24,7 +24,9 @@ def add_events(store: Store, rows: list[tuple[int, str, int, int]]) -> None:
     with store.transaction() as conn:
         conn.executemany(
             "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
-            " VALUES ('b', 0, ?, 1, 'test', ?, ?, ?)", rows)
+            " VALUES ('b', 0, ?, 1, 'test', ?, ?, ?)",
+            rows,
+        )
 
 
 def outbox(store: Store) -> list[dict]:  # type: ignore[type-arg]
@@ -33,8 +35,15 @@ def outbox(store: Store) -> list[dict]:  # type: ignore[type-arg]
 
 def test_released_values_are_truth_plus_one_batch_of_noise(config: AgentConfig, clock: ManualClock) -> None:
     store = Store(config.db_path)
-    add_events(store, [(T0_NS + 60 * NS_PER_S, "front", 3, 1), (T0_NS + 120 * NS_PER_S, "front", 2, 0),
-                       (T0_NS + 90 * NS_PER_S, "back", 0, 4), (T0_NS + HOUR + 5, "front", 100, 100)])
+    add_events(
+        store,
+        [
+            (T0_NS + 60 * NS_PER_S, "front", 3, 1),
+            (T0_NS + 120 * NS_PER_S, "front", 2, 0),
+            (T0_NS + 90 * NS_PER_S, "back", 0, 4),
+            (T0_NS + HOUR + 5, "front", 100, 100),
+        ],
+    )
     releaser = WindowReleaser(config, store, clock, bits=DeterministicBitSource(b"seed-1"))
     clock.advance(3600 + 121)
     assert releaser.tick() == 1
@@ -52,7 +61,8 @@ def test_every_door_is_released_every_window_even_with_no_events(config: AgentCo
     assert releaser.tick() == 3
     messages = outbox(store)
     assert [(m["window"]["start"][11:13], m["door"]) for m in messages] == [
-        (h, d) for h in ("00", "01", "02") for d in ("front", "back")]
+        (h, d) for h in ("00", "01", "02") for d in ("front", "back")
+    ]
     assert [m["seq"] for m in messages] == list(range(1, 7))
     assert len({json.dumps(sorted(m)) for m in messages}) == 1, "every payload of a stream has the same shape"
 
@@ -93,9 +103,12 @@ def test_over_budget_window_is_refused_and_nothing_written(config: AgentConfig, 
     store = Store(config.db_path)
     releaser = WindowReleaser(config, store, clock)
     with store.transaction() as conn:  # another stream already spent 0.75 of this window's budget of 1
-        conn.execute("INSERT INTO release_ledger (window_start_ns, window_end_ns, stream, noisy_values, mechanism,"
-                     " parameters, epsilon, sampler_version, released_wall_ns, prev_hash, hash)"
-                     " VALUES (?, ?, 'other', '{}', 'x', '{}', '3/4', 'v', 0, '', '')", (T0_NS, T0_NS + HOUR))
+        conn.execute(
+            "INSERT INTO release_ledger (window_start_ns, window_end_ns, stream, noisy_values, mechanism,"
+            " parameters, epsilon, sampler_version, released_wall_ns, prev_hash, hash)"
+            " VALUES (?, ?, 'other', '{}', 'x', '{}', '3/4', 'v', 0, '', '')",
+            (T0_NS, T0_NS + HOUR),
+        )
         conn.execute("INSERT INTO privacy_spend VALUES (?, 'other', 'door event', '3/4', 1)", (T0_NS,))
     clock.advance(3600 + 121)
     with pytest.raises(PrivacyError, match="over the budget"):

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from agent.clock import AcceleratedClock
 from drivers.terabee.protocol import CounterDeltas, TerabeeParser
@@ -69,7 +68,6 @@ def test_faults_never_change_the_counters_the_driver_recovers() -> None:
     assert parser.bad_frames > 50 and parser.distance_frames > 50
 
 
-@pytest.mark.slow
 def test_simulator_frames_on_a_pty_decode_to_the_ground_truth(tmp_path: Path) -> None:
     import serial
 
@@ -102,7 +100,10 @@ def test_simulator_frames_on_a_pty_decode_to_the_ground_truth(tmp_path: Path) ->
             port.close()
     truth = ground_truth(events, doors, START, end)
     for door in doors:
-        expected = (sum(c["entries"] for c in truth[door].values()), sum(c["exits"] for c in truth[door].values()))
+        expected = (
+            sum(c["entries"] for c in truth[door].values()),
+            sum(c["exits"] for c in truth[door].values()),
+        )
         assert last[door] == expected
 
 
@@ -117,8 +118,23 @@ def test_unplug_drops_frames_but_the_device_keeps_counting(tmp_path: Path) -> No
 
 def test_cli_serves_the_interval_and_writes_the_truth_file(tmp_path: Path) -> None:
     truth_path = tmp_path / "truth.json"
-    argv = ["terabee", "--door", f"front={tmp_path / 'front'}", "--seed", "7", "--start", "2026-11-16T08:00:00Z",
-            "--hours", "2", "--factor", "14400", "--truth", str(truth_path), "--faults", "garbage,truncate"]
+    argv = [
+        "terabee",
+        "--door",
+        f"front={tmp_path / 'front'}",
+        "--seed",
+        "7",
+        "--start",
+        "2026-11-16T08:00:00Z",
+        "--hours",
+        "2",
+        "--factor",
+        "14400",
+        "--truth",
+        str(truth_path),
+        "--faults",
+        "garbage,truncate",
+    ]
     result: list[int] = []
     runner = threading.Thread(target=lambda: result.append(main(argv)))
     runner.start()
@@ -127,7 +143,11 @@ def test_cli_serves_the_interval_and_writes_the_truth_file(tmp_path: Path) -> No
     truth = json.loads(truth_path.read_text())
     assert truth["seed"] == 7 and truth["completed"]
     assert set(truth["doors"]["front"]) == {"2026-11-16T08:00:00Z", "2026-11-16T09:00:00Z"}
-    expected = ground_truth(generate(TrafficModel(doors=("front",), seed=7), START + 8 * HOUR_NS,
-                                     START + 10 * HOUR_NS), ("front",), START + 8 * HOUR_NS, START + 10 * HOUR_NS)
+    expected = ground_truth(
+        generate(TrafficModel(doors=("front",), seed=7), START + 8 * HOUR_NS, START + 10 * HOUR_NS),
+        ("front",),
+        START + 8 * HOUR_NS,
+        START + 10 * HOUR_NS,
+    )
     assert truth["doors"] == expected
     assert sum(c["entries"] for c in truth["doors"]["front"].values()) > 0

@@ -24,8 +24,12 @@ def reference(window_idx, door_idx, entries, exits, n_windows, n_doors):  # type
 def random_events(seed: int, n: int, n_windows: int, n_doors: int):  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     # Indices deliberately stray outside the table so the skip rule is exercised.
-    return (rng.integers(-2, n_windows + 2, n).astype(np.int64), rng.integers(-1, n_doors + 1, n).astype(np.int64),
-            rng.integers(0, 4, n).astype(np.int64), rng.integers(0, 4, n).astype(np.int64))
+    return (
+        rng.integers(-2, n_windows + 2, n).astype(np.int64),
+        rng.integers(-1, n_doors + 1, n).astype(np.int64),
+        rng.integers(0, 4, n).astype(np.int64),
+        rng.integers(0, 4, n).astype(np.int64),
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -50,7 +54,12 @@ def test_unknown_door_never_reaches_a_cell() -> None:
 
 def test_same_results_with_numba_jit_disabled() -> None:
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__,
-                             "-k", "not jit_disabled"], env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not jit_disabled"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "passed" in result.stdout

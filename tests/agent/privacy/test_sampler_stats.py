@@ -1,12 +1,12 @@
 """Statistical tests of the exact samplers against their exact pmfs, with power checks.
 
 Every goodness-of-fit test below runs at ALPHA = 1e-6 on N_TRUE = 1,000,000 samples drawn from the
-real OS CSPRNG, so each fails spuriously with probability at most 1e-6 (25 such tests: at most
-2.5e-5 for the whole file). Each test is also run, unchanged, on N_POWER = 200,000 samples from the
-sampler at the wrong scale (0.7x and 1.3x the Laplace scale t, or 0.7x and 1.3x sigma^2 for the
-Gaussian, which is closer to the truth than scaling sigma) and must reject it. Symmetry is invariant
-under a scale change, so its power check uses a sign-biased sampler instead (3% of negative draws
-flipped to positive).
+real OS CSPRNG, so each fails spuriously with probability at most 1e-6 (20 such tests plus 2
+maximum-vs-tail-bound checks: at most 2.2e-5 for the whole file). Each scale-sensitive test is also
+run, unchanged, on N_POWER = 200,000 samples from the sampler at the wrong scale (0.7x and 1.3x the
+Laplace scale t, or 0.7x and 1.3x sigma^2 for the Gaussian, which is closer to the truth than
+scaling sigma) and must reject it. Symmetry is invariant under a scale change, so its power check
+uses a sign-biased sampler instead (3% of negative draws flipped to positive).
 
 Floats appear only here, in the reference pmfs; the samplers themselves are integer-only.
 """

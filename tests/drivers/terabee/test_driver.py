@@ -133,8 +133,10 @@ def test_driver_emits_deltas_of_cumulative_counters(device: PtyDevice) -> None:
         for direction in ["in", "in", "out", "in", "out", "out"]:
             device.write(counters.cross(direction))
         sink.wait_for(lambda: sink.totals() == (3, 3))
-        assert all(r.door == "front" and (r.entries, r.exits) in {(1, 0), (0, 1), (2, 0), (1, 1), (0, 2)}
-                   for r in sink.readings)
+        assert all(
+            r.door == "front" and (r.entries, r.exits) in {(1, 0), (0, 1), (2, 0), (1, 1), (0, 2)}
+            for r in sink.readings
+        )
         assert driver.health()["frames"] == 6 and driver.health()["connected"]
     finally:
         driver.stop()

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers.terabee.protocol import (
-    CountFrame,
     CounterDeltas,
+    CountFrame,
     TerabeeParser,
     bptd_mode_command,
     crc8,
@@ -134,8 +134,11 @@ def test_golden_case(case: Path, chunk: int | None) -> None:
     expected_frames, stats = lines[:-1], lines[-1]["stats"]
     parser, frames = parse_all((case / "input.bin").read_bytes(), chunk=chunk)
     assert [dataclasses.asdict(f) for f in frames] == expected_frames
-    assert {"count_frames": parser.count_frames, "distance_frames": parser.distance_frames,
-            "bad_frames": parser.bad_frames} == stats
+    assert {
+        "count_frames": parser.count_frames,
+        "distance_frames": parser.distance_frames,
+        "bad_frames": parser.bad_frames,
+    } == stats
 
 
 def test_buffer_stays_bounded_on_endless_garbage() -> None:
@@ -154,8 +157,10 @@ def test_random_bytes_never_raise(data: bytes, chunk: int) -> None:
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=6),
-       st.lists(st.tuples(st.integers(0, 14), st.integers(0, 255)), max_size=8))
+@given(
+    st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=6),
+    st.lists(st.tuples(st.integers(0, 14), st.integers(0, 255)), max_size=8),
+)
 def test_mutated_valid_frames_never_raise(counts: list[tuple[int, int]], mutations: list[tuple[int, int]]) -> None:
     data = bytearray(b"".join(long_frame(1, i - o, i, o) for i, o in counts))
     for index, value in mutations:
@@ -169,16 +174,25 @@ NO_HEADER_BYTES = st.binary(max_size=30).map(lambda b: bytes(x for x in b if x n
 
 
 @FUZZ
-@given(st.lists(st.tuples(NO_HEADER_BYTES, st.integers(0, 65535), st.integers(0, 65535), st.booleans()),
-                min_size=1, max_size=8),
-       st.sampled_from([11, 15]), st.integers(min_value=1, max_value=20))
+@given(
+    st.lists(
+        st.tuples(NO_HEADER_BYTES, st.integers(0, 65535), st.integers(0, 65535), st.booleans()),
+        min_size=1,
+        max_size=8,
+    ),
+    st.sampled_from([11, 15]),
+    st.integers(min_value=1, max_value=20),
+)
 def test_valid_frames_embedded_in_garbage_are_all_recovered(
     items: list[tuple[bytes, int, int, bool]], length: int, chunk: int
 ) -> None:
     data, expected = b"", []
     for garbage, count_in, count_out, with_distance in items:
-        frame = short_frame(count_in - count_out, count_in, count_out) if length == 11 else \
-            long_frame(77, count_in - count_out, count_in, count_out)
+        frame = (
+            short_frame(count_in - count_out, count_in, count_out)
+            if length == 11
+            else long_frame(77, count_in - count_out, count_in, count_out)
+        )
         data += garbage + (distance_frame(count_in, count_out) if with_distance else b"") + frame
         expected.append((count_in, count_out))
     _, frames = parse_all(data, chunk=chunk, frame_length=length)
@@ -186,8 +200,7 @@ def test_valid_frames_embedded_in_garbage_are_all_recovered(
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=8),
-       st.booleans())
+@given(st.lists(st.tuples(st.integers(0, 65535), st.integers(0, 65535)), min_size=1, max_size=8), st.booleans())
 def test_auto_length_recovers_a_clean_stream_of_either_length(counts: list[tuple[int, int]], long: bool) -> None:
     data = b"".join(long_frame(3, i - o, i, o) if long else short_frame(i - o, i, o) for i, o in counts)
     _, frames = parse_all(data, chunk=4)
