@@ -265,7 +265,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     storage.reject_unknown()
 
     driver_table = root.table_at("drivers")
-    known = installed_drivers() if drivers is None else dict(drivers)
+    known = installed_drivers() if drivers is None else drivers
     built = []
     for name in driver_table.table:
         section = driver_table.table_at(name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from typing import Any, ClassVar, Protocol
 
@@ -27,7 +27,15 @@ class DoorCount:
     exits: int
 
 
-Reading = DoorCount  # the union grows as new reading kinds (presence, baskets) arrive
+@dataclasses.dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """Someone is (or no longer is) present in one zone; kept on the box, never released."""
+
+    zone: str
+    present: bool
+
+
+Reading = DoorCount | PresenceChange  # the union grows as new reading kinds (baskets) arrive
 
 
 class Sink(Protocol):
@@ -100,9 +108,25 @@ class Driver(Protocol):
         """A snapshot of the driver's health counters."""
 
 
-def installed_drivers() -> dict[str, type[Driver]]:
+class LazyDrivers(Mapping[str, type[Driver]]):
+    """Installed drivers by kind; a driver's module is imported only when its kind is used."""
+
+    def __init__(self) -> None:
+        self._entries = {e.name: e for e in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        self._loaded: dict[str, type[Driver]] = {}
+
+    def __getitem__(self, kind: str) -> type[Driver]:
+        if kind not in self._loaded:
+            self._loaded[kind] = self._entries[kind].load()
+        return self._loaded[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def installed_drivers() -> Mapping[str, type[Driver]]:
     """Driver classes registered under the `shopkeeper.drivers` entry-point group, by kind."""
-    found: dict[str, type[Driver]] = {}
-    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found[entry.name] = entry.load()
-    return found
+    return LazyDrivers()

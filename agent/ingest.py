@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from agent.clock import Clock, boot_id
-from agent.driver_api import DoorCount, Reading
+from agent.driver_api import DoorCount, PresenceChange, Reading
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class IngestWriter:
                 waiter.set()
 
     def _commit(self, batch: list[StampedReading]) -> None:
-        rows = [
+        doors = [
             (
                 s.boot_id,
                 s.mono_ns,
@@ -110,14 +110,24 @@ class IngestWriter:
             for s in batch
             if isinstance(s.reading, DoorCount)
         ]
+        presence = [
+            (s.boot_id, s.mono_ns, s.wall_ns, int(s.synced), s.driver, s.reading.zone, int(s.reading.present))
+            for s in batch
+            if isinstance(s.reading, PresenceChange)
+        ]
         with self.store.transaction() as conn:
             conn.executemany(
                 "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                doors,
+            )
+            conn.executemany(
+                "INSERT INTO presence_events (boot_id, mono_ns, wall_ns, synced, driver, zone, present)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                presence,
             )
         with self._lock:
-            self.accepted += len(rows)
+            self.accepted += len(batch)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

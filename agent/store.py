@@ -72,6 +72,17 @@ def _core(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
 
 
+@migration("0002_presence")
+def _presence(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE presence_events (
+            id INTEGER PRIMARY KEY,
+            boot_id TEXT NOT NULL, mono_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL,
+            synced INTEGER NOT NULL, driver TEXT NOT NULL, zone TEXT NOT NULL, present INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX presence_wall ON presence_events(wall_ns)")
+
+
 class Store:
     """Owns one SQLite file; hands each thread its own connection to it."""
 
