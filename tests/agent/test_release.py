@@ -147,6 +147,6 @@ def test_sqlite_is_wal_with_full_sync(config: AgentConfig) -> None:
 def test_migrations_are_recorded(tmp_path: Path) -> None:
     store = Store(tmp_path / "x.db")
     names = [r[0] for r in store.conn().execute("SELECT name FROM _migrations")]
-    assert names == ["0001_core"]
+    assert names == ["0001_core", "0002_presence"]
     Store(tmp_path / "x.db")  # a second open applies nothing again
     assert [r[0] for r in store.conn().execute("SELECT name FROM _migrations")] == names
