@@ -1,0 +1,446 @@
+"""People counting on a low-resolution thermal array: background, threshold, blobs, tracks, line crossing.
+
+Frames are (rows, cols) arrays of °C×100; people move along the rows (axis 0). Every kernel is a
+pure function on preallocated arrays; `ThermalCounter` owns the state and runs one frame at a time.
+
+1. `update_background`: per-pixel mean and noise variance, learnt slowly (rate `alpha`) and frozen
+   on and next to foreground pixels, so a person standing still does not fade into the floor.
+2. `threshold_frame`: foreground where frame − background > max(k·sigma, min_delta).
+3. `label_blobs`: 8-connected components; `measure_blobs` drops small ones and splits a blob whose
+   column profile has two peaks with a valley between them (two people side by side), or that is
+   much wider than one person; each part becomes a blob at its heat-weighted centroid.
+4. `track_blobs`: greedy nearest-neighbour matching (globally closest pair first) of predicted
+   track positions to blobs within `max_jump`; unmatched tracks coast on their velocity for a few
+   frames; a new blob next to a matched track inherits that track's side (a split of a merged pair).
+5. Crossing with hysteresis: a track's side is "before" (row < line_a) or "after" (row > line_b);
+   between the lines it keeps its side. A change of side is one crossing: before→after is "down"
+   (towards higher rows), after→before is "up". Dwelling between the lines counts nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.numba_shim import njit
+
+F64 = npt.NDArray[np.float64]
+I32 = npt.NDArray[np.int32]
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+
+# Indices into the float64 parameter vector (one array keeps the compiled signature fixed).
+P_ALPHA, P_K_SIGMA, P_MIN_DELTA, P_MIN_PIXELS, P_PERSON_WIDTH, P_VALLEY_RATIO = 0, 1, 2, 3, 4, 5
+P_WIDE_FACTOR, P_MAX_JUMP, P_MAX_MISSING, P_LINE_A, P_LINE_B, P_WARMUP = 6, 7, 8, 9, 10, 11
+N_PARAMS = 12
+
+# Columns of the track table (one row per track slot).
+T_ACTIVE, T_X, T_Y, T_VX, T_VY, T_SIDE, T_MISSING, T_AGE, T_BORN_Y, T_MATCHED = range(10)
+N_TRACK_COLS = 10
+MAX_TRACKS = 16
+MAX_BLOBS = 32
+INITIAL_SIGMA = 0.3  # °C, until the noise estimate has learnt the sensor
+
+
+@njit
+def update_background(frame: F64, bg: F64, var: F64, mask: U8, alpha: float, n_seen: int) -> None:
+    """Blend `frame` into the background mean and variance, except on or next to foreground pixels."""
+    rows, cols = frame.shape
+    if n_seen == 0:
+        for r in range(rows):
+            for c in range(cols):
+                bg[r, c] = frame[r, c]
+                var[r, c] = INITIAL_SIGMA * INITIAL_SIGMA
+        return
+    rate = max(alpha, 1.0 / (n_seen + 1.0))  # a running mean while warming up, then slow
+    for r in range(rows):
+        for c in range(cols):
+            near = False
+            for dr in range(-1, 2):
+                for dc in range(-1, 2):
+                    rr, cc = r + dr, c + dc
+                    if 0 <= rr < rows and 0 <= cc < cols and mask[rr, cc]:
+                        near = True
+            if near:
+                continue
+            d = frame[r, c] - bg[r, c]
+            bg[r, c] += rate * d
+            var[r, c] += rate * (d * d - var[r, c])
+
+
+@njit
+def threshold_frame(frame: F64, bg: F64, var: F64, k_sigma: float, min_delta: float, excess: F64, mask: U8) -> int:
+    """Mark pixels warmer than background by max(k·sigma, min_delta); returns how many."""
+    rows, cols = frame.shape
+    count = 0
+    for r in range(rows):
+        for c in range(cols):
+            d = frame[r, c] - bg[r, c]
+            excess[r, c] = d
+            limit = max(k_sigma * math.sqrt(var[r, c]), min_delta)
+            if d > limit:
+                mask[r, c] = 1
+                count += 1
+            else:
+                mask[r, c] = 0
+    return count
+
+
+@njit
+def label_blobs(mask: U8, labels: I32, stack: I32) -> int:
+    """Label 8-connected foreground components 1..n in raster order of their first pixel; returns n."""
+    rows, cols = mask.shape
+    labels[:, :] = 0
+    n = 0
+    for r0 in range(rows):
+        for c0 in range(cols):
+            if mask[r0, c0] == 0 or labels[r0, c0] != 0:
+                continue
+            n += 1
+            labels[r0, c0] = n
+            stack[0] = r0 * cols + c0
+            top = 1
+            while top > 0:
+                top -= 1
+                r = stack[top] // cols
+                c = stack[top] % cols
+                for dr in range(-1, 2):
+                    for dc in range(-1, 2):
+                        rr, cc = r + dr, c + dc
+                        if 0 <= rr < rows and 0 <= cc < cols and mask[rr, cc] and labels[rr, cc] == 0:
+                            labels[rr, cc] = n
+                            stack[top] = rr * cols + cc
+                            top += 1
+    return n
+
+
+@njit
+def split_profile(
+    profile: F64, c0: int, c1: int, person_width: float, valley_ratio: float, wide_factor: float, ends: I64
+) -> int:
+    """Cut the column profile of one blob (columns c0..c1) into people; writes each part's last column.
+
+    A valley deeper than `valley_ratio` × the lower of two peaks at least half a person apart
+    separates two people; a part still wider than `wide_factor` people is cut into equal widths.
+    """
+    peaks = np.empty(c1 - c0 + 1, dtype=np.int64)
+    n_peaks = 0
+    for c in range(c0, c1 + 1):
+        left = profile[c - 1] if c > c0 else 0.0
+        right = profile[c + 1] if c < c1 else 0.0
+        if profile[c] > left and profile[c] >= right:
+            peaks[n_peaks] = c
+            n_peaks += 1
+    cuts = np.empty(c1 - c0 + 2, dtype=np.int64)
+    n_cuts = 0
+    if n_peaks > 0:
+        kept = peaks[0]
+        for i in range(1, n_peaks):
+            q = peaks[i]
+            valley = kept + 1
+            for c in range(kept + 1, q):
+                if profile[c] < profile[valley]:
+                    valley = c
+            lower = min(profile[kept], profile[q])
+            if q - kept >= 0.5 * person_width and profile[valley] <= valley_ratio * lower:
+                cuts[n_cuts] = valley
+                n_cuts += 1
+                kept = q
+            elif profile[q] > profile[kept]:
+                kept = q
+    cuts[n_cuts] = c1
+    n_cuts += 1
+    n_parts = 0
+    start = c0
+    for i in range(n_cuts):
+        end = cuts[i]
+        width = end - start + 1
+        pieces = 1
+        if width > wide_factor * person_width:
+            pieces = max(1, int(width / person_width + 0.5))
+        for p in range(1, pieces + 1):
+            ends[n_parts] = start + (width * p) // pieces - 1
+            n_parts += 1
+        start = end + 1
+    return n_parts
+
+
+@njit
+def measure_blobs(
+    labels: I32, n_labels: int, excess: F64, params: F64, blob_x: F64, blob_y: F64, blob_mass: F64
+) -> int:
+    """Centroids (heat-weighted) of the people in each labelled blob, after splitting; returns how many."""
+    rows, cols = labels.shape
+    size = np.zeros(n_labels + 1, dtype=np.int64)
+    cmin = np.full(n_labels + 1, cols, dtype=np.int64)
+    cmax = np.full(n_labels + 1, -1, dtype=np.int64)
+    rmin = np.full(n_labels + 1, rows, dtype=np.int64)
+    rmax = np.full(n_labels + 1, -1, dtype=np.int64)
+    for r in range(rows):
+        for c in range(cols):
+            lab = labels[r, c]
+            if lab > 0:
+                size[lab] += 1
+                cmin[lab] = min(cmin[lab], c)
+                cmax[lab] = max(cmax[lab], c)
+                rmin[lab] = min(rmin[lab], r)
+                rmax[lab] = max(rmax[lab], r)
+    profile = np.zeros(cols, dtype=np.float64)
+    ends = np.empty(cols + 1, dtype=np.int64)
+    n_blobs = 0
+    for lab in range(1, n_labels + 1):
+        if size[lab] < params[P_MIN_PIXELS]:
+            continue
+        profile[:] = 0.0
+        for r in range(rmin[lab], rmax[lab] + 1):
+            for c in range(cmin[lab], cmax[lab] + 1):
+                if labels[r, c] == lab:
+                    profile[c] += excess[r, c]
+        n_parts = split_profile(
+            profile,
+            cmin[lab],
+            cmax[lab],
+            params[P_PERSON_WIDTH],
+            params[P_VALLEY_RATIO],
+            params[P_WIDE_FACTOR],
+            ends,
+        )
+        start = cmin[lab]
+        for p in range(n_parts):
+            end = ends[p]
+            mass = sx = sy = 0.0
+            for r in range(rmin[lab], rmax[lab] + 1):
+                for c in range(start, end + 1):
+                    if labels[r, c] == lab:
+                        w = excess[r, c]
+                        mass += w
+                        sx += w * c
+                        sy += w * r
+            start = end + 1
+            if mass <= 0.0 or n_blobs >= blob_x.shape[0]:
+                continue
+            blob_x[n_blobs] = sx / mass
+            blob_y[n_blobs] = sy / mass
+            blob_mass[n_blobs] = mass
+            n_blobs += 1
+    return n_blobs
+
+
+@njit
+def side_of(y: float, line_a: float, line_b: float) -> int:
+    """-1 before line a, +1 after line b, 0 between the lines (hysteresis band)."""
+    if y < line_a:
+        return -1
+    if y > line_b:
+        return 1
+    return 0
+
+
+@njit
+def cross_lines(tracks: F64, slot: int, line_a: float, line_b: float, crossings: I64) -> None:
+    """Update one track's side; a change of side adds a crossing (index 0: down, 1: up)."""
+    y = tracks[slot, T_Y]
+    now = side_of(y, line_a, line_b)
+    if now == 0:
+        return
+    before = tracks[slot, T_SIDE]
+    if before == 0.0:
+        # Born between the lines without a parent: a walk of half the band from birth decides.
+        if abs(y - tracks[slot, T_BORN_Y]) >= 0.5 * (line_b - line_a) and (y - tracks[slot, T_BORN_Y]) * now > 0:
+            crossings[0 if now > 0 else 1] += 1
+        tracks[slot, T_SIDE] = now
+    elif before != now:
+        crossings[0 if now > 0 else 1] += 1
+        tracks[slot, T_SIDE] = now
+
+
+@njit
+def track_blobs(tracks: F64, blob_x: F64, blob_y: F64, n_blobs: int, params: F64, crossings: I64) -> None:
+    """Match blobs to tracks (closest pair first), coast or retire the rest, count line crossings."""
+    max_jump = params[P_MAX_JUMP]
+    line_a, line_b = params[P_LINE_A], params[P_LINE_B]
+    n_tracks = tracks.shape[0]
+    px = np.empty(n_tracks)
+    py = np.empty(n_tracks)
+    for t in range(n_tracks):
+        px[t] = tracks[t, T_X] + tracks[t, T_VX]
+        py[t] = tracks[t, T_Y] + tracks[t, T_VY]
+        tracks[t, T_MATCHED] = 0.0
+    blob_used = np.zeros(max(n_blobs, 1), dtype=np.bool_)
+    while True:
+        best, bt, bb = max_jump * max_jump, -1, -1
+        for t in range(n_tracks):
+            if tracks[t, T_ACTIVE] == 0.0 or tracks[t, T_MATCHED] != 0.0:
+                continue
+            for b in range(n_blobs):
+                if blob_used[b]:
+                    continue
+                d = (blob_x[b] - px[t]) ** 2 + (blob_y[b] - py[t]) ** 2
+                if d <= best:
+                    best, bt, bb = d, t, b
+        if bt < 0:
+            break
+        blob_used[bb] = True
+        tracks[bt, T_MATCHED] = 1.0
+        tracks[bt, T_VX] = 0.5 * tracks[bt, T_VX] + 0.5 * (blob_x[bb] - tracks[bt, T_X])
+        tracks[bt, T_VY] = 0.5 * tracks[bt, T_VY] + 0.5 * (blob_y[bb] - tracks[bt, T_Y])
+        tracks[bt, T_X] = blob_x[bb]
+        tracks[bt, T_Y] = blob_y[bb]
+        tracks[bt, T_MISSING] = 0.0
+        tracks[bt, T_AGE] += 1.0
+        cross_lines(tracks, bt, line_a, line_b, crossings)
+    for t in range(n_tracks):
+        if tracks[t, T_ACTIVE] == 0.0 or tracks[t, T_MATCHED] != 0.0:
+            continue
+        tracks[t, T_MISSING] += 1.0
+        if tracks[t, T_MISSING] > params[P_MAX_MISSING]:
+            tracks[t, T_ACTIVE] = 0.0
+            continue
+        tracks[t, T_X] = px[t]  # coast: a person hidden in a merged blob keeps walking
+        tracks[t, T_Y] = py[t]
+        cross_lines(tracks, t, line_a, line_b, crossings)
+    for b in range(n_blobs):
+        if blob_used[b]:
+            continue
+        slot = -1
+        for t in range(n_tracks):
+            if tracks[t, T_ACTIVE] == 0.0:
+                slot = t
+                break
+        if slot < 0:
+            return  # more people than track slots: the rest wait for a free slot
+        side = side_of(blob_y[b], line_a, line_b)
+        if side == 0:
+            # A blob born between the lines next to a tracked person split off from it.
+            near = 4.0 * max_jump * max_jump
+            for t in range(n_tracks):
+                if tracks[t, T_ACTIVE] != 0.0 and tracks[t, T_MATCHED] != 0.0 and tracks[t, T_SIDE] != 0.0:
+                    d = (blob_x[b] - tracks[t, T_X]) ** 2 + (blob_y[b] - tracks[t, T_Y]) ** 2
+                    if d < near:
+                        near, side = d, int(tracks[t, T_SIDE])
+        tracks[slot, T_ACTIVE] = 1.0
+        tracks[slot, T_X] = blob_x[b]
+        tracks[slot, T_Y] = blob_y[b]
+        tracks[slot, T_VX] = 0.0
+        tracks[slot, T_VY] = 0.0
+        tracks[slot, T_SIDE] = float(side)
+        tracks[slot, T_MISSING] = 0.0
+        tracks[slot, T_AGE] = 1.0
+        tracks[slot, T_BORN_Y] = blob_y[b]
+        tracks[slot, T_MATCHED] = 1.0
+
+
+@njit
+def count_frame(
+    raw: npt.NDArray[np.int16],
+    params: F64,
+    bg: F64,
+    var: F64,
+    frame: F64,
+    excess: F64,
+    mask: U8,
+    labels: I32,
+    stack: I32,
+    blob_x: F64,
+    blob_y: F64,
+    blob_mass: F64,
+    tracks: F64,
+    n_seen: I64,
+    crossings: I64,
+) -> None:
+    """Run the whole pipeline on one frame of °C×100; adds this frame's (down, up) to `crossings`."""
+    rows, cols = raw.shape
+    for r in range(rows):
+        for c in range(cols):
+            frame[r, c] = raw[r, c] * 0.01
+    if n_seen[0] == 0:
+        update_background(frame, bg, var, mask, params[P_ALPHA], 0)
+        n_seen[0] = 1
+        return
+    threshold_frame(frame, bg, var, params[P_K_SIGMA], params[P_MIN_DELTA], excess, mask)
+    n_labels = label_blobs(mask, labels, stack)
+    n_blobs = measure_blobs(labels, n_labels, excess, params, blob_x, blob_y, blob_mass)
+    if n_seen[0] >= params[P_WARMUP]:
+        track_blobs(tracks, blob_x, blob_y, n_blobs, params, crossings)
+    update_background(frame, bg, var, mask, params[P_ALPHA], n_seen[0])
+    n_seen[0] += 1
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CountingParams:
+    """Tunables of the counting pipeline (defaults fit an MLX90640 about 2.5 m above a door)."""
+
+    alpha: float = 0.01  # background learning rate per frame (about 12 s at 8 fps)
+    k_sigma: float = 4.0  # foreground above k noise sigmas ...
+    min_delta: float = 1.5  # ... and at least this many °C above the background
+    min_pixels: int = 4  # smaller blobs are noise
+    person_width: float = 9.0  # columns one person spans above the threshold
+    valley_ratio: float = 0.75  # a column valley below this fraction of the lower peak splits a blob
+    wide_factor: float = 1.8  # a part wider than this many people is cut into equal widths
+    max_jump: float = 7.0  # pixels a person may move between frames
+    max_missing: int = 3  # frames a track may go unseen (merged, occluded) before it ends
+    line_a: float = 0.35  # first counting line, as a fraction of the rows
+    line_b: float = 0.65  # second counting line; between the two nothing changes (hysteresis)
+    warmup: int = 8  # frames that only learn the background
+
+    def as_array(self, rows: int) -> F64:
+        """The parameter vector the kernels read, with the lines in row units."""
+        values = [0.0] * N_PARAMS
+        values[P_ALPHA], values[P_K_SIGMA], values[P_MIN_DELTA] = self.alpha, self.k_sigma, self.min_delta
+        values[P_MIN_PIXELS], values[P_PERSON_WIDTH] = float(self.min_pixels), self.person_width
+        values[P_VALLEY_RATIO], values[P_WIDE_FACTOR] = self.valley_ratio, self.wide_factor
+        values[P_MAX_JUMP], values[P_MAX_MISSING] = self.max_jump, float(self.max_missing)
+        values[P_LINE_A], values[P_LINE_B] = self.line_a * (rows - 1), self.line_b * (rows - 1)
+        values[P_WARMUP] = float(self.warmup)
+        return np.asarray(values, dtype=np.float64)
+
+
+class ThermalCounter:
+    """Counts people crossing the rows of a thermal frame; `feed(frame)` returns (down, up) for it."""
+
+    def __init__(self, rows: int = 24, cols: int = 32, params: CountingParams | None = None) -> None:
+        self.rows, self.cols = rows, cols
+        self.params = params or CountingParams()
+        self._params = self.params.as_array(rows)
+        self.bg = np.zeros((rows, cols))
+        self.var = np.zeros((rows, cols))
+        self._frame = np.zeros((rows, cols))
+        self._excess = np.zeros((rows, cols))
+        self._mask = np.zeros((rows, cols), dtype=np.uint8)
+        self._labels = np.zeros((rows, cols), dtype=np.int32)
+        self._stack = np.zeros(rows * cols, dtype=np.int32)
+        self._blob_x = np.zeros(MAX_BLOBS)
+        self._blob_y = np.zeros(MAX_BLOBS)
+        self._blob_mass = np.zeros(MAX_BLOBS)
+        self.tracks = np.zeros((MAX_TRACKS, N_TRACK_COLS))
+        self._n_seen = np.zeros(1, dtype=np.int64)
+        self._crossings = np.zeros(2, dtype=np.int64)
+
+    def feed(self, frame: npt.NDArray[np.int16]) -> tuple[int, int]:
+        """Process one (rows, cols) int16 frame of °C×100; returns (down, up) crossings it completed."""
+        self._crossings[:] = 0
+        count_frame(
+            frame,
+            self._params,
+            self.bg,
+            self.var,
+            self._frame,
+            self._excess,
+            self._mask,
+            self._labels,
+            self._stack,
+            self._blob_x,
+            self._blob_y,
+            self._blob_mass,
+            self.tracks,
+            self._n_seen,
+            self._crossings,
+        )
+        return int(self._crossings[0]), int(self._crossings[1])
+
+    def active_tracks(self) -> int:
+        """How many people are being followed right now."""
+        return int((self.tracks[:, T_ACTIVE] != 0).sum())
