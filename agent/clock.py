@@ -84,8 +84,12 @@ class SyncCheck:
 class SystemClock:
     """The machine's own clocks."""
 
+    SYNC_CACHE_NS = NS_PER_S  # re-check at most once a second: stamping must stay cheap per reading
+
     def __init__(self, sync_check: SyncCheck | None = None) -> None:
         self._sync_check = sync_check or SyncCheck()
+        self._sync_cached = False
+        self._sync_checked_ns: int | None = None
 
     def wall_ns(self) -> int:
         return time.time_ns()
@@ -94,7 +98,11 @@ class SystemClock:
         return time.monotonic_ns()
 
     def synced(self) -> bool:
-        return self._sync_check()
+        now = time.monotonic_ns()
+        if self._sync_checked_ns is None or now - self._sync_checked_ns >= self.SYNC_CACHE_NS:
+            self._sync_cached = self._sync_check()
+            self._sync_checked_ns = now
+        return self._sync_cached
 
     def real_seconds(self, clock_seconds: float) -> float:
         return clock_seconds

@@ -23,8 +23,16 @@ DOORS = ("front", "back")
 class Shop:
     """One shop: config, simulator and agent processes, all under `workdir`."""
 
-    def __init__(self, workdir: Path, broker_port: int, factor: float = 1440.0, hours: int = 24,
-                 seed: int = 7, lead_s: int = 1800, sim_extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        broker_port: int,
+        factor: float = 1440.0,
+        hours: int = 24,
+        seed: int = 7,
+        lead_s: int = 1800,
+        sim_extra: tuple[str, ...] = (),
+    ) -> None:
         self.workdir = workdir
         (workdir / "dev").mkdir(parents=True, exist_ok=True)
         self.links = {door: workdir / "dev" / f"terabee-{door}" for door in DOORS}
@@ -46,8 +54,9 @@ class Shop:
 
     def start_agent(self) -> None:
         log = open(self.workdir / "agent.log", "ab")  # noqa: SIM115 - owned by the process
-        self.agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(self.config_path)],
-                                      env=self.env, stdout=log, stderr=log)
+        self.agent = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "run", str(self.config_path)], env=self.env, stdout=log, stderr=log
+        )
 
     def kill_agent(self, sig: int = signal.SIGKILL) -> None:
         assert self.agent is not None

@@ -25,16 +25,27 @@ def schema(name: str) -> dict:  # type: ignore[type-arg]
 def test_a_simulated_day_arrives_once_per_window_and_door_within_the_noise_bound(
     tmp_path: Path, broker: LocalBroker
 ) -> None:
-    shop = Shop(tmp_path / "shop", broker.port, factor=1440, hours=24,
-                sim_extra=("--sensor-id", "--faults", "garbage,crc,truncate", "--fault-rate", "0.05"))
+    shop = Shop(
+        tmp_path / "shop",
+        broker.port,
+        factor=1440,
+        hours=24,
+        sim_extra=("--sensor-id", "--faults", "garbage,crc,truncate", "--fault-rate", "0.05"),
+    )
     sub = Subscriber(broker.port, "#")
     try:
         shop.start_agent()
         shop.start_sim()
         truth = shop.wait_sim(timeout=120)
-        wait_until(lambda: shop.query("SELECT 1 FROM release_ledger WHERE window_end_ns >= ?", shop.day_end_ns) != []
-                   and shop.query("SELECT 1 FROM outbox WHERE delivered_wall_ns IS NULL") == [],
-                   60, "the day's last window to be released and delivered", shop.agent_log)
+        wait_until(
+            lambda: (
+                shop.query("SELECT 1 FROM release_ledger WHERE window_end_ns >= ?", shop.day_end_ns) != []
+                and shop.query("SELECT 1 FROM outbox WHERE delivered_wall_ns IS NULL") == []
+            ),
+            60,
+            "the day's last window to be released and delivered",
+            shop.agent_log,
+        )
         expected_count = len(shop.query("SELECT msg_id FROM outbox"))
         wait_until(lambda: len(sub.summaries()) >= expected_count, 20, "every summary at the subscriber")
         events = shop.query("SELECT boot_id, mono_ns, wall_ns, driver FROM events")

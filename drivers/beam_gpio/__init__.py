@@ -1,0 +1,1 @@
+"""Two-beam IR break counter on Raspberry Pi GPIO (gpiozero, optional dependency)."""

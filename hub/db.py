@@ -1,0 +1,201 @@
+"""The hub's database: one schema and one set of queries for SQLite and PostgreSQL.
+
+SQL is written once, with `?` placeholders, in the subset both engines share (ON CONFLICT upserts,
+CASE instead of MAX/GREATEST, window functions); the adapter only swaps the placeholder style for
+psycopg and chooses how a transaction begins. Migrations are recorded in `hub_migrations`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hub.config import is_postgres_dsn
+from hub.errors import StorageError
+
+MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "0001_core",
+        (
+            """CREATE TABLE IF NOT EXISTS summaries (
+                msg_id TEXT PRIMARY KEY,
+                schema_id TEXT NOT NULL,
+                store TEXT NOT NULL,
+                stream TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                item TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                window_start TEXT NOT NULL,
+                window_start_s BIGINT NOT NULL,
+                window_seconds INTEGER NOT NULL,
+                entries BIGINT,
+                exits BIGINT,
+                epsilon DOUBLE PRECISION NOT NULL,
+                noise_scale TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                received_at DOUBLE PRECISION NOT NULL,
+                worker TEXT NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS summaries_store_window ON summaries (store, stream, window_start_s)",
+            "CREATE INDEX IF NOT EXISTS summaries_window ON summaries (stream, window_start_s)",
+            "CREATE INDEX IF NOT EXISTS summaries_store_seq ON summaries (store, seq)",
+            "CREATE INDEX IF NOT EXISTS summaries_received ON summaries (received_at)",
+            """CREATE TABLE IF NOT EXISTS rejected (
+                id TEXT PRIMARY KEY,
+                received_at DOUBLE PRECISION NOT NULL,
+                worker TEXT NOT NULL,
+                topic TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                payload TEXT NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS stores (
+                store TEXT PRIMARY KEY,
+                state TEXT NOT NULL,
+                connection BIGINT NOT NULL,
+                status_order BIGINT NOT NULL,
+                status_at DOUBLE PRECISION,
+                agent TEXT NOT NULL,
+                first_seen_at DOUBLE PRECISION NOT NULL,
+                last_seen_at DOUBLE PRECISION NOT NULL,
+                last_summary_at DOUBLE PRECISION,
+                last_window_s BIGINT,
+                window_seconds INTEGER)""",
+            """CREATE TABLE IF NOT EXISTS seq_gaps (
+                store TEXT NOT NULL,
+                first_missing BIGINT NOT NULL,
+                last_missing BIGINT NOT NULL,
+                opened_at DOUBLE PRECISION NOT NULL,
+                closed_at DOUBLE PRECISION,
+                PRIMARY KEY (store, first_missing, last_missing))""",
+            """CREATE TABLE IF NOT EXISTS benchmarks (
+                metric TEXT NOT NULL,
+                window_start_s BIGINT NOT NULL,
+                window_seconds INTEGER NOT NULL,
+                n_shops INTEGER NOT NULL,
+                p25 DOUBLE PRECISION NOT NULL,
+                median DOUBLE PRECISION NOT NULL,
+                p75 DOUBLE PRECISION NOT NULL,
+                payload TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (metric, window_start_s))""",
+            """CREATE TABLE IF NOT EXISTS alerts (
+                alert_id TEXT PRIMARY KEY,
+                store TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                window_start_s BIGINT,
+                payload TEXT NOT NULL,
+                raised_at DOUBLE PRECISION NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS alerts_store ON alerts (store, raised_at)",
+            "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        ),
+    ),
+]
+
+_PLACEHOLDER = re.compile(r"\?")
+
+
+class Connection:
+    """One connection to SQLite or PostgreSQL with a common, small surface."""
+
+    def __init__(self, raw: Any, is_pg: bool) -> None:
+        self.raw, self.is_pg = raw, is_pg
+
+    def _sql(self, sql: str) -> str:
+        return _PLACEHOLDER.sub("%s", sql) if self.is_pg else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the number of rows it changed."""
+        cur = self.raw.execute(self._sql(sql), tuple(params))
+        return int(cur.rowcount or 0) if cur.rowcount and cur.rowcount > 0 else 0
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run one statement per row; returns the total number of rows changed."""
+        rows = [tuple(r) for r in rows]
+        if not rows:
+            return 0
+        if self.is_pg:
+            with self.raw.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
+                return max(int(cur.rowcount), 0)
+        cur = self.raw.executemany(sql, rows)
+        return max(int(cur.rowcount), 0)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return list(self.raw.execute(self._sql(sql), tuple(params)).fetchall())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """All statements inside commit together or not at all."""
+        if self.is_pg:
+            with self.raw.transaction():
+                yield self
+            return
+        self.raw.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        self.raw.execute("COMMIT")
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class Database:
+    """Where the hub's tables live: a SQLite file path or a postgresql:// DSN."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_pg = is_postgres_dsn(url)
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if self.is_pg else "sqlite"
+
+    def connect(self) -> Connection:
+        if self.is_pg:
+            import psycopg
+
+            try:
+                raw: Any = psycopg.connect(self.url, autocommit=True)
+            except psycopg.Error as exc:
+                raise StorageError(f"cannot connect to PostgreSQL ({str(exc).strip()[:200]})") from None
+            return Connection(raw, True)
+        Path(self.url).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            raw = sqlite3.connect(self.url, isolation_level=None, check_same_thread=False, timeout=30)
+            raw.execute("PRAGMA journal_mode=WAL")
+            # The hub acknowledges a message only after its batch commits; FULL makes that survive power loss.
+            raw.execute("PRAGMA synchronous=FULL")
+            raw.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open SQLite database {self.url} ({exc})") from None
+        return Connection(raw, False)
+
+    def migrate(self) -> list[str]:
+        """Apply missing migrations (safe when several workers start at once); returns those applied."""
+        conn = self.connect()
+        applied: list[str] = []
+        try:
+            with conn.transaction():
+                if conn.is_pg:
+                    # Workers starting together would race on CREATE TABLE; one waits for the other.
+                    conn.query("SELECT pg_advisory_xact_lock(724242)")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS hub_migrations (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION)"
+                )
+                done = {r[0] for r in conn.query("SELECT name FROM hub_migrations")}
+                for name, statements in MIGRATIONS:
+                    if name in done:
+                        continue
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO hub_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
+                    applied.append(name)
+        finally:
+            conn.close()
+        return applied
