@@ -17,11 +17,13 @@ from typing import Any
 
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError
+from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SYNC_SOURCES = ("auto", "timesyncd", "timedatectl", "always", "never")
 TIERS = ("t1", "t2")
-MECHANISMS = ("discrete_laplace",)
+MECHANISMS = ("discrete_laplace", "discrete_gaussian")
+STREAM_DEFAULTS = {"footfall_door": "0.5", "footfall_store": "0.5"}
 MAX_EPSILON = Fraction(10)
 
 
@@ -41,16 +43,6 @@ class MqttSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class StreamSettings:
-    """One released stream: what it counts, where it goes and what it costs."""
-
-    name: str
-    tier: str
-    mechanism: str
-    epsilon: Fraction
-
-
-@dataclasses.dataclass(frozen=True)
 class AgentConfig:
     path: Path
     coop: str
@@ -61,8 +53,8 @@ class AgentConfig:
     grace_s: int
     tick_s: float
     sync_source: str
-    budget_epsilon: Fraction
-    streams: tuple[StreamSettings, ...]
+    budget: UnitBudget
+    streams: tuple[StreamPlan, ...]
     mqtt: MqttSettings
     drivers: tuple[Driver, ...]
     raw_max_age_s: int
@@ -237,26 +229,42 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     clock.reject_unknown()
 
     privacy = root.table_at("privacy")
-    budget = privacy.epsilon("budget_epsilon_per_window", "1")
-    footfall = privacy.table_at("footfall_door")
-    streams = (
-        StreamSettings(
-            name="footfall",
-            tier=footfall.choice("tier", "t1", TIERS),
-            mechanism=footfall.choice("mechanism", "discrete_laplace", MECHANISMS),
-            epsilon=footfall.epsilon("epsilon", "0.5"),
-        ),
+    budget = UnitBudget(
+        epsilon=privacy.epsilon("budget_epsilon_per_window", "1"),
+        rho=privacy.epsilon("budget_rho_per_window") if "budget_rho_per_window" in privacy.table else None,
     )
-    footfall.reject_unknown()
+    privacy.used.add("budget_rho_per_window")
+    stream_settings = {}
+    for name, default_epsilon in STREAM_DEFAULTS.items():
+        section = privacy.table_at(name)
+        if not section.get("enabled", bool, True):
+            section.reject_unknown()
+            continue
+        settings: dict[str, object] = {
+            "tier": section.choice("tier", "t1", TIERS),
+            "mechanism": section.choice("mechanism", "discrete_laplace", MECHANISMS),
+            "clamp_negative": section.get("clamp_negative", bool, False),
+        }
+        if "suppress_below" in section.table:
+            settings["suppress_below"] = section.int_in("suppress_below", None, 1, 1_000_000)
+        if settings["mechanism"] == "discrete_laplace":
+            settings["epsilon"] = section.epsilon("epsilon", default_epsilon)
+            if "rho" in section.table:
+                raise section.fail("rho", "applies to discrete_gaussian only", "remove rho or set that mechanism")
+        else:
+            settings["rho"] = section.epsilon("rho")
+            if "epsilon" in section.table:
+                raise section.fail("epsilon", "does not apply to discrete_gaussian", "use rho instead")
+        section.reject_unknown()
+        stream_settings[name] = settings
+    streams = tuple(footfall_plans(doors_raw, stream_settings))
+    if not streams:
+        raise privacy.fail("footfall_door", "every stream is disabled", "enable at least one stream")
     privacy.reject_unknown()
-    spent = sum((s.epsilon for s in streams), Fraction(0))
-    if spent > budget:
-        names = ", ".join(f"{s.name} ({s.epsilon})" for s in streams)
-        raise privacy.fail(
-            "budget_epsilon_per_window",
-            f"streams {names} spend {spent} per door event per window, over the budget {budget}",
-            "lower the streams' epsilon or raise the budget",
-        )
+    problems = plan_problems(streams, budget)
+    if problems:
+        key = "budget_rho_per_window" if "rho" in problems[0] else "budget_epsilon_per_window"
+        raise privacy.fail(key, "; ".join(problems), "lower the streams' epsilon (or rho) or raise the budget")
 
     mqtt = _mqtt_settings(root.table_at("mqtt"), f"{coop}-{store}")
     storage = root.table_at("storage")
@@ -300,7 +308,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         grace_s=grace_s,
         tick_s=float(tick_raw),
         sync_source=sync_source,
-        budget_epsilon=budget,
+        budget=budget,
         streams=streams,
         mqtt=mqtt,
         drivers=tuple(built),

@@ -92,7 +92,7 @@ class Watcher:
         if "values" in payload:
             v = payload["values"]
             print(
-                f"  {message.topic}  {payload['window']['start']}  {payload['door']:<6}"
+                f"  {message.topic}  {payload['window']['start']}  {payload.get('door', 'all'):<6}"
                 f" in {v['entries']:>4}  out {v['exits']:>4}  (epsilon {payload['privacy']['epsilon']},"
                 f" seq {payload['seq']})",
                 flush=True,
@@ -149,17 +149,19 @@ def _report(workdir: Path, db_path: Path, summaries: list[dict[str, Any]], truth
     truth = json.loads(truth_path.read_text()) if truth_path.exists() else {"doors": {}}
     print(f"\npublished {len(summaries)} summaries; the raw data stayed in {db_path}")
     print(f"{'hour (UTC)':<21} {'door':<6} {'published in/out':>17} {'true in/out':>12}")
-    for msg in sorted(summaries, key=lambda m: (m["window"]["start"], m["door"])):
-        true = truth["doors"].get(msg["door"], {}).get(msg["window"]["start"], {"entries": 0, "exits": 0})
+    for msg in sorted(summaries, key=lambda m: (m["window"]["start"], m.get("door", "~all"))):
+        key, hour = msg.get("door", "all"), msg["window"]["start"]
+        doors = DOORS if key == "all" else (key,)
+        true = {f: sum(truth["doors"].get(d, {}).get(hour, {}).get(f, 0) for d in doors) for f in ("entries", "exits")}
         print(
-            f"{msg['window']['start']:<21} {msg['door']:<6} {msg['values']['entries']:>8}/{msg['values']['exits']:<8}"
+            f"{hour:<21} {key:<6} {msg['values']['entries']:>8}/{msg['values']['exits']:<8}"
             f" {true['entries']:>5}/{true['exits']:<5}"
         )
     print(
         f"\nground truth: {truth_path}\nSQLite: {db_path}\ninspect: shopkeeper status {workdir / 'agent.toml'};"
         f" shopkeeper ledger {workdir / 'agent.toml'}"
     )
-    expected = hours * len(DOORS)
+    expected = hours * (len(DOORS) + 1)  # each door, plus the store total
     if len(summaries) < expected:
         print(f"demo incomplete: {len(summaries)} of {expected} summaries arrived", file=sys.stderr)
         return 1

@@ -1,9 +1,9 @@
 """Window close and privacy release.
 
-At each window end plus grace, the true per-door counts are aggregated (numba), noise for every cell
-is drawn in one batch from the OS CSPRNG, and the ledger row, the accountant's spend and the outbox
-rows are written in ONE transaction. A window that has a ledger row is never drawn again: restarts
-and retries publish the stored values (DESIGN.md promises 2 to 4).
+At each window end plus grace, the true tables of every planned stream are aggregated (numba), the
+noise for every cell of every stream is drawn in one batch from the OS CSPRNG, and the ledger rows, the
+accountant's spends and the outbox rows are written in ONE transaction. A (window, stream) that has a
+ledger row is never drawn again: restarts and retries publish the stored values (DESIGN.md promises 2-4).
 """
 
 from __future__ import annotations
@@ -19,32 +19,30 @@ from typing import Any
 import numpy as np
 
 from agent.clock import NS_PER_S, Clock
-from agent.config import AgentConfig, StreamSettings
+from agent.config import AgentConfig
 from agent.errors import PrivacyError
 from agent.kernels.footfall import count_footfall
 from agent.privacy import ledger
-from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_laplace, laplace_scale_for
+from agent.privacy.plan import StreamPlan
+from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
 from agent.store import Store
 
 log = logging.getLogger(__name__)
 
-UNIT = "door event"
-# One door event adds 1 to exactly one cell (entries or exits of one door in one window), so the
-# L1 sensitivity of the per-door table is 1 (docs/privacy.md, "footfall per door").
+# Kept for callers that name the footfall sensitivity directly; the plan derives it (agent/privacy/plan.py).
 FOOTFALL_DOOR_SENSITIVITY = 1
-PAYLOAD_SCHEMA = "shopkeeper.footfall-door.v1"
 
 
 def iso_utc(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / NS_PER_S, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def epsilon_json(value: Fraction) -> float:
-    return float(value)
+def fraction_or_none(value: Fraction | None) -> tuple[float | None, str | None]:
+    return (None, None) if value is None else (float(value), str(value))
 
 
 class WindowReleaser:
-    """Closes due windows in order and releases each exactly once."""
+    """Closes due windows in order and releases each (window, stream) exactly once."""
 
     def __init__(
         self,
@@ -59,7 +57,6 @@ class WindowReleaser:
         self.bits = bits
         self.window_ns = config.window_s * NS_PER_S
         self.grace_ns = config.grace_s * NS_PER_S
-        self.stream = next(s for s in config.streams if s.name == "footfall")
         self._ensure_first_window()
 
     def _ensure_first_window(self) -> None:
@@ -87,57 +84,25 @@ class WindowReleaser:
             released += 1
 
     def release_window(self, start_ns: int) -> None:
-        """Aggregate, draw noise once, and commit ledger + spend + outbox + next window together."""
+        """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
         end_ns = start_ns + self.window_ns
-        true_counts = self._true_counts(start_ns, end_ns)  # (doors, 2), local only
-        stream = self.stream
-        scale_num, scale_den = laplace_scale_for(FOOTFALL_DOOR_SENSITIVITY, stream.epsilon)
-        # Every cell's noise is drawn here, in one batch, before anything is written or sent.
-        noise = discrete_laplace(scale_num, scale_den, true_counts.size, self.bits).reshape(true_counts.shape)
-        noisy = true_counts + noise
-        values = {
-            door: {"entries": int(noisy[i, 0]), "exits": int(noisy[i, 1])} for i, door in enumerate(self.config.doors)
-        }
-        parameters = {
-            "scale": f"{scale_num}/{scale_den}",
-            "sensitivity": FOOTFALL_DOOR_SENSITIVITY,
-            "unit": UNIT,
-            "doors": list(self.config.doors),
-        }
+        door_table = self._door_counts(start_ns, end_ns)  # true values: local only
+        noisy: dict[str, np.ndarray] = {}
+        # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
+        for plan in self.config.streams:
+            true = self._true_table(plan, door_table)
+            noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
         with self.store.transaction() as conn:
-            if self._already_released(conn, start_ns, stream):
-                # Another path released this window first; its stored values stand.
-                Store.set_state(conn, "next_window_start_ns", str(end_ns))
-                return
-            self._check_budget(conn, start_ns, stream)
-            row: dict[str, Any] = {
-                "window_start_ns": start_ns,
-                "window_end_ns": end_ns,
-                "stream": stream.name,
-                "noisy_values": json.dumps(values, sort_keys=True),
-                "mechanism": stream.mechanism,
-                "parameters": json.dumps(parameters, sort_keys=True),
-                "epsilon": str(stream.epsilon),
-                "sampler_version": SAMPLER_VERSION,
-                "released_wall_ns": self.clock.wall_ns(),
-            }
-            row["prev_hash"] = ledger.last_hash(conn)
-            row["hash"] = ledger.row_hash(row["prev_hash"], row)
-            cursor = conn.execute(
-                f"INSERT INTO release_ledger ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                tuple(row.values()),
-            )
-            ledger_id = int(cursor.lastrowid or 0)
-            conn.execute(
-                "INSERT INTO privacy_spend VALUES (?, ?, ?, ?, ?)",
-                (start_ns, stream.name, UNIT, str(stream.epsilon), ledger_id),
-            )
-            for door in self.config.doors:
-                self._queue_message(conn, ledger_id, start_ns, end_ns, stream, door, values[door], parameters)
+            for plan in self.config.streams:
+                if self._already_released(conn, start_ns, plan):
+                    continue  # its stored values stand; never draw again
+                self._check_budget(conn, start_ns, plan)
+                self._record(conn, start_ns, end_ns, plan, noisy[plan.name])
             Store.set_state(conn, "next_window_start_ns", str(end_ns))
-        log.info("released window %s (%s, epsilon %s)", iso_utc(start_ns), stream.name, stream.epsilon)
+        log.info("released window %s (%s)", iso_utc(start_ns), ", ".join(p.name for p in self.config.streams))
 
-    def _true_counts(self, start_ns: int, end_ns: int) -> np.ndarray:
+    # -- true tables (local only) ------------------------------------------------------------------
+    def _door_counts(self, start_ns: int, end_ns: int) -> np.ndarray:
         rows = (
             self.store.conn()
             .execute("SELECT door, entries, exits FROM events WHERE wall_ns >= ? AND wall_ns < ?", (start_ns, end_ns))
@@ -151,31 +116,102 @@ class WindowReleaser:
         window_idx = np.zeros(n, dtype=np.int64)
         return count_footfall(window_idx, door_idx, entries, exits, 1, len(self.config.doors))[0]
 
+    _true_counts = _door_counts  # the per-door table under its older name
+
     @staticmethod
-    def _already_released(conn: sqlite3.Connection, start_ns: int, stream: StreamSettings) -> bool:
+    def _true_table(plan: StreamPlan, door_table: np.ndarray) -> np.ndarray:
+        if plan.name == "footfall_door":
+            return door_table
+        if plan.name == "footfall_store":
+            return door_table.sum(axis=0, keepdims=True)
+        raise PrivacyError(f"no aggregation is defined for stream {plan.name}; nothing was released")
+
+    def _noise(self, plan: StreamPlan, count: int) -> np.ndarray:
+        num, den = plan.noise_parameters()
+        if plan.mechanism == "discrete_laplace":
+            return discrete_laplace(num, den, count, self.bits)
+        return discrete_gaussian(num, den, count, self.bits)
+
+    # -- the transaction's parts -------------------------------------------------------------------
+    @staticmethod
+    def _already_released(conn: sqlite3.Connection, start_ns: int, plan: StreamPlan) -> bool:
         return (
             conn.execute(
-                "SELECT 1 FROM release_ledger WHERE window_start_ns = ? AND stream = ?", (start_ns, stream.name)
+                "SELECT 1 FROM release_ledger WHERE window_start_ns = ? AND stream = ?", (start_ns, plan.name)
             ).fetchone()
             is not None
         )
 
-    def _check_budget(self, conn: sqlite3.Connection, start_ns: int, stream: StreamSettings) -> None:
-        """The accountant: refuse (fail closed) if this window's spend on a door event would exceed the budget."""
-        spent = sum(
-            (
-                Fraction(r[0])
-                for r in conn.execute(
-                    "SELECT epsilon FROM privacy_spend WHERE window_start_ns = ? AND unit = ?", (start_ns, UNIT)
-                )
-            ),
-            Fraction(0),
-        )
-        if spent + stream.epsilon > self.config.budget_epsilon:
+    def _check_budget(self, conn: sqlite3.Connection, start_ns: int, plan: StreamPlan) -> None:
+        """The accountant: refuse (fail closed) if this window's spend on the unit would exceed the budget."""
+        rows = conn.execute(
+            "SELECT epsilon, rho FROM privacy_spend WHERE window_start_ns = ? AND unit = ?", (start_ns, plan.unit)
+        ).fetchall()
+        eps_spent = sum((Fraction(e) for e, _r in rows if e), Fraction(0))
+        rho_spent = sum((Fraction(r) for _e, r in rows if r), Fraction(0))
+        budget = self.config.budget
+        if plan.rho is None and all(not r for _e, r in rows):
+            total: Fraction = eps_spent + (plan.epsilon or Fraction(0))
+            over = total > budget.epsilon
+            what = f"epsilon {total}, over the budget {budget.epsilon}"
+        else:
+            total = rho_spent + plan.rho_cost + sum((Fraction(e) ** 2 / 2 for e, r in rows if e and not r), Fraction(0))
+            over = budget.rho is None or total > budget.rho
+            what = f"rho {total}, over the budget {budget.rho}"
+        if over:
             raise PrivacyError(
-                f"window {iso_utc(start_ns)}: releasing {stream.name} would spend {spent + stream.epsilon} "
-                f"per {UNIT}, over the budget {self.config.budget_epsilon}; nothing was released"
+                f"window {iso_utc(start_ns)}: releasing {plan.name} would spend {what} "
+                f"per {plan.unit}; nothing was released"
             )
+
+    def _record(
+        self, conn: sqlite3.Connection, start_ns: int, end_ns: int, plan: StreamPlan, noisy: np.ndarray
+    ) -> None:
+        num, den = plan.noise_parameters()
+        values = {
+            key: {field: int(noisy[i, j]) for j, field in enumerate(plan.fields)} for i, key in enumerate(plan.keys)
+        }
+        parameters = {
+            "noise_parameter": f"{num}/{den}",
+            "l1_sensitivity": plan.l1_sensitivity,
+            "l2_sensitivity_squared": plan.l2_sensitivity_squared,
+            "unit": plan.unit,
+            "keys": list(plan.keys),
+            "clamp_negative": plan.clamp_negative,
+            "suppress_below": plan.suppress_below,
+        }
+        row: dict[str, Any] = {
+            "window_start_ns": start_ns,
+            "window_end_ns": end_ns,
+            "stream": plan.name,
+            "noisy_values": json.dumps(values, sort_keys=True),
+            "mechanism": plan.mechanism,
+            "parameters": json.dumps(parameters, sort_keys=True),
+            "epsilon": str(plan.epsilon) if plan.epsilon is not None else f"rho={plan.rho}",
+            "sampler_version": SAMPLER_VERSION,
+            "released_wall_ns": self.clock.wall_ns(),
+        }
+        row["prev_hash"] = ledger.last_hash(conn)
+        row["hash"] = ledger.row_hash(row["prev_hash"], row)
+        cursor = conn.execute(
+            f"INSERT INTO release_ledger ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+        )
+        ledger_id = int(cursor.lastrowid or 0)
+        conn.execute(
+            "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id, rho)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                start_ns,
+                plan.name,
+                plan.unit,
+                str(plan.epsilon) if plan.epsilon is not None else "",
+                ledger_id,
+                str(plan.rho) if plan.rho is not None else "",
+            ),
+        )
+        for key in plan.keys:
+            published = {field: plan.post_process(v) for field, v in values[key].items()}
+            self._queue_message(conn, ledger_id, start_ns, end_ns, plan, key, published)
 
     def _queue_message(
         self,
@@ -183,41 +219,51 @@ class WindowReleaser:
         ledger_id: int,
         start_ns: int,
         end_ns: int,
-        stream: StreamSettings,
-        door: str,
-        values: dict[str, int],
-        parameters: dict[str, Any],
+        plan: StreamPlan,
+        key: str,
+        values: dict[str, int | None],
     ) -> None:
         cfg = self.config
-        stream_path = f"{stream.name}/{cfg.window_name}"
-        msg_id = f"{cfg.coop}/{cfg.store}/{stream_path}/{iso_utc(start_ns)}/{door}"
+        stream_path = f"{plan.topic_stream}/{cfg.window_name}"
+        msg_id = f"{cfg.coop}/{cfg.store}/{stream_path}/{iso_utc(start_ns)}"
+        if plan.key_field is not None:
+            msg_id += f"/{key}"
         cursor = conn.execute(
             "INSERT INTO outbox (msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
             " VALUES (?, ?, '', ?, ?, ?)",
-            (msg_id, cfg.topic(stream.tier, stream.name), start_ns, ledger_id, self.clock.wall_ns()),
+            (msg_id, cfg.topic(plan.tier, plan.topic_stream), start_ns, ledger_id, self.clock.wall_ns()),
         )
         seq = int(cursor.lastrowid or 0)
-        payload = {
-            "schema": PAYLOAD_SCHEMA,
+        num, den = plan.noise_parameters()
+        epsilon, epsilon_exact = fraction_or_none(plan.epsilon)
+        rho, rho_exact = fraction_or_none(plan.rho)
+        payload: dict[str, Any] = {
+            "schema": plan.schema,
             "msg_id": msg_id,
             "seq": seq,
             "coop": cfg.coop,
             "store": cfg.store,
             "stream": stream_path,
-            "tier": stream.tier,
-            "door": door,
+            "tier": plan.tier,
             "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": cfg.window_s},
             "values": values,
             "privacy": {
-                "mechanism": stream.mechanism,
-                "epsilon": epsilon_json(stream.epsilon),
-                "epsilon_exact": str(stream.epsilon),
-                "sensitivity": parameters["sensitivity"],
-                "scale": parameters["scale"],
-                "unit": UNIT,
+                "mechanism": plan.mechanism,
+                "epsilon": epsilon,
+                "epsilon_exact": epsilon_exact,
+                "rho": rho,
+                "rho_exact": rho_exact,
+                "sensitivity": plan.l1_sensitivity,
+                "sensitivity_l2_squared": plan.l2_sensitivity_squared,
+                "scale": f"{num}/{den}" if plan.mechanism == "discrete_laplace" else None,
+                "sigma2": f"{num}/{den}" if plan.mechanism == "discrete_gaussian" else None,
+                "unit": plan.unit,
                 "sampler": SAMPLER_VERSION,
+                "post_processing": {"clamp_negative": plan.clamp_negative, "suppress_below": plan.suppress_below},
             },
         }
+        if plan.key_field is not None:
+            payload[plan.key_field] = key
         conn.execute(
             "UPDATE outbox SET payload = ? WHERE seq = ?",
             (json.dumps(payload, sort_keys=True, separators=(",", ":")), seq),

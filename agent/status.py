@@ -33,7 +33,8 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
             "SELECT count(*), max(delivered_wall_ns) FROM outbox WHERE delivered_wall_ns IS NOT NULL"
         ).fetchone()
         spent = conn.execute(
-            "SELECT stream, count(*), group_concat(DISTINCT epsilon) FROM privacy_spend GROUP BY stream"
+            "SELECT stream, count(*), group_concat(DISTINCT CASE WHEN rho != '' THEN 'rho ' || rho"
+            " ELSE 'epsilon ' || epsilon END) FROM privacy_spend GROUP BY stream"
         ).fetchall()
         return {
             "store": config.store,
@@ -74,8 +75,7 @@ def format_status(report: dict[str, Any]) -> str:
     ]
     for stream, spend in report["epsilon_spent"].items():
         lines.append(
-            f"epsilon: {stream} spent {spend['epsilon_per_window']} per door event in each of "
-            f"{spend['windows']} windows"
+            f"epsilon: {stream} spent {spend['epsilon_per_window']} per window in each of {spend['windows']} windows"
         )
     return "\n".join(lines)
 
@@ -112,10 +112,10 @@ def ledger_rows(config: AgentConfig) -> list[dict[str, Any]]:
 def format_ledger(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "nothing has been released yet"
-    lines = [f"{'window start (UTC)':<21} {'stream':<9} {'epsilon':<8} values"]
+    lines = [f"{'window start (UTC)':<21} {'stream':<15} {'epsilon':<8} noisy values as released"]
     for row in rows:
-        values = "  ".join(f"{key}: in {v['entries']} out {v['exits']}" for key, v in row["values"].items())
-        lines.append(f"{row['window_start']:<21} {row['stream']:<9} {row['epsilon']:<8} {values}")
+        values = "  ".join(f"{key}: " + " ".join(f"{f} {n}" for f, n in v.items()) for key, v in row["values"].items())
+        lines.append(f"{row['window_start']:<21} {row['stream']:<15} {row['epsilon']:<8} {values}")
     return "\n".join(lines)
 
 

@@ -83,6 +83,12 @@ def _presence(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX presence_wall ON presence_events(wall_ns)")
 
 
+@migration("0003_spend_rho")
+def _spend_rho(db: sqlite_utils.Database) -> None:
+    # zCDP streams record their rho; pure streams leave it empty (and the other way round for epsilon).
+    db.execute("ALTER TABLE privacy_spend ADD COLUMN rho TEXT NOT NULL DEFAULT ''")
+
+
 class Store:
     """Owns one SQLite file; hands each thread its own connection to it."""
 

@@ -301,7 +301,6 @@ def track_blobs(tracks: F64, blob_x: F64, blob_y: F64, n_blobs: int, params: F64
             continue
         tracks[t, T_X] = px[t]  # coast: a person hidden in a merged blob keeps walking
         tracks[t, T_Y] = py[t]
-        cross_lines(tracks, t, line_a, line_b, crossings)
     for b in range(n_blobs):
         if blob_used[b]:
             continue
@@ -440,6 +439,10 @@ class ThermalCounter:
             self._crossings,
         )
         return int(self._crossings[0]), int(self._crossings[1])
+
+    def reset_tracks(self) -> None:
+        """Forget everyone being followed (after a gap in the frames); the background is kept."""
+        self.tracks[:] = 0.0
 
     def active_tracks(self) -> int:
         """How many people are being followed right now."""

@@ -35,15 +35,18 @@ def test_outbox_drains_oldest_first_and_is_marked_on_puback(
     publisher = Publisher(config, store)
     publisher.start()
     try:
-        sub.wait_for(lambda: len(sub.summaries()) >= 60, 20, "60 summaries")
+        sub.wait_for(lambda: len(sub.summaries()) >= 90, 20, "90 summaries (two doors and the total, 30 windows)")
         sub.wait_for(lambda: pending(store) == 0, 10, "every row marked delivered")
     finally:
         publisher.stop()
         sub.close()
     seqs = [m["seq"] for m in sub.summaries()]
-    assert seqs == sorted(seqs) == list(range(1, 61))
+    assert seqs == sorted(seqs) == list(range(1, 91))
     topics = {t for t, _p, _r in sub.messages() if not t.endswith("/status")}
-    assert topics == {"coop/v1/riverside/store-0042/t1/footfall/hourly"}
+    assert topics == {
+        "coop/v1/riverside/store-0042/t1/footfall/hourly",
+        "coop/v1/riverside/store-0042/t1/footfall-total/hourly",
+    }
 
 
 def test_birth_is_retained_and_counter_rises_only_after_connack(

@@ -47,11 +47,15 @@ def test_released_values_are_truth_plus_one_batch_of_noise(config: AgentConfig, 
     releaser = WindowReleaser(config, store, clock, bits=DeterministicBitSource(b"seed-1"))
     clock.advance(3600 + 121)
     assert releaser.tick() == 1
-    noise = discrete_laplace(2, 1, 4, DeterministicBitSource(b"seed-1")).reshape(2, 2)
-    messages = {m["door"]: m for m in outbox(store)}
-    assert messages["front"]["values"] == {"entries": 5 + int(noise[0, 0]), "exits": 1 + int(noise[0, 1])}
-    assert messages["back"]["values"] == {"entries": 0 + int(noise[1, 0]), "exits": 4 + int(noise[1, 1])}
+    replay = DeterministicBitSource(b"seed-1")  # the same bits, drawn in the same order: doors, then the total
+    door_noise = discrete_laplace(2, 1, 4, replay).reshape(2, 2)
+    total_noise = discrete_laplace(2, 1, 2, replay)
+    messages = {m.get("door", "all"): m for m in outbox(store)}
+    assert messages["front"]["values"] == {"entries": 5 + int(door_noise[0, 0]), "exits": 1 + int(door_noise[0, 1])}
+    assert messages["back"]["values"] == {"entries": 0 + int(door_noise[1, 0]), "exits": 4 + int(door_noise[1, 1])}
+    assert messages["all"]["values"] == {"entries": 5 + int(total_noise[0]), "exits": 5 + int(total_noise[1])}
     assert messages["front"]["privacy"]["epsilon"] == 0.5 and messages["front"]["privacy"]["sensitivity"] == 1
+    assert messages["all"]["schema"] == "shopkeeper.footfall-store.v1"
 
 
 def test_every_door_is_released_every_window_even_with_no_events(config: AgentConfig, clock: ManualClock) -> None:
@@ -60,11 +64,13 @@ def test_every_door_is_released_every_window_even_with_no_events(config: AgentCo
     clock.advance(3 * 3600 + 121)
     assert releaser.tick() == 3
     messages = outbox(store)
-    assert [(m["window"]["start"][11:13], m["door"]) for m in messages] == [
-        (h, d) for h in ("00", "01", "02") for d in ("front", "back")
+    assert [(m["window"]["start"][11:13], m.get("door", "all")) for m in messages] == [
+        (h, d) for h in ("00", "01", "02") for d in ("front", "back", "all")
     ]
-    assert [m["seq"] for m in messages] == list(range(1, 7))
-    assert len({json.dumps(sorted(m)) for m in messages}) == 1, "every payload of a stream has the same shape"
+    assert [m["seq"] for m in messages] == list(range(1, 10))
+    for schema in ("shopkeeper.footfall-door.v1", "shopkeeper.footfall-store.v1"):
+        shapes = {json.dumps(sorted(m)) + json.dumps(sorted(m["privacy"])) for m in messages if m["schema"] == schema}
+        assert len(shapes) == 1, "every payload of a stream has the same shape"
 
 
 def test_window_waits_for_grace(config: AgentConfig, clock: ManualClock) -> None:
@@ -96,7 +102,7 @@ def test_restart_never_redraws_a_released_window(config: AgentConfig, clock: Man
     assert again.tick() == 0
     again.release_window(T0_NS)  # a forced second release of the same window changes nothing
     assert outbox(reopened) == before
-    assert reopened.conn().execute("SELECT count(*) FROM privacy_spend").fetchone()[0] == 1
+    assert reopened.conn().execute("SELECT count(*) FROM privacy_spend").fetchone()[0] == 2  # door + total
 
 
 def test_over_budget_window_is_refused_and_nothing_written(config: AgentConfig, clock: ManualClock) -> None:
@@ -109,7 +115,10 @@ def test_over_budget_window_is_refused_and_nothing_written(config: AgentConfig, 
             " VALUES (?, ?, 'other', '{}', 'x', '{}', '3/4', 'v', 0, '', '')",
             (T0_NS, T0_NS + HOUR),
         )
-        conn.execute("INSERT INTO privacy_spend VALUES (?, 'other', 'door event', '3/4', 1)", (T0_NS,))
+        conn.execute(
+            "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id) VALUES (?, 'other', 'door event', '3/4', 1)",
+            (T0_NS,),
+        )
     clock.advance(3600 + 121)
     with pytest.raises(PrivacyError, match="over the budget"):
         releaser.tick()
@@ -123,7 +132,13 @@ def test_ledger_chain_verifies_and_detects_an_edit(config: AgentConfig, clock: M
     clock.advance(4 * 3600)
     assert releaser.tick() == 3
     assert verify_chain(store.conn()) == []
-    row = store.conn().execute("SELECT id, noisy_values FROM release_ledger ORDER BY id LIMIT 1 OFFSET 1").fetchone()
+    row = (
+        store.conn()
+        .execute(
+            "SELECT id, noisy_values FROM release_ledger WHERE stream = 'footfall_door' ORDER BY id LIMIT 1 OFFSET 1"
+        )
+        .fetchone()
+    )
     edited = json.loads(row[1])
     edited["front"]["entries"] += 1
     store.conn().execute("UPDATE release_ledger SET noisy_values = ? WHERE id = ?", (json.dumps(edited), row[0]))
@@ -147,6 +162,6 @@ def test_sqlite_is_wal_with_full_sync(config: AgentConfig) -> None:
 def test_migrations_are_recorded(tmp_path: Path) -> None:
     store = Store(tmp_path / "x.db")
     names = [r[0] for r in store.conn().execute("SELECT name FROM _migrations")]
-    assert names == ["0001_core", "0002_presence"]
+    assert names == ["0001_core", "0002_presence", "0003_spend_rho"]
     Store(tmp_path / "x.db")  # a second open applies nothing again
     assert [r[0] for r in store.conn().execute("SELECT name FROM _migrations")] == names

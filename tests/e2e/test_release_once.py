@@ -20,10 +20,10 @@ def test_sigkill_after_release_before_puback_resends_the_stored_values(tmp_path:
         shop.start_agent()
         shop.start_sim()
         wait_until(
-            lambda: len(shop.query("SELECT id FROM release_ledger")) >= 4, 60, "four released windows", shop.agent_log
+            lambda: len(shop.query("SELECT DISTINCT window_start_ns FROM release_ledger")) >= 4, 60, "four released windows", shop.agent_log
         )
         shop.kill_agent()  # SIGKILL: no goodbye, no flush
-        ledger_before = shop.query("SELECT window_start_ns, noisy_values, hash FROM release_ledger ORDER BY id")
+        ledger_before = shop.query("SELECT window_start_ns, stream, noisy_values, hash FROM release_ledger ORDER BY id")
         outbox_before = {
             msg_id: (seq, payload) for msg_id, seq, payload in shop.query("SELECT msg_id, seq, payload FROM outbox")
         }
@@ -49,7 +49,7 @@ def test_sigkill_after_release_before_puback_resends_the_stored_values(tmp_path:
     for msg_id, (seq, payload) in outbox_before.items():
         assert received[msg_id] == json.loads(payload), "same values, same seq, same id: not redrawn"
         assert received[msg_id]["seq"] == seq
-    ledger_after = shop.query("SELECT window_start_ns, noisy_values, hash FROM release_ledger ORDER BY id")
+    ledger_after = shop.query("SELECT window_start_ns, stream, noisy_values, hash FROM release_ledger ORDER BY id")
     assert ledger_after[: len(ledger_before)] == ledger_before
-    windows = [row[0] for row in ledger_after]
-    assert len(windows) == len(set(windows)), "no window was released twice"
+    released = [(row[0], row[1]) for row in ledger_after]
+    assert len(released) == len(set(released)), "no (window, stream) was released twice"

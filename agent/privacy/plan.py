@@ -1,0 +1,145 @@
+"""Release plans: which streams are released, their key sets, sensitivities and privacy cost.
+
+Sensitivities are derived here, in code, from the stream's definition and the configured contribution
+bounds; they are never typed into the configuration separately. The accountant composes costs per
+privacy unit and window: streams over disjoint windows and disjoint keys compose in parallel; streams
+that contain the same unit (a door event is in both the per-door and the per-store footfall) compose
+sequentially, so their costs add up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from fractions import Fraction
+
+DOOR_EVENT = "door event"
+BASKET = "basket"
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamPlan:
+    """One released stream, fully specified: what it counts, its keys, and what it costs."""
+
+    name: str  # the configuration key, e.g. "footfall_door"
+    topic_stream: str  # the topic segment, e.g. "footfall"
+    schema: str  # the payload's `schema` value
+    unit: str  # the privacy unit one record of which is protected
+    key_field: str | None  # payload field naming the key ("door"); None for a single-key stream
+    keys: tuple[str, ...]  # the fixed, public key set; every key is released every window
+    fields: tuple[str, ...]  # the values released per key
+    tier: str
+    mechanism: str  # "discrete_laplace" or "discrete_gaussian"
+    epsilon: Fraction | None  # pure DP cost per window (Laplace)
+    rho: Fraction | None  # zCDP cost per window (Gaussian)
+    l1_sensitivity: int
+    l2_sensitivity_squared: int
+    clamp_negative: bool = False
+    suppress_below: int | None = None
+
+    @property
+    def rho_cost(self) -> Fraction:
+        """The stream's cost in zCDP terms: pure epsilon-DP implies epsilon^2/2-zCDP (Bun, Steinke 2016)."""
+        if self.rho is not None:
+            return self.rho
+        assert self.epsilon is not None
+        return self.epsilon * self.epsilon / 2
+
+    def noise_parameters(self) -> tuple[int, int]:
+        """Laplace scale t = L1/epsilon, or Gaussian sigma^2 = L2^2/(2 rho), as (numerator, denominator)."""
+        if self.mechanism == "discrete_laplace":
+            assert self.epsilon is not None
+            scale = Fraction(self.l1_sensitivity) / self.epsilon
+        else:
+            assert self.rho is not None
+            scale = Fraction(self.l2_sensitivity_squared) / (2 * self.rho)
+        return scale.numerator, scale.denominator
+
+    def post_process(self, value: int) -> int | None:
+        """Applied to NOISY values only: clamp at zero, then suppress small values (free post-processing)."""
+        if self.clamp_negative and value < 0:
+            value = 0
+        if self.suppress_below is not None and value < self.suppress_below:
+            return None
+        return value
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitBudget:
+    """What one privacy unit may cost per window."""
+
+    epsilon: Fraction
+    rho: Fraction | None = None
+
+
+def plan_problems(plans: Sequence[StreamPlan], budget: UnitBudget) -> list[str]:
+    """Why a plan is over budget (empty when it fits), one message per privacy unit.
+
+    Streams of one unit compose sequentially. If every stream of a unit is pure epsilon-DP the sum of
+    epsilons must fit the epsilon budget; once any stream is zCDP (Gaussian) the sum of rho costs,
+    Laplace streams counted as epsilon^2/2, must fit the rho budget.
+    """
+    problems = []
+    for unit in sorted({p.unit for p in plans}):
+        streams = [p for p in plans if p.unit == unit]
+        names = ", ".join(f"{p.name} ({p.epsilon if p.rho is None else f'rho {p.rho}'})" for p in streams)
+        if all(p.rho is None for p in streams):
+            total = sum((p.epsilon or Fraction(0) for p in streams), Fraction(0))
+            if total > budget.epsilon:
+                problems.append(
+                    f"streams {names} spend epsilon {total} per {unit} per window, over the budget {budget.epsilon}"
+                )
+        else:
+            total_rho = sum((p.rho_cost for p in streams), Fraction(0))
+            if budget.rho is None:
+                problems.append(f"streams {names} use zCDP but no rho budget is set")
+            elif total_rho > budget.rho:
+                problems.append(
+                    f"streams {names} spend rho {total_rho} per {unit} per window, over the budget {budget.rho}"
+                )
+    return problems
+
+
+def footfall_plans(doors: Sequence[str], settings: dict[str, dict[str, object]]) -> list[StreamPlan]:
+    """The footfall streams. One door event adds one to exactly one cell (entries or exits) of one door,
+    and to one cell of the store total, so L1 = L2^2 = 1 for both tables."""
+    plans = []
+    for name, topic, schema, key_field, keys in (
+        ("footfall_door", "footfall", "shopkeeper.footfall-door.v1", "door", tuple(doors)),
+        ("footfall_store", "footfall-total", "shopkeeper.footfall-store.v1", None, ("all",)),
+    ):
+        if name not in settings:
+            continue
+        s = settings[name]
+        plans.append(
+            StreamPlan(
+                name=name,
+                topic_stream=topic,
+                schema=schema,
+                unit=DOOR_EVENT,
+                key_field=key_field,
+                keys=keys,
+                fields=("entries", "exits"),
+                tier=str(s["tier"]),
+                mechanism=str(s["mechanism"]),
+                epsilon=_fraction(s.get("epsilon")),
+                rho=_fraction(s.get("rho")),
+                l1_sensitivity=1,
+                l2_sensitivity_squared=1,
+                clamp_negative=bool(s.get("clamp_negative", False)),
+                suppress_below=_int_or_none(s.get("suppress_below")),
+            )
+        )
+    return plans
+
+
+def _fraction(value: object) -> Fraction | None:
+    if value is None or isinstance(value, Fraction):
+        return value
+    raise TypeError(f"expected a Fraction, got {value!r}")
+
+
+def _int_or_none(value: object) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    raise TypeError(f"expected an int, got {value!r}")
