@@ -10,6 +10,10 @@ PYTHON=${PYTHON:-python3}
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
 "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+# The deploy tests: systemd-analyze (unit checks), openssl (the coop PKI), sqlite3 (backups in the docs).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "bootstrap: need Debian packages ${need_apt[*]}; run as root or: sudo apt-get install ${need_apt[*]}" >&2

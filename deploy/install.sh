@@ -148,7 +148,8 @@ warm_numba_cache() {
     chmod 0750 "$STATE_DIR"
     # Compile every kernel the agent calls now, on this CPU, so the first start (and the first window
     # release under the watchdog) loads machine code from the cache instead of compiling for seconds.
-    NUMBA_CACHE_DIR=$CACHE_DIR "$VENV/bin/python" - <<'PY'
+    # -I: import the installed package, never a checkout that happens to be the current directory.
+    NUMBA_CACHE_DIR=$CACHE_DIR "$VENV/bin/python" -I - <<'PY'
 import numpy as np
 
 from agent.kernels.footfall import count_footfall

@@ -11,7 +11,8 @@ pure function on preallocated arrays; `ThermalCounter` owns the state and runs o
    much wider than one person; each part becomes a blob at its heat-weighted centroid.
 4. `track_blobs`: greedy nearest-neighbour matching (globally closest pair first) of predicted
    track positions to blobs within `max_jump`; unmatched tracks coast on their velocity for a few
-   frames; a new blob next to a matched track inherits that track's side (a split of a merged pair).
+   frames (counting nothing while unseen); a new blob born between the lines next to a matched
+   track inherits that track's side (a merged pair splitting apart).
 5. Crossing with hysteresis: a track's side is "before" (row < line_a) or "after" (row > line_b);
    between the lines it keeps its side. A change of side is one crossing: before→after is "down"
    (towards higher rows), after→before is "up". Dwelling between the lines counts nothing.
@@ -38,6 +39,7 @@ P_WIDE_FACTOR, P_MAX_JUMP, P_MAX_MISSING, P_LINE_A, P_LINE_B, P_WARMUP = 6, 7, 8
 N_PARAMS = 12
 
 # Columns of the track table (one row per track slot).
+# T_BORN_Y (the row a track started at) is kept for diagnostics; no decision uses it.
 T_ACTIVE, T_X, T_Y, T_VX, T_VY, T_SIDE, T_MISSING, T_AGE, T_BORN_Y, T_MATCHED = range(10)
 N_TRACK_COLS = 10
 MAX_TRACKS = 16
@@ -241,16 +243,15 @@ def side_of(y: float, line_a: float, line_b: float) -> int:
 
 @njit
 def cross_lines(tracks: F64, slot: int, line_a: float, line_b: float, crossings: I64) -> None:
-    """Update one track's side; a change of side adds a crossing (index 0: down, 1: up)."""
+    """Update one track's side from an observed position; a change of side adds a crossing (0: down, 1: up)."""
     y = tracks[slot, T_Y]
     now = side_of(y, line_a, line_b)
     if now == 0:
         return
     before = tracks[slot, T_SIDE]
     if before == 0.0:
-        # Born between the lines without a parent: a walk of half the band from birth decides.
-        if abs(y - tracks[slot, T_BORN_Y]) >= 0.5 * (line_b - line_a) and (y - tracks[slot, T_BORN_Y]) * now > 0:
-            crossings[0 if now > 0 else 1] += 1
+        # Born between the lines with no tracked neighbour: its first side is where it came from,
+        # so it counts only once it has walked across to the other side (like a lingerer turning back).
         tracks[slot, T_SIDE] = now
     elif before != now:
         crossings[0 if now > 0 else 1] += 1
@@ -299,7 +300,9 @@ def track_blobs(tracks: F64, blob_x: F64, blob_y: F64, n_blobs: int, params: F64
         if tracks[t, T_MISSING] > params[P_MAX_MISSING]:
             tracks[t, T_ACTIVE] = 0.0
             continue
-        tracks[t, T_X] = px[t]  # coast: a person hidden in a merged blob keeps walking
+        # Coast: a person hidden in a merged blob keeps walking. A coasting track counts no
+        # crossing (no evidence); it is picked up again when the blobs part.
+        tracks[t, T_X] = px[t]
         tracks[t, T_Y] = py[t]
     for b in range(n_blobs):
         if blob_used[b]:

@@ -155,11 +155,8 @@ def _cross(tracks: F64, which: npt.NDArray[np.bool_], line_a: float, line_b: flo
     """Side changes of the tracks selected by `which` (index 0: down, 1: up)."""
     now = _side(tracks[:, T_Y], line_a, line_b)
     before = tracks[:, T_SIDE]
-    moved = tracks[:, T_Y] - tracks[:, T_BORN_Y]
     decided = which & (now != 0)
-    from_band = decided & (before == 0) & (np.abs(moved) >= 0.5 * (line_b - line_a)) & (moved * now > 0)
-    changed = decided & (before != 0) & (before != now)
-    counted = from_band | changed
+    counted = decided & (before != 0) & (before != now)
     crossings[0] += int((counted & (now > 0)).sum())
     crossings[1] += int((counted & (now < 0)).sum())
     tracks[decided, T_SIDE] = now[decided]
@@ -197,7 +194,6 @@ def track_blobs_numpy(tracks: F64, bx: F64, by: F64, params: F64, crossings: lis
     coasting &= ~retired
     tracks[coasting, T_X] = px[coasting]
     tracks[coasting, T_Y] = py[coasting]
-    _cross(tracks, coasting, line_a, line_b, crossings)
     for b in np.flatnonzero(~blob_used):
         free = np.flatnonzero(tracks[:, T_ACTIVE] == 0)
         if free.size == 0:

@@ -116,7 +116,8 @@ def test_over_budget_window_is_refused_and_nothing_written(config: AgentConfig, 
             (T0_NS, T0_NS + HOUR),
         )
         conn.execute(
-            "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id) VALUES (?, 'other', 'door event', '3/4', 1)",
+            "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id)"
+            " VALUES (?, 'other', 'door event', '3/4', 1)",
             (T0_NS,),
         )
     clock.advance(3600 + 121)
@@ -165,3 +166,47 @@ def test_migrations_are_recorded(tmp_path: Path) -> None:
     assert names == ["0001_core", "0002_presence", "0003_spend_rho"]
     Store(tmp_path / "x.db")  # a second open applies nothing again
     assert [r[0] for r in store.conn().execute("SELECT name FROM _migrations")] == names
+
+
+def test_crash_inside_the_release_transaction_spends_nothing(
+    config: AgentConfig, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(3600 + 121)
+    calls = {"n": 0}
+    original = WindowReleaser._queue_message
+
+    def crash_on_third_message(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("power cut")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(WindowReleaser, "_queue_message", crash_on_third_message)
+    with pytest.raises(RuntimeError):
+        releaser.tick()
+    for table in ("release_ledger", "privacy_spend", "outbox"):
+        assert store.conn().execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    monkeypatch.undo()
+    assert releaser.tick() == 1
+    spends = store.conn().execute("SELECT stream, count(*) FROM privacy_spend GROUP BY stream").fetchall()
+    assert sorted(spends) == [("footfall_door", 1), ("footfall_store", 1)]
+
+
+def test_cli_ledger_verify_fails_on_an_edited_row(
+    config: AgentConfig, clock: ManualClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main
+
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(2 * 3600 + 121)
+    releaser.tick()
+    assert main(["ledger", "verify", str(config.path)]) == 0
+    store.conn().execute("UPDATE release_ledger SET epsilon = '1' WHERE id = 1")
+    assert main(["ledger", "verify", str(config.path)]) == 1
+    assert "row 1" in capsys.readouterr().out
+    assert main(["ledger", str(config.path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["stream"] for r in rows} == {"footfall_door", "footfall_store"}

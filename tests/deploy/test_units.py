@@ -1,0 +1,82 @@
+"""The systemd units: valid, hardened to a low exposure score, and honest about numba's JIT."""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+UNITS = REPO / "systemd"
+INSTALLED_EXE = "/opt/shopkeeper/venv/bin/shopkeeper"
+
+
+def systemd_analyze() -> str:
+    exe = shutil.which("systemd-analyze")
+    if exe is None:
+        pytest.fail("systemd-analyze is missing; deploy/bootstrap.sh installs Debian's systemd package")
+    return exe
+
+
+def unit_settings(name: str) -> dict[str, list[str]]:
+    settings: dict[str, list[str]] = {}
+    for line in (UNITS / name).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            settings.setdefault(key, []).append(value)
+    return settings
+
+
+@pytest.mark.parametrize("name", ["shopkeeper-agent.service", "shopkeeper-hub.service"])
+def test_unit_passes_systemd_analyze_verify(tmp_path: Path, name: str) -> None:
+    # verify insists the ExecStart binary exists: point it at this venv's shopkeeper, change nothing else.
+    text = (UNITS / name).read_text()
+    assert INSTALLED_EXE in text
+    (tmp_path / name).write_text(text.replace(INSTALLED_EXE, str(Path(sys.executable).parent / "shopkeeper")))
+    result = subprocess.run(
+        [systemd_analyze(), "verify", str(tmp_path / name)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr  # unknown keys and bad values are only warnings
+
+
+@pytest.mark.parametrize("name", ["shopkeeper-agent.service", "shopkeeper-hub.service"])
+def test_unit_exposure_is_at_most_2_5(tmp_path: Path, name: str) -> None:
+    result = subprocess.run(
+        [systemd_analyze(), "security", "--offline=yes", str(UNITS / name)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.5, result.stdout
+
+
+def test_agent_unit_keeps_the_notify_and_watchdog_contract() -> None:
+    s = unit_settings("shopkeeper-agent.service")
+    assert s["Type"] == ["notify"] and s["NotifyAccess"] == ["main"] and s["WatchdogSec"] == ["30"]
+    assert s["ExecStart"] == [f"{INSTALLED_EXE} run /etc/shopkeeper/agent.toml"]
+    assert "NUMBA_CACHE_DIR=/var/lib/shopkeeper/numba-cache" in s["Environment"]
+    assert s["User"] == ["shopkeeper"] and s["StateDirectory"] == ["shopkeeper"]
+    assert s["DevicePolicy"] == ["closed"] and "char-ttyUSB rw" in s["DeviceAllow"]
+
+
+def test_numba_cannot_even_load_under_memory_deny_write_execute(tmp_path: Path) -> None:
+    """Why the units leave MemoryDenyWriteExecute off: with the kernel's equivalent W^X rule
+    (prctl PR_SET_MDWE), importing numba fails, warm cache or not."""
+    assert unit_settings("shopkeeper-agent.service")["MemoryDenyWriteExecute"] == ["no"]
+    libc = ctypes.CDLL(None, use_errno=True)
+    probe = "import ctypes; assert ctypes.CDLL(None).prctl(65, 1, 0, 0, 0) == 0; import numba"
+    if libc.prctl(66, 0, 0, 0, 0) < 0:  # PR_GET_MDWE: needs Linux 6.3
+        pytest.skip("this kernel has no PR_SET_MDWE")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "cannot allocate executable memory" in result.stderr
+    control = subprocess.run([sys.executable, "-c", "import numba"], capture_output=True, text=True, cwd=tmp_path)
+    assert control.returncode == 0, control.stderr
