@@ -77,6 +77,13 @@ def cmd_sample_config(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drivers(args: argparse.Namespace) -> int:
+    from agent.driver_cli import list_drivers, sample_for
+
+    print(sample_for(args.kind) if args.kind else list_drivers(), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopkeeper", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopkeeper {__version__}")
@@ -104,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     sample = sub.add_parser("sample-config", help="print the commented sample configuration")
     sample.set_defaults(func=cmd_sample_config)
+    sub.add_parser("hub", help="the cooperative hub (see docs/hub.md)", add_help=False)
+    drivers = sub.add_parser("drivers", help="list installed drivers, or print one driver's sample config")
+    drivers.add_argument("kind", nargs="?")
+    drivers.set_defaults(func=cmd_drivers)
     sim = sub.add_parser("sim", help="serve a simulated device on a pseudo-terminal", add_help=False)
     sim.add_argument("sim_args", nargs=argparse.REMAINDER)
     sim.set_defaults(func=None)
@@ -116,6 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from firmware_sim.cli import main as sim_main
 
         return sim_main(argv[1:])
+    if argv and argv[0] == "hub":
+        from hub.cli import main as hub_main  # a separate program that shares only the payload contract
+
+        return hub_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

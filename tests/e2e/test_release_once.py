@@ -20,7 +20,10 @@ def test_sigkill_after_release_before_puback_resends_the_stored_values(tmp_path:
         shop.start_agent()
         shop.start_sim()
         wait_until(
-            lambda: len(shop.query("SELECT DISTINCT window_start_ns FROM release_ledger")) >= 4, 60, "four released windows", shop.agent_log
+            lambda: len(shop.query("SELECT DISTINCT window_start_ns FROM release_ledger")) >= 4,
+            60,
+            "four released windows",
+            shop.agent_log,
         )
         shop.kill_agent()  # SIGKILL: no goodbye, no flush
         ledger_before = shop.query("SELECT window_start_ns, stream, noisy_values, hash FROM release_ledger ORDER BY id")
