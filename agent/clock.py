@@ -115,34 +115,56 @@ class AcceleratedClock:
     Simulated wall time is `origin_ns + (real_now - anchor_ns) * factor`. Two processes given the
     same origin, anchor and factor agree on simulated time, which is how the simulator and the agent
     share one accelerated day. The anchor is a real wall-clock instant (ns since the epoch).
+
+    For clock tests, `offset_file` (simulated ns added to wall time only, as a wrong or jumping system
+    clock would) and `sync_file` (synchronised while it exists) can be changed while a process runs.
     """
 
     origin_ns: int
     factor: float
     anchor_ns: int
     is_synced: bool = True
+    offset_file: str = ""
+    sync_file: str = ""
 
     @classmethod
-    def starting_now(cls, origin_ns: int, factor: float) -> AcceleratedClock:
+    def starting_now(
+        cls, origin_ns: int, factor: float, offset_file: str = "", sync_file: str = ""
+    ) -> AcceleratedClock:
         """A clock whose simulated time is `origin_ns` right now."""
-        return cls(origin_ns=origin_ns, factor=factor, anchor_ns=time.time_ns())
+        return cls(
+            origin_ns=origin_ns, factor=factor, anchor_ns=time.time_ns(), offset_file=offset_file, sync_file=sync_file
+        )
+
+    def _elapsed_ns(self) -> int:
+        return int((time.time_ns() - self.anchor_ns) * self.factor)
+
+    def _offset_ns(self) -> int:
+        if not self.offset_file:
+            return 0
+        try:
+            return int(Path(self.offset_file).read_text().strip() or 0)
+        except (OSError, ValueError):
+            return 0
 
     def wall_ns(self) -> int:
-        return self.origin_ns + int((time.time_ns() - self.anchor_ns) * self.factor)
+        return self.origin_ns + self._elapsed_ns() + self._offset_ns()
 
     def monotonic_ns(self) -> int:
-        # Within a test run the real wall clock does not jump, so simulated wall time doubles as a
-        # monotonic stamp; this keeps re-basing arithmetic identical to the real clock's.
-        return self.wall_ns() - self.origin_ns
+        # Within a test run the real wall clock does not jump, so elapsed simulated time is monotonic;
+        # the offset (a wrong system clock) never reaches it, exactly like CLOCK_MONOTONIC.
+        return self._elapsed_ns()
 
     def synced(self) -> bool:
+        if self.sync_file:
+            return Path(self.sync_file).exists()
         return self.is_synced
 
     def real_seconds(self, clock_seconds: float) -> float:
         return clock_seconds / self.factor
 
     def real_ns_at(self, sim_ns: int) -> int:
-        """The real wall-clock instant (ns) at which simulated time reaches `sim_ns`."""
+        """The real wall-clock instant (ns) at which simulated time reaches `sim_ns` (offset ignored)."""
         return self.anchor_ns + int((sim_ns - self.origin_ns) / self.factor)
 
     def env(self) -> dict[str, str]:
@@ -151,6 +173,8 @@ class AcceleratedClock:
             "SHOPKEEPER_CLOCK_ORIGIN_NS": str(self.origin_ns),
             "SHOPKEEPER_CLOCK_FACTOR": repr(self.factor),
             "SHOPKEEPER_CLOCK_ANCHOR_NS": str(self.anchor_ns),
+            "SHOPKEEPER_CLOCK_OFFSET_FILE": self.offset_file,
+            "SHOPKEEPER_CLOCK_SYNC_FILE": self.sync_file,
         }
 
     @classmethod
@@ -163,4 +187,6 @@ class AcceleratedClock:
             origin_ns=int(environ["SHOPKEEPER_CLOCK_ORIGIN_NS"]),
             factor=float(environ["SHOPKEEPER_CLOCK_FACTOR"]),
             anchor_ns=int(environ["SHOPKEEPER_CLOCK_ANCHOR_NS"]),
+            offset_file=environ.get("SHOPKEEPER_CLOCK_OFFSET_FILE", ""),
+            sync_file=environ.get("SHOPKEEPER_CLOCK_SYNC_FILE", ""),
         )

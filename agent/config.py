@@ -60,6 +60,7 @@ class AgentConfig:
     raw_max_age_s: int
     raw_max_bytes: int
     log_level: str
+    health_listen: tuple[str, int] | None = None
 
     @property
     def db_path(self) -> Path:
@@ -272,6 +273,20 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     raw_max_mb = storage.int_in("raw_max_mb", 512, 1, 1_000_000)
     storage.reject_unknown()
 
+    health = root.table_at("health")
+    listen = health.get("listen", str, "127.0.0.1:9465")
+    health_listen: tuple[str, int] | None = None
+    if listen:
+        host, _, port_text = listen.rpartition(":")
+        if host not in ("127.0.0.1", "::1", "localhost") or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+            raise health.fail(
+                "listen",
+                f"{listen!r} is not a loopback host:port",
+                'use e.g. "127.0.0.1:9465" (the endpoint is for this box only), or "" to turn it off',
+            )
+        health_listen = (host, int(port_text))
+    health.reject_unknown()
+
     driver_table = root.table_at("drivers")
     known = installed_drivers() if drivers is None else drivers
     built = []
@@ -315,6 +330,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         raw_max_age_s=raw_max_age_s,
         raw_max_bytes=raw_max_mb * 1024 * 1024,
         log_level=log_level,
+        health_listen=health_listen,
     )
 
 

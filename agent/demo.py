@@ -42,7 +42,7 @@ def write_demo_config(
         f'data_dir = "{workdir / "data"}"\n\n'
         f'[windows]\nlength = "{window}"\ngrace = "{grace}"\n\n[clock]\nsync_source = "always"\n\n'
         f"[privacy]\nbudget_epsilon_per_window = 1\n\n[privacy.footfall_door]\nepsilon = 0.5\n\n"
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n{drivers}'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n\n[health]\nlisten = "127.0.0.1:0"\n{drivers}'
     )
     return path
 

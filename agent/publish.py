@@ -19,6 +19,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import __version__
+from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
 from agent.store import Store
 
@@ -28,8 +29,11 @@ log = logging.getLogger(__name__)
 class Publisher:
     """Owns the MQTT connection and drains the outbox in sequence order."""
 
-    def __init__(self, config: AgentConfig, store: Store) -> None:
+    def __init__(self, config: AgentConfig, store: Store, clock: Clock | None = None) -> None:
         self.config, self.store = config, store
+        self.clock = clock
+        # Sent a full window after its end or later: flagged as late (MQTT v5 user property).
+        self.late_after_ns = 2 * config.window_s * NS_PER_S
         self.settings = config.mqtt
         self.v5 = self.settings.protocol == "v5"
         self.client = mqtt.Client(
@@ -143,16 +147,18 @@ class Publisher:
         rows = (
             self.store.conn()
             .execute(
-                "SELECT seq, msg_id, topic, payload FROM outbox WHERE delivered_wall_ns IS NULL AND seq > ?"
-                " ORDER BY seq LIMIT ?",
+                "SELECT seq, msg_id, topic, payload, window_start_ns FROM outbox"
+                " WHERE delivered_wall_ns IS NULL AND seq > ? ORDER BY seq LIMIT ?",
                 (self._last_queued_seq, room),
             )
             .fetchall()
         )
-        for seq, msg_id, topic, payload in rows:
+        now = self.clock.wall_ns() if self.clock else None
+        for seq, msg_id, topic, payload, window_start in rows:
+            late = now is not None and now - window_start > self.late_after_ns
             # Not under self._cond: paho calls on_publish while holding its own message lock, so
             # holding ours across publish() would invert the lock order and deadlock.
-            info = self.client.publish(topic, payload, qos=1, properties=self._properties(msg_id))
+            info = self.client.publish(topic, payload, qos=1, properties=self._properties(msg_id, late))
             with self._cond:
                 self._last_queued_seq = seq
                 if info.mid in self._early_acks:  # the PUBACK beat us to the bookkeeping
@@ -172,12 +178,12 @@ class Publisher:
         self.delivered += len(seqs)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _properties(self, msg_id: str) -> Properties | None:
+    def _properties(self, msg_id: str, late: bool = False) -> Properties | None:
         if not self.v5:
             return None
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
-        props.UserProperty = [("msg_id", msg_id)]
+        props.UserProperty = [("msg_id", msg_id), ("late", "true" if late else "false")]
         return props
 
     def _connections(self) -> int:

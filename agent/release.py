@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.clock import NS_PER_S, Clock
+from agent.clock import NS_PER_S, Clock, boot_id
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
 from agent.kernels.footfall import count_footfall
@@ -57,9 +57,14 @@ class WindowReleaser:
         self.bits = bits
         self.window_ns = config.window_s * NS_PER_S
         self.grace_ns = config.grace_s * NS_PER_S
-        self._ensure_first_window()
+        # A window released this long after its end was held up (agent down, clock unsynced, backlog).
+        self.late_after_ns = 2 * self.grace_ns + 60 * NS_PER_S
+        self.boot_id = boot_id()
+        if clock.synced():
+            self._ensure_first_window()
 
     def _ensure_first_window(self) -> None:
+        """The first window is the one the first trusted clock reading falls in."""
         if self.store.get_state("next_window_start_ns") is None:
             first = self.clock.wall_ns() // self.window_ns * self.window_ns
             with self.store.transaction() as conn:
@@ -74,14 +79,55 @@ class WindowReleaser:
         if not self.clock.synced():
             log.debug("clock not synchronised; holding window release")
             return 0
+        self._ensure_first_window()
+        self.flush_ingest()
+        self.settle_event_times()
         released = 0
         while True:
             start = self.next_window_start()
             if start + self.window_ns + self.grace_ns > self.clock.wall_ns():
                 return released
             self.flush_ingest()
+            self.settle_event_times()
             self.release_window(start)
             released += 1
+
+    def settle_event_times(self) -> None:
+        """Re-base events stamped before the clock synced, then fix each event's window once.
+
+        Re-basing uses the monotonic stamps: wall = sync_wall - (sync_mono - event_mono), valid within
+        one boot. An event whose wall time falls in a window already released (a backward clock jump,
+        or a reading that arrived after its window closed) counts in the oldest open window instead:
+        late, but neither lost nor counted twice.
+        """
+        mono, wall = self.clock.monotonic_ns(), self.clock.wall_ns()
+        next_open = self.next_window_start()
+        with self.store.transaction() as conn:
+            rebased = conn.execute(
+                "UPDATE events SET wall_ns = ? - (? - mono_ns), synced = 1 WHERE synced = 0 AND boot_id = ?",
+                (wall, mono, self.boot_id),
+            ).rowcount
+            stale = conn.execute("UPDATE events SET synced = 1 WHERE synced = 0").rowcount
+            late = conn.execute(
+                "UPDATE events SET window_ns = ? WHERE window_ns IS NULL AND wall_ns < ?", (next_open, next_open)
+            ).rowcount
+            conn.execute(
+                "UPDATE events SET window_ns = wall_ns - (wall_ns % ?) WHERE window_ns IS NULL", (self.window_ns,)
+            )
+            for name, count in (
+                ("events_rebased", rebased),
+                ("events_from_unsynced_old_boot", stale),
+                ("events_counted_late", late),
+            ):
+                if count:
+                    Store.bump_counter(conn, name, count)
+        if rebased or stale:
+            log.info(
+                "clock synchronised: re-based %d event(s) from their monotonic stamps (%d from an "
+                "earlier boot kept their wall time)",
+                rebased,
+                stale,
+            )
 
     def release_window(self, start_ns: int) -> None:
         """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
@@ -105,7 +151,7 @@ class WindowReleaser:
     def _door_counts(self, start_ns: int, end_ns: int) -> np.ndarray:
         rows = (
             self.store.conn()
-            .execute("SELECT door, entries, exits FROM events WHERE wall_ns >= ? AND wall_ns < ?", (start_ns, end_ns))
+            .execute("SELECT door, entries, exits FROM events WHERE window_ns = ?", (start_ns,))
             .fetchall()
         )
         index = {door: i for i, door in enumerate(self.config.doors)}
@@ -247,6 +293,7 @@ class WindowReleaser:
             "tier": plan.tier,
             "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": cfg.window_s},
             "values": values,
+            "late": self.clock.wall_ns() - end_ns > self.late_after_ns,
             "privacy": {
                 "mechanism": plan.mechanism,
                 "epsilon": epsilon,

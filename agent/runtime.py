@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -12,11 +13,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
+from agent.health import HealthServer
 from agent.ingest import IngestWriter
 from agent.publish import Publisher
 from agent.release import WindowReleaser
+from agent.retention import Retention
 from agent.sdnotify import notify, watchdog_interval_s
 from agent.store import Store
+from agent.supervisor import DriverSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -39,45 +43,74 @@ class Agent:
         self.store = Store(config.db_path)
         self.ingest = IngestWriter(self.store, self.clock)
         self.releaser = WindowReleaser(config, self.store, self.clock, flush_ingest=self.ingest.flush)
-        self.publisher = Publisher(config, self.store)
+        self.publisher = Publisher(config, self.store, self.clock)
+        self.retention = Retention(self.store, self.clock, config.raw_max_age_s, config.raw_max_bytes)
+        self.supervisor = DriverSupervisor()
         self.scheduler = BackgroundScheduler(timezone="UTC")
+        self.health_server: HealthServer | None = None
         self.stopped = threading.Event()
         self._release_failed = False
+        self._last_tick = time.monotonic()
 
     def start(self) -> None:
         self.ingest.start()
         self.publisher.start()
         for driver in self.config.drivers:
-            driver.start(self.ingest.sink_for(self._driver_name(driver)))
-        tick_real_s = max(0.05, self._tick_real_s())
+            self.supervisor.start(driver, self.ingest.sink_for(str(getattr(driver, "name", driver.kind))))
+        tick_s = self.tick_real_s()
         self.scheduler.add_job(
-            self._window_tick, "interval", seconds=tick_real_s, id="window_tick", max_instances=1, coalesce=True
+            self._window_tick, "interval", seconds=tick_s, id="window_tick", max_instances=1, coalesce=True
+        )
+        self.scheduler.add_job(
+            self._retention,
+            "interval",
+            seconds=max(tick_s, min(60.0, 30 * tick_s)),
+            id="retention",
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self.supervisor.check, "interval", seconds=2, id="supervise", max_instances=1, coalesce=True
         )
         self.scheduler.start()
+        if self.config.health_listen is not None:
+            try:
+                self.health_server = HealthServer(self, *self.config.health_listen)
+                self.health_server.start()
+            except OSError as exc:
+                log.error("health endpoint %s:%d not started: %s", *self.config.health_listen, exc)
         notify("READY=1")
         log.info("agent started: store %s, database %s", self.config.store, self.config.db_path)
 
-    def _tick_real_s(self) -> float:
-        # Ticking at a fixed fraction of the grace keeps release latency small on an accelerated clock.
-        return min(self.config.tick_s, self.clock.real_seconds(self.config.grace_s) / 4)
-
-    @staticmethod
-    def _driver_name(driver: object) -> str:
-        return str(getattr(driver, "name", type(driver).__name__))
+    def tick_real_s(self) -> float:
+        # Ticking at a fraction of the grace keeps release latency small on an accelerated clock.
+        return max(0.05, min(self.config.tick_s, self.clock.real_seconds(self.config.grace_s) / 4))
 
     def _window_tick(self) -> None:
         try:
             if self.releaser.tick():
                 self.publisher.wake()
+            self._release_failed = False
         except PrivacyError as exc:
             if not self._release_failed:
                 log.error("%s", exc)
             self._release_failed = True
         except Exception:
             log.exception("window release failed; will retry at the next tick")
+        self._last_tick = time.monotonic()
+
+    def _retention(self) -> None:
+        try:
+            self.retention.run()
+        except Exception:
+            log.exception("retention failed; will retry")
+
+    def alive(self) -> bool:
+        """True while the release loop keeps ticking (what the systemd watchdog checks)."""
+        return time.monotonic() - self._last_tick < 3 * self.tick_real_s() + 30
 
     def run_forever(self) -> None:
-        """Start, then serve until SIGTERM or SIGINT; pings the systemd watchdog meanwhile."""
+        """Start, then serve until SIGTERM or SIGINT; pings the systemd watchdog while healthy."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: stopping", signum)
@@ -88,14 +121,18 @@ class Agent:
         self.start()
         interval = watchdog_interval_s() or 5.0
         while not self.stopped.wait(interval):
-            notify("WATCHDOG=1")
+            if self.alive():
+                notify("WATCHDOG=1")
+            else:
+                log.error("the release loop has not ticked for a while; withholding the watchdog ping")
         self.stop()
 
     def stop(self) -> None:
         notify("STOPPING=1")
-        for driver in self.config.drivers:
-            driver.stop()
-        self.scheduler.shutdown(wait=True)
+        self.scheduler.shutdown(wait=True)  # first, so the supervisor cannot restart what we stop
+        self.supervisor.stop_all()
+        if self.health_server is not None:
+            self.health_server.stop()
         self.ingest.stop()
         self.publisher.stop()
         self.store.close()

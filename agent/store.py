@@ -12,81 +12,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
 
 from agent.errors import StoreError
+from agent.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
-
-Migration = Callable[[sqlite_utils.Database], None]
-MIGRATIONS: list[tuple[str, Migration]] = []
-
-
-def migration(name: str) -> Callable[[Migration], Migration]:
-    """Register a schema step; steps run once each, in order, recorded in `_migrations`."""
-
-    def register(func: Migration) -> Migration:
-        MIGRATIONS.append((name, func))
-        return func
-
-    return register
-
-
-@migration("0001_core")
-def _core(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE events (
-            id INTEGER PRIMARY KEY,
-            boot_id TEXT NOT NULL, mono_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL,
-            synced INTEGER NOT NULL, driver TEXT NOT NULL, door TEXT NOT NULL,
-            entries INTEGER NOT NULL, exits INTEGER NOT NULL)"""
-    )
-    db.execute("CREATE INDEX events_wall ON events(wall_ns)")
-    db.execute(
-        """CREATE TABLE release_ledger (
-            id INTEGER PRIMARY KEY,
-            window_start_ns INTEGER NOT NULL, window_end_ns INTEGER NOT NULL, stream TEXT NOT NULL,
-            noisy_values TEXT NOT NULL, mechanism TEXT NOT NULL, parameters TEXT NOT NULL,
-            epsilon TEXT NOT NULL, sampler_version TEXT NOT NULL, released_wall_ns INTEGER NOT NULL,
-            prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
-            UNIQUE (window_start_ns, stream))"""
-    )
-    db.execute(
-        """CREATE TABLE privacy_spend (
-            window_start_ns INTEGER NOT NULL, stream TEXT NOT NULL, unit TEXT NOT NULL,
-            epsilon TEXT NOT NULL, ledger_id INTEGER NOT NULL REFERENCES release_ledger(id),
-            PRIMARY KEY (window_start_ns, stream, unit))"""
-    )
-    db.execute(
-        """CREATE TABLE outbox (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            msg_id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL, payload TEXT NOT NULL,
-            window_start_ns INTEGER NOT NULL, ledger_id INTEGER NOT NULL REFERENCES release_ledger(id),
-            created_wall_ns INTEGER NOT NULL, delivered_wall_ns INTEGER)"""
-    )
-    db.execute("CREATE INDEX outbox_pending ON outbox(seq) WHERE delivered_wall_ns IS NULL")
-    db.execute("CREATE TABLE agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
-
-
-@migration("0002_presence")
-def _presence(db: sqlite_utils.Database) -> None:
-    db.execute(
-        """CREATE TABLE presence_events (
-            id INTEGER PRIMARY KEY,
-            boot_id TEXT NOT NULL, mono_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL,
-            synced INTEGER NOT NULL, driver TEXT NOT NULL, zone TEXT NOT NULL, present INTEGER NOT NULL)"""
-    )
-    db.execute("CREATE INDEX presence_wall ON presence_events(wall_ns)")
-
-
-@migration("0003_spend_rho")
-def _spend_rho(db: sqlite_utils.Database) -> None:
-    # zCDP streams record their rho; pure streams leave it empty (and the other way round for epsilon).
-    db.execute("ALTER TABLE privacy_spend ADD COLUMN rho TEXT NOT NULL DEFAULT ''")
 
 
 class Store:
@@ -98,13 +32,44 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.recovered_from: Path | None = None
+        if self.path.exists():
+            problem = self._integrity_problem()
+            if problem is not None:
+                self.recovered_from = self._move_aside(problem)
         self._migrate()
+
+    def _integrity_problem(self) -> str | None:
+        """Why the existing file is unusable, or None when SQLite's quick check passes."""
+        try:
+            conn = sqlite3.connect(self.path, timeout=30)
+            try:
+                rows = conn.execute("PRAGMA quick_check").fetchall()
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        result = "; ".join(str(r[0]) for r in rows)
+        return None if result == "ok" else result
+
+    def _move_aside(self, problem: str) -> Path:
+        """Keep the damaged file (and its WAL) for inspection under a new name, then start fresh."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                source.rename(Path(str(target) + suffix))
+        log.error("%s is damaged (%s); moved it to %s and started a fresh database", self.path, problem, target)
+        return target
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode; use `transaction()` to group writes)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # Takes effect only on a new, empty file: lets retention hand freed pages back to the disk.
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -158,6 +123,13 @@ class Store:
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, by),
         )
+
+    def used_bytes(self) -> int:
+        """Bytes of the file that hold data (free pages excluded)."""
+        conn = self.conn()
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0] - conn.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(page_size * pages)
 
     def counters(self) -> dict[str, int]:
         return {str(n): int(v) for n, v in self.conn().execute("SELECT name, value FROM counters")}

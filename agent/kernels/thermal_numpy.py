@@ -194,7 +194,8 @@ def track_blobs_numpy(tracks: F64, bx: F64, by: F64, params: F64, crossings: lis
     coasting &= ~retired
     tracks[coasting, T_X] = px[coasting]
     tracks[coasting, T_Y] = py[coasting]
-    for b in np.flatnonzero(~blob_used):
+    for blob in np.flatnonzero(~blob_used):
+        b = int(blob)
         free = np.flatnonzero(tracks[:, T_ACTIVE] == 0)
         if free.size == 0:
             return
@@ -237,7 +238,7 @@ class ThermalCounterNumpy:
     def feed(self, raw: npt.NDArray[np.int16]) -> tuple[int, int]:
         """Process one (rows, cols) int16 frame of °C×100; returns (down, up) crossings it completed."""
         p = self._params
-        frame = raw * 0.01
+        frame: F64 = raw.astype(np.float64) * 0.01
         if self.n_seen == 0:
             self._learn(frame, np.zeros(frame.shape, dtype=bool))
             self.n_seen = 1

@@ -43,8 +43,12 @@ class BasketBounds:
     max_revenue_per_basket_cents: int = 20_000
 
     def __post_init__(self) -> None:
-        for name in ("max_categories", "max_items_per_category", "max_revenue_per_category_cents",
-                     "max_revenue_per_basket_cents"):
+        for name in (
+            "max_categories",
+            "max_items_per_category",
+            "max_revenue_per_category_cents",
+            "max_revenue_per_basket_cents",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -78,8 +82,9 @@ def map_category(category: str | None, taxonomy: Sequence[str]) -> str:
     return category if category in taxonomy else OTHER
 
 
-def bound_basket(items: Iterable[LineItem], taxonomy: Sequence[str], bounds: BasketBounds
-                 ) -> dict[str, CategoryContribution]:
+def bound_basket(
+    items: Iterable[LineItem], taxonomy: Sequence[str], bounds: BasketBounds
+) -> dict[str, CategoryContribution]:
     """Clamp one basket to the bounds; the result is all this basket may add to any released cell."""
     per_category: dict[str, list[int]] = {}
     for item in items:
@@ -91,8 +96,10 @@ def bound_basket(items: Iterable[LineItem], taxonomy: Sequence[str], bounds: Bas
     # Keep at most max_categories categories: the largest by revenue, ties by name, so the choice is
     # a fixed function of this basket alone.
     chosen = sorted(per_category.items(), key=lambda kv: (-kv[1][1], kv[0]))[: bounds.max_categories]
-    clamped = {cat: [min(items, bounds.max_items_per_category), min(rev, bounds.max_revenue_per_category_cents)]
-               for cat, (items, rev) in chosen}
+    clamped = {
+        cat: [min(items, bounds.max_items_per_category), min(rev, bounds.max_revenue_per_category_cents)]
+        for cat, (items, rev) in chosen
+    }
     total = sum(rev for _items, rev in clamped.values())
     if total > bounds.max_revenue_per_basket_cents:
         # Scale down (rounding down) so the basket's revenue fits the per-basket clamp.

@@ -147,11 +147,36 @@ def test_ledger_chain_verifies_and_detects_an_edit(config: AgentConfig, clock: M
     assert any(f"ledger row {row[0]}" in p and "edited" in p for p in problems)
 
 
-def test_events_outside_the_window_do_not_count(config: AgentConfig, clock: ManualClock) -> None:
+def test_each_event_counts_in_exactly_one_window(config: AgentConfig, clock: ManualClock) -> None:
     store = Store(config.db_path)
-    add_events(store, [(T0_NS - 1, "front", 1000, 0), (T0_NS + HOUR, "front", 1000, 0)])
     releaser = WindowReleaser(config, store, clock)
-    assert np.array_equal(releaser._true_counts(T0_NS, T0_NS + HOUR), np.zeros((2, 2), dtype=np.int64))
+    # One event in the first window, one in the next, and one stamped before the first open window
+    # (a reading that arrived after its window was closed): it counts late, in the oldest open window.
+    add_events(store, [(T0_NS + 5, "front", 1, 0), (T0_NS + HOUR, "front", 10, 0), (T0_NS - 1, "back", 100, 0)])
+    releaser.settle_event_times()
+    first = releaser._true_counts(T0_NS, T0_NS + HOUR)
+    second = releaser._true_counts(T0_NS + HOUR, T0_NS + 2 * HOUR)
+    assert first.tolist() == [[1, 0], [100, 0]] and second.tolist() == [[10, 0], [0, 0]]
+    assert store.counters()["events_counted_late"] == 1
+
+
+def test_backward_clock_jump_neither_loses_nor_double_counts(config: AgentConfig, clock: ManualClock) -> None:
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(2 * 3600 + 121)
+    assert releaser.tick() == 2  # windows 00:00 and 01:00 are out
+    # The wall clock steps back an hour: new readings carry times inside released windows.
+    add_events(store, [(T0_NS + HOUR + 60 * NS_PER_S, "front", 3, 2)])
+    clock.advance(3600)
+    assert releaser.tick() == 1  # window 02:00
+    released = [
+        json.loads(v)
+        for (v,) in store.conn().execute(
+            "SELECT noisy_values FROM release_ledger WHERE stream = 'footfall_door' ORDER BY window_start_ns"
+        )
+    ]
+    assert len(released) == 3
+    assert store.conn().execute("SELECT window_ns FROM events").fetchall() == [(T0_NS + 2 * HOUR,)]
 
 
 def test_sqlite_is_wal_with_full_sync(config: AgentConfig) -> None:
@@ -163,7 +188,7 @@ def test_sqlite_is_wal_with_full_sync(config: AgentConfig) -> None:
 def test_migrations_are_recorded(tmp_path: Path) -> None:
     store = Store(tmp_path / "x.db")
     names = [r[0] for r in store.conn().execute("SELECT name FROM _migrations")]
-    assert names == ["0001_core", "0002_presence", "0003_spend_rho"]
+    assert names == ["0001_core", "0002_presence", "0003_spend_rho", "0004_event_windows"]
     Store(tmp_path / "x.db")  # a second open applies nothing again
     assert [r[0] for r in store.conn().execute("SELECT name FROM _migrations")] == names
 

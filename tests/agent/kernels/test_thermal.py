@@ -165,7 +165,7 @@ def test_track_blobs_counts_like_the_two_line_state_machine(seed: int) -> None:
 
 def test_lingering_in_the_band_counts_nothing() -> None:
     tracks, crossings = np.zeros((MAX_TRACKS, N_TRACK_COLS)), np.zeros(2, dtype=np.int64)
-    for y in [2.0, 5.0, 8.5, 10.0, 14.0, 10.0, 14.5, 9.0, 5.0, 1.0]:
+    for y in [2.0, 4.0, 6.0, 8.5, 10.0, 12.0, 14.0, 14.5, 13.0, 14.5, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0]:
         track_blobs(tracks, np.array([12.0]), np.array([y]), 1, PARAMS, crossings)
     assert crossings.tolist() == [0, 0]
 

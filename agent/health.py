@@ -1,0 +1,156 @@
+"""A loopback HTTP endpoint: /health (JSON) and /metrics (Prometheus text format 0.0.4)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.runtime import Agent
+
+log = logging.getLogger(__name__)
+
+Sample = tuple[str, dict[str, str], float]
+HELP = {
+    "shopkeeper_outbox_pending": ("gauge", "Summaries released but not yet acknowledged by the broker."),
+    "shopkeeper_outbox_oldest_pending_age_seconds": ("gauge", "Age of the oldest undelivered summary."),
+    "shopkeeper_raw_events": ("gauge", "Raw door events held in the local database."),
+    "shopkeeper_db_used_bytes": ("gauge", "Bytes of the SQLite file holding data."),
+    "shopkeeper_disk_bound_reached": ("gauge", "1 when the storage bound is reached and nothing more may be dropped."),
+    "shopkeeper_dropped_total": ("counter", "Raw events dropped by retention, by reason."),
+    "shopkeeper_events_accepted_total": ("counter", "Readings committed to SQLite by this process."),
+    "shopkeeper_driver_connected": ("gauge", "1 while the driver talks to its device."),
+    "shopkeeper_driver_reconnects_total": ("counter", "Reconnects after an unplug or error."),
+    "shopkeeper_driver_bad_frames_total": ("counter", "Corrupt or truncated frames skipped."),
+    "shopkeeper_driver_restarts_total": ("counter", "Restarts of a driver by the supervisor."),
+    "shopkeeper_windows_released_total": ("counter", "Windows released, by stream."),
+    "shopkeeper_epsilon_spent_total": ("counter", "Sum of epsilon spent over released windows, by stream."),
+    "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
+    "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
+    "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
+}
+
+
+def collect(agent: Agent) -> list[Sample]:
+    """Every metric's current samples, read from SQLite and the running parts."""
+    conn = agent.store.conn()
+    pending, oldest = conn.execute(
+        "SELECT count(*), min(created_wall_ns) FROM outbox WHERE delivered_wall_ns IS NULL"
+    ).fetchone()
+    now = agent.clock.wall_ns()
+    counters = agent.store.counters()
+    samples: list[Sample] = [
+        ("shopkeeper_outbox_pending", {}, pending),
+        ("shopkeeper_outbox_oldest_pending_age_seconds", {}, max(0, now - oldest) / 1e9 if oldest else 0),
+        ("shopkeeper_raw_events", {}, conn.execute("SELECT count(*) FROM events").fetchone()[0]),
+        ("shopkeeper_db_used_bytes", {}, agent.store.used_bytes()),
+        ("shopkeeper_disk_bound_reached", {}, int(agent.store.get_state("disk_bound_reached", "0") or 0)),
+        ("shopkeeper_events_accepted_total", {}, agent.ingest.stats()["accepted"]),
+        ("shopkeeper_mqtt_connected", {}, int(agent.publisher.connected)),
+        ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
+        ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
+    ]
+    for reason in ("age", "size"):
+        samples.append(("shopkeeper_dropped_total", {"reason": reason}, counters.get(f"dropped_raw_{reason}", 0)))
+    for name, health in agent.supervisor.health().items():
+        labels = {"driver": name}
+        samples += [
+            ("shopkeeper_driver_connected", labels, int(bool(health.get("connected")))),
+            ("shopkeeper_driver_reconnects_total", labels, health.get("reconnects", 0)),
+            ("shopkeeper_driver_bad_frames_total", labels, health.get("bad_frames", 0)),
+            ("shopkeeper_driver_restarts_total", labels, health.get("restarts", 0)),
+        ]
+    for stream, windows, epsilons in conn.execute(
+        "SELECT stream, count(*), group_concat(epsilon, ' ') FROM privacy_spend GROUP BY stream"
+    ):
+        spent = sum((Fraction(e) for e in (epsilons or "").split() if e), Fraction(0))
+        samples += [
+            ("shopkeeper_windows_released_total", {"stream": stream}, windows),
+            ("shopkeeper_epsilon_spent_total", {"stream": stream}, float(spent)),
+        ]
+    return samples
+
+
+def render_prometheus(samples: list[Sample]) -> str:
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name, labels, value in samples:
+        if name not in seen:
+            kind, text = HELP[name]
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
+            seen.add(name)
+        label_text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        lines.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def health_report(agent: Agent) -> dict[str, Any]:
+    """ok, or degraded with the reasons an operator should look at."""
+    reasons = []
+    if not agent.publisher.connected:
+        reasons.append("not connected to the coop broker")
+    if not agent.clock.synced():
+        reasons.append("clock not synchronised: windows are held")
+    if agent.store.get_state("disk_bound_reached", "0") == "1":
+        reasons.append("storage bound reached")
+    for name, health in agent.supervisor.health().items():
+        if not health.get("running", True):
+            reasons.append(f"driver {name} stopped")
+        elif not health.get("connected", True):
+            reasons.append(f"driver {name} not connected")
+    return {"status": "degraded" if reasons else "ok", "reasons": reasons, "drivers": agent.supervisor.health()}
+
+
+class HealthServer:
+    """Serves /health and /metrics on a loopback address in a background thread."""
+
+    def __init__(self, agent: Agent, host: str, port: int) -> None:
+        self.agent = agent
+        handler = _handler_for(lambda: agent)
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="health-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _handler_for(get_agent: Callable[[], Agent]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            agent = get_agent()
+            try:
+                if self.path == "/metrics":
+                    body, kind, code = render_prometheus(collect(agent)).encode(), "text/plain; version=0.0.4", 200
+                elif self.path == "/health":
+                    report = health_report(agent)
+                    body, kind = json.dumps(report, sort_keys=True).encode(), "application/json"
+                    code = 200 if report["status"] == "ok" else 503
+                else:
+                    body, kind, code = b"not found: try /health or /metrics\n", "text/plain", 404
+            except Exception as exc:  # a metrics bug must never take the agent down
+                log.exception("health endpoint failed")
+                body, kind, code = f"error: {exc}\n".encode(), "text/plain", 500
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("health http: " + format, *args)
+
+    return Handler

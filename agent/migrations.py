@@ -1,0 +1,82 @@
+"""Schema migrations: small functions run once each, in order, and recorded in `_migrations`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(name: str) -> Callable[[Migration], Migration]:
+    """Register a schema step; steps run once each, in order, recorded in `_migrations`."""
+
+    def register(func: Migration) -> Migration:
+        MIGRATIONS.append((name, func))
+        return func
+
+    return register
+
+
+@migration("0001_core")
+def _core(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            boot_id TEXT NOT NULL, mono_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL,
+            synced INTEGER NOT NULL, driver TEXT NOT NULL, door TEXT NOT NULL,
+            entries INTEGER NOT NULL, exits INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX events_wall ON events(wall_ns)")
+    db.execute(
+        """CREATE TABLE release_ledger (
+            id INTEGER PRIMARY KEY,
+            window_start_ns INTEGER NOT NULL, window_end_ns INTEGER NOT NULL, stream TEXT NOT NULL,
+            noisy_values TEXT NOT NULL, mechanism TEXT NOT NULL, parameters TEXT NOT NULL,
+            epsilon TEXT NOT NULL, sampler_version TEXT NOT NULL, released_wall_ns INTEGER NOT NULL,
+            prev_hash TEXT NOT NULL, hash TEXT NOT NULL,
+            UNIQUE (window_start_ns, stream))"""
+    )
+    db.execute(
+        """CREATE TABLE privacy_spend (
+            window_start_ns INTEGER NOT NULL, stream TEXT NOT NULL, unit TEXT NOT NULL,
+            epsilon TEXT NOT NULL, ledger_id INTEGER NOT NULL REFERENCES release_ledger(id),
+            PRIMARY KEY (window_start_ns, stream, unit))"""
+    )
+    db.execute(
+        """CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            msg_id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL, payload TEXT NOT NULL,
+            window_start_ns INTEGER NOT NULL, ledger_id INTEGER NOT NULL REFERENCES release_ledger(id),
+            created_wall_ns INTEGER NOT NULL, delivered_wall_ns INTEGER)"""
+    )
+    db.execute("CREATE INDEX outbox_pending ON outbox(seq) WHERE delivered_wall_ns IS NULL")
+    db.execute("CREATE TABLE agent_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+
+
+@migration("0002_presence")
+def _presence(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE presence_events (
+            id INTEGER PRIMARY KEY,
+            boot_id TEXT NOT NULL, mono_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL,
+            synced INTEGER NOT NULL, driver TEXT NOT NULL, zone TEXT NOT NULL, present INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX presence_wall ON presence_events(wall_ns)")
+
+
+@migration("0003_spend_rho")
+def _spend_rho(db: sqlite_utils.Database) -> None:
+    # zCDP streams record their rho; pure streams leave it empty (and the other way round for epsilon).
+    db.execute("ALTER TABLE privacy_spend ADD COLUMN rho TEXT NOT NULL DEFAULT ''")
+
+
+@migration("0004_event_windows")
+def _event_windows(db: sqlite_utils.Database) -> None:
+    # The window an event counts in is fixed once, when its time is trusted (at ingest on a synced
+    # clock, or when the clock syncs). A wall-clock jump can then neither lose nor double-count it.
+    db.execute("ALTER TABLE events ADD COLUMN window_ns INTEGER")
+    db.execute("CREATE INDEX events_window ON events(window_ns)")
