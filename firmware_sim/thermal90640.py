@@ -58,7 +58,7 @@ def encode_frame(pixels_c100: npt.ArrayLike, ta_c100: int) -> bytes:
     if len(pixels) != ROWS * COLS:
         raise ValueError(f"a frame has {ROWS * COLS} pixels, not {len(pixels)}")
     words = [0x5A5A, 0x0602, *pixels, ta_c100 & 0xFFFF]
-    return struct.pack("<773H", *words, checksum(words))
+    return struct.pack("<772H", *words, checksum(words))
 
 
 def command(cmd: int, value: int) -> bytes:
@@ -238,8 +238,18 @@ def _lingering(rng: np.random.Generator) -> list[Walker]:
         edge = -2.5 * sigma_y if from_top else ROWS - 1 + 2.5 * sigma_y
         turn = rng.uniform(5.0, 9.0) if from_top else rng.uniform(ROWS - 10.0, ROWS - 6.0)
         out.append(
-            Walker(start, rng.uniform(6, COLS - 7), edge, edge, rng.uniform(6, 12), rng.uniform(30, 34),
-                   rng.uniform(1.8, 2.4), sigma_y, turn_y=turn, dwell_s=rng.uniform(1.5, 4.0))  # fmt: skip
+            Walker(
+                start,
+                rng.uniform(6, COLS - 7),
+                edge,
+                edge,
+                rng.uniform(6, 12),
+                rng.uniform(30, 34),
+                rng.uniform(1.8, 2.4),
+                sigma_y,
+                turn_y=turn,
+                dwell_s=rng.uniform(1.5, 4.0),
+            )
         )
     return out
 
@@ -251,9 +261,13 @@ def _fast(rng: np.random.Generator) -> list[Walker]:
 def _coats(rng: np.random.Generator) -> list[Walker]:
     return [
         crossing_walker(
-            rng, 1.5 + 3.5 * i, _direction(rng), peak_c=rng.uniform(26.0, 28.5),
-            sigma_x=rng.uniform(2.6, 3.1), sigma_y=rng.uniform(2.8, 3.4),
-        )  # fmt: skip
+            rng,
+            1.5 + 3.5 * i,
+            _direction(rng),
+            peak_c=rng.uniform(26.0, 28.5),
+            sigma_x=rng.uniform(2.6, 3.1),
+            sigma_y=rng.uniform(2.8, 3.4),
+        )
         for i in range(10)
     ]
 
@@ -335,9 +349,7 @@ class Score:
         return max(0.0, 1.0 - (self.missed + self.false) / self.true_crossings)
 
 
-def score_crossings(
-    truth: list[tuple[float, str]], counted: list[tuple[float, str]], window_s: float = 1.5
-) -> Score:
+def score_crossings(truth: list[tuple[float, str]], counted: list[tuple[float, str]], window_s: float = 1.5) -> Score:
     """Match each counted crossing to the earliest unmatched true one of its direction within `window_s`."""
     used = [False] * len(truth)
     matched = 0
@@ -443,7 +455,7 @@ class Thermal90640Simulator:
             self.device.write(data)  # while unplugged the frame goes nowhere, as on real hardware
             with self._lock:
                 self._sent += 1
-            next_at += self.interval_s
+            next_at = max(next_at + self.interval_s, time.monotonic())  # late (query mode): no burst
         while not self._stop.wait(0.02):
             self._handle_commands()
 
@@ -471,7 +483,7 @@ class Thermal90640Simulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m firmware_sim.thermal90640 --link PATH --scenario NAME [--seed N] [--speed X] [--truth F]`."""
+    """`python -m firmware_sim.thermal90640 --link PATH --scenario NAME [--seed N] [--speed X] [--truth F] ...`."""
     parser = argparse.ArgumentParser(prog="firmware_sim.thermal90640", description=__doc__.splitlines()[0])
     parser.add_argument("--link", type=Path, required=True, help="symlink to create for the pty")
     parser.add_argument("--scenario", choices=SCENARIOS, default="mixed_busy")
@@ -481,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth", type=Path, help="where to write the ground-truth JSON")
     parser.add_argument("--faults", default="", help=f"comma-separated: {','.join(FAULT_KINDS)}")
     parser.add_argument("--fault-rate", type=float, default=0.05)
+    parser.add_argument(
+        "--query-mode",
+        action="store_true",
+        help="start as if saved in query mode: stream once the host sends auto mode",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         scene = scenario(args.scenario, args.seed)
@@ -489,7 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"firmware_sim.thermal90640: {exc}", file=sys.stderr)
         return 2
     frames = np.concatenate([render_frames(scene)] * max(1, args.repeat))
-    sim = Thermal90640Simulator(args.link, frames, scene.fps, speed=args.speed, faults=faults, seed=args.seed)
+    sim = Thermal90640Simulator(
+        args.link, frames, scene.fps, speed=args.speed, auto_mode=not args.query_mode, faults=faults, seed=args.seed
+    )
     truth = {k: v * max(1, args.repeat) for k, v in scene.truth().items()}
     print(json.dumps({"ready": True, "link": str(args.link), "scenario": scene.name, **truth}), flush=True)
     sim.start()
