@@ -30,10 +30,13 @@ def mosquitto_binary() -> str:
 class LocalBroker:
     """A Mosquitto process listening on 127.0.0.1:<port> with a generated config."""
 
-    def __init__(self, workdir: Path, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, extra_config: str = "", persistent: bool = False
+    ) -> None:
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.extra_config = extra_config
+        self.persistent = persistent
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mosquitto.log"
 
@@ -41,8 +44,13 @@ class LocalBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
         conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            f"log_dest file {self.log_path}\nlog_type error\nlog_type warning\nlog_type notice\n"
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            + (
+                f"persistence true\npersistence_location {self.workdir}/\n"
+                if self.persistent
+                else "persistence false\n"
+            )
+            + f"log_dest file {self.log_path}\nlog_type error\nlog_type warning\nlog_type notice\n"
             f"max_queued_messages 100000\n{self.extra_config}"
         )
         self.process = subprocess.Popen(

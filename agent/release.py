@@ -64,12 +64,14 @@ class WindowReleaser:
             self._ensure_first_window()
 
     def _ensure_first_window(self) -> None:
-        """The first window is the one the first trusted clock reading falls in."""
-        if self.store.get_state("next_window_start_ns") is None:
-            first = self.clock.wall_ns() // self.window_ns * self.window_ns
-            with self.store.transaction() as conn:
-                if self.store.get_state("next_window_start_ns") is None:
-                    Store.set_state(conn, "next_window_start_ns", str(first))
+        """The first window holds the first trusted reading: now, or the oldest event re-based at sync."""
+        if self.store.get_state("next_window_start_ns") is not None:
+            return
+        with self.store.transaction() as conn:
+            if self.store.get_state("next_window_start_ns") is None:
+                oldest = conn.execute("SELECT min(wall_ns) FROM events WHERE synced = 1").fetchone()[0]
+                first_ns = min(self.clock.wall_ns(), oldest) if oldest is not None else self.clock.wall_ns()
+                Store.set_state(conn, "next_window_start_ns", str(first_ns // self.window_ns * self.window_ns))
 
     def next_window_start(self) -> int:
         return int(self.store.get_state("next_window_start_ns") or 0)
@@ -79,8 +81,10 @@ class WindowReleaser:
         if not self.clock.synced():
             log.debug("clock not synchronised; holding window release")
             return 0
-        self._ensure_first_window()
         self.flush_ingest()
+        if self.store.get_state("next_window_start_ns") is None:
+            self._rebase()  # a first start on an unsynced clock: place its readings first
+            self._ensure_first_window()
         self.settle_event_times()
         released = 0
         while True:
@@ -100,27 +104,19 @@ class WindowReleaser:
         or a reading that arrived after its window closed) counts in the oldest open window instead:
         late, but neither lost nor counted twice.
         """
-        mono, wall = self.clock.monotonic_ns(), self.clock.wall_ns()
+        rebased, stale = self._rebase()
         next_open = self.next_window_start()
         with self.store.transaction() as conn:
-            rebased = conn.execute(
-                "UPDATE events SET wall_ns = ? - (? - mono_ns), synced = 1 WHERE synced = 0 AND boot_id = ?",
-                (wall, mono, self.boot_id),
-            ).rowcount
-            stale = conn.execute("UPDATE events SET synced = 1 WHERE synced = 0").rowcount
             late = conn.execute(
-                "UPDATE events SET window_ns = ? WHERE window_ns IS NULL AND wall_ns < ?", (next_open, next_open)
+                "UPDATE events SET window_ns = ? WHERE window_ns IS NULL AND synced = 1 AND wall_ns < ?",
+                (next_open, next_open),
             ).rowcount
             conn.execute(
-                "UPDATE events SET window_ns = wall_ns - (wall_ns % ?) WHERE window_ns IS NULL", (self.window_ns,)
+                "UPDATE events SET window_ns = wall_ns - (wall_ns % ?) WHERE window_ns IS NULL AND synced = 1",
+                (self.window_ns,),
             )
-            for name, count in (
-                ("events_rebased", rebased),
-                ("events_from_unsynced_old_boot", stale),
-                ("events_counted_late", late),
-            ):
-                if count:
-                    Store.bump_counter(conn, name, count)
+            if late:
+                Store.bump_counter(conn, "events_counted_late", late)
         if rebased or stale:
             log.info(
                 "clock synchronised: re-based %d event(s) from their monotonic stamps (%d from an "
@@ -128,6 +124,20 @@ class WindowReleaser:
                 rebased,
                 stale,
             )
+
+    def _rebase(self) -> tuple[int, int]:
+        """Give events stamped on an unsynchronised clock their true wall time (same boot only)."""
+        mono, wall = self.clock.monotonic_ns(), self.clock.wall_ns()
+        with self.store.transaction() as conn:
+            rebased = conn.execute(
+                "UPDATE events SET wall_ns = ? - (? - mono_ns), synced = 1 WHERE synced = 0 AND boot_id = ?",
+                (wall, mono, self.boot_id),
+            ).rowcount
+            stale = conn.execute("UPDATE events SET synced = 1 WHERE synced = 0").rowcount
+            for name, count in (("events_rebased", rebased), ("events_from_unsynced_old_boot", stale)):
+                if count:
+                    Store.bump_counter(conn, name, count)
+        return rebased, stale
 
     def release_window(self, start_ns: int) -> None:
         """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""

@@ -14,6 +14,9 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v sqlite3 >/dev/null 2>&1 || need_apt+=(sqlite3)
+# The hub's tests: a real PostgreSQL (started by the tests on a free loopback port) and headless Chromium.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "bootstrap: need Debian packages ${need_apt[*]}; run as root or: sudo apt-get install ${need_apt[*]}" >&2

@@ -83,6 +83,7 @@ class ModbusCounterSimulator:
         self.requests = 0
         self.truth = {"entries": 0, "exits": 0}
         self._rx = bytearray()
+        self._noise = bytearray()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,13 +165,17 @@ class ModbusCounterSimulator:
                 self.requests += 1
                 reply = self.answer(candidate)
                 if reply:
-                    self.device.write(reply)
+                    with self._lock:
+                        noise, self._noise = bytes(self._noise), bytearray()
+                    self.device.write(noise + reply)
             else:
                 del self._rx[:1]
 
     def inject_garbage(self, data: bytes) -> None:
-        """Send bytes that are not a reply."""
-        self.device.write(data)
+        """Line noise: these bytes go out just before the next reply (the host flushes its input before
+        each request, so noise between transactions would never be seen)."""
+        with self._lock:
+            self._noise += data
 
     def unplug(self) -> None:
         """Pull the USB-RS485 adapter; the counter keeps counting."""

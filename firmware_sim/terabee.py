@@ -146,6 +146,8 @@ class TerabeeSimulator:
             raise ValueError(f"events for doors without a device: {sorted(unknown)}")
         self._rngs = {door: np.random.default_rng([seed, i]) for i, door in enumerate(self.devices)}
         self._commands = {door: bytearray() for door in self.devices}
+        self._scanned = {door: 0 for door in self.devices}
+        self.resets = {door: 0 for door in self.devices}
         self._sent = dict.fromkeys(self.devices, 0)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -180,9 +182,21 @@ class TerabeeSimulator:
         if received:
             with self._lock:
                 self._commands[door] += received
+                self._apply_resets(door)
+
+    def _apply_resets(self, door: str) -> None:
+        """The documented "reset people counters" command zeroes the counters; other commands are ignored."""
+        buffer = self._commands[door]
+        start = max(0, self._scanned[door] - len(RESET_COUNTERS_COMMAND) + 1)
+        found = buffer.find(RESET_COUNTERS_COMMAND, start)
+        while found != -1:
+            self.counters[door].power_cycle()
+            self.resets[door] += 1
+            found = buffer.find(RESET_COUNTERS_COMMAND, found + len(RESET_COUNTERS_COMMAND))
+        self._scanned[door] = len(buffer)
 
     def host_commands(self, door: str) -> bytes:
-        """Everything the host has written to this door's device so far (the device ignores it)."""
+        """Everything the host has written to this door's device so far."""
         self._collect_commands(door)
         with self._lock:
             return bytes(self._commands[door])

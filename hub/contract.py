@@ -10,15 +10,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
+from fractions import Fraction
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-# schema id in the payload -> schema file in the agent package
-SUMMARY_SCHEMAS = {"shopkeeper.footfall-door.v1": "footfall-door.v1.json"}
 STATUS_SCHEMA = "status.v1.json"
+# Fields every summary carries; another top-level string field names the key within the stream ("door", ...).
+COMMON_FIELDS = frozenset(
+    {"schema", "msg_id", "seq", "coop", "store", "stream", "tier", "window", "values", "privacy", "late"}
+)
+KEY_FIELDS = ("door", "category")  # preferred key fields, then any other string field
 HUB_SEGMENT = "_hub"  # the hub writes only under coop/v1/<coop>/_hub/...
 
 
@@ -29,6 +34,31 @@ def validator(file_name: str) -> Draft202012Validator:
     schema = json.loads(text)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
+
+
+@cache
+def summary_schemas() -> dict[str, str]:
+    """Payload schema id (its `schema` const) -> schema file, for every summary schema the agent package ships."""
+    found: dict[str, str] = {}
+    for entry in resources.files("agent").joinpath("schemas").iterdir():
+        if not entry.name.endswith(".json") or entry.name == STATUS_SCHEMA:
+            continue
+        schema = json.loads(entry.read_text(encoding="utf-8"))
+        const = schema.get("properties", {}).get("schema", {}).get("const")
+        if isinstance(const, str):
+            found[const] = entry.name
+    return found
+
+
+def noise_variance(privacy: dict[str, Any]) -> float:
+    """Variance of one released value's noise: 2q/(1-q)^2 (q = exp(-1/scale)) for discrete Laplace,
+    at most sigma2 for the discrete Gaussian (a tight bound once sigma >= 1)."""
+    if privacy.get("scale"):
+        q = math.exp(-1 / float(Fraction(privacy["scale"])))
+        return 2 * q / (1 - q) ** 2
+    if privacy.get("sigma2"):
+        return float(Fraction(privacy["sigma2"]))
+    return 0.0
 
 
 @cache
@@ -52,10 +82,12 @@ class Summary:
     window_start: str
     window_start_s: int
     window_seconds: int
+    mechanism: str
     entries: int | None
     exits: int | None
-    epsilon: float
-    noise_scale: str
+    epsilon: float | None
+    rho: float | None
+    noise_variance: float
     payload: str
 
 
@@ -125,7 +157,7 @@ def parse_message(coop: str, topic: str, payload: bytes) -> Parsed:
         return Status(store=store, state=doc["state"], connection=int(doc["connection"]), agent=doc["agent"])
     if len(parts) != 7:
         return Rejected(topic, "topic is not coop/v1/<coop>/<store>/<tier>/<stream>/<window> or .../status", payload)
-    schema_file = SUMMARY_SCHEMAS.get(str(doc.get("schema")))
+    schema_file = summary_schemas().get(str(doc.get("schema")))
     if schema_file is None:
         return Rejected(topic, f"unknown payload schema {str(doc.get('schema'))[:80]!r}", payload)
     error = _first_error(validator(schema_file), doc)
@@ -138,24 +170,36 @@ def parse_message(coop: str, topic: str, payload: bytes) -> Parsed:
     start_s = parse_iso(window["start"])
     if parse_iso(window["end"]) - start_s != window["seconds"]:
         return Rejected(topic, "window end - start differs from window.seconds", payload)
-    values = doc["values"]
+    values, privacy = doc["values"], doc["privacy"]
+    extra = sorted(k for k, v in doc.items() if k not in COMMON_FIELDS and isinstance(v, str))
+    keys = [k for k in KEY_FIELDS if k in extra] + [k for k in extra if k not in KEY_FIELDS]
     return Summary(
         msg_id=doc["msg_id"],
         schema=doc["schema"],
         store=store,
         stream=stream,
         tier=tier,
-        key=doc["door"],
+        key=str(doc[keys[0]]) if keys else "",
         seq=int(doc["seq"]),
         window_start=window["start"],
         window_start_s=start_s,
         window_seconds=int(window["seconds"]),
-        entries=values.get("entries"),
-        exits=values.get("exits"),
-        epsilon=float(doc["privacy"]["epsilon"]),
-        noise_scale=doc["privacy"]["scale"],
+        mechanism=str(privacy.get("mechanism", "")),
+        entries=_int_or_none(values.get("entries")),
+        exits=_int_or_none(values.get("exits")),
+        epsilon=_float_or_none(privacy.get("epsilon")),
+        rho=_float_or_none(privacy.get("rho")),
+        noise_variance=noise_variance(privacy),
         payload=payload.decode("utf-8"),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def benchmark_topic(coop: str, metric: str, window_start: str) -> str:

@@ -20,8 +20,8 @@ MAX_REJECTED_BYTES = 65536
 
 INSERT_SUMMARY = (
     "INSERT INTO summaries (msg_id, schema_id, store, stream, tier, item, seq, window_start, window_start_s,"
-    " window_seconds, entries, exits, epsilon, noise_scale, payload, received_at, worker)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING"
+    " window_seconds, mechanism, entries, exits, epsilon, rho, noise_variance, payload, received_at, worker)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING"
 )
 
 # A summary proves the store is alive; it never changes the online/offline state.
@@ -86,7 +86,8 @@ def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: flo
                 INSERT_SUMMARY,
                 [
                     (s.msg_id, s.schema, s.store, s.stream, s.tier, s.key, s.seq, s.window_start, s.window_start_s,
-                     s.window_seconds, s.entries, s.exits, s.epsilon, s.noise_scale, s.payload, now, worker)
+                     s.window_seconds, s.mechanism, s.entries, s.exits, s.epsilon, s.rho, s.noise_variance, s.payload,
+                     now, worker)
                     for s in summaries
                 ],
             )
@@ -101,9 +102,10 @@ def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: flo
                 [(s.store, now, now, now, s.window_start_s, s.window_seconds) for _, s in sorted(latest.items())],
             )
         if statuses:
+            ordered = sorted(statuses, key=lambda st: st.store)
             conn.executemany(
                 UPSERT_STATUS,
-                [(s.store, s.state, s.connection, status_order(s), now, s.agent, now, now) for s in sorted(statuses, key=lambda st: st.store)],
+                [(s.store, s.state, s.connection, status_order(s), now, s.agent, now, now) for s in ordered],
             )
             result.statuses = len(statuses)
         if rejected:

@@ -13,11 +13,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 
 class Subscriber:
-    def __init__(self, port: int, topic: str = "#", client_id: str = "test-subscriber") -> None:
+    def __init__(
+        self, port: int, topic: str = "#", client_id: str = "test-subscriber", persistent: bool = False
+    ) -> None:
         self.raw: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        # A persistent session keeps the subscription (and queues QoS 1 messages) across a broker restart.
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=2)
         self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_: self._subscribed.set()
         self.client.on_message = self._on_message

@@ -79,7 +79,7 @@ class BasketBounds:
 
 def map_category(category: str | None, taxonomy: Sequence[str]) -> str:
     """The public category a line counts under; anything outside the taxonomy is `other`."""
-    return category if category in taxonomy else OTHER
+    return category if category is not None and category in taxonomy else OTHER
 
 
 def bound_basket(

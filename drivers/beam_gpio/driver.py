@@ -34,7 +34,9 @@ def _pin(options: Mapping[str, Any], key: str) -> int | str:
         return value
     if isinstance(value, str) and PIN_NAME.match(value):
         return value
-    raise DriverOptionError(key, f"{value!r} is not a GPIO pin", 'use a BCM number 0-27 (e.g. 17) or "GPIO17"/"BOARD11"')
+    raise DriverOptionError(
+        key, f"{value!r} is not a GPIO pin", 'use a BCM number 0-27 (e.g. 17) or "GPIO17"/"BOARD11"'
+    )
 
 
 def _seconds(options: Mapping[str, Any], key: str, default: float) -> float:

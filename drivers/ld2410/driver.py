@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import termios
 import threading
 import time
 from collections.abc import Mapping
@@ -173,7 +174,7 @@ class LD2410Driver:
                     bad_before = dict(parser.bad_reasons)
                     frames = parser.feed(data) if data else []
                     self._handle(sink, port, parser, frames, bad_before)
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:  # tcflush raises termios.error
                 self._set_health(connected=False, last_error=str(exc))
                 if not reported_outage:
                     self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")

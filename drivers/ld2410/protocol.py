@@ -212,11 +212,8 @@ class LD2410Parser:
                 continue
             end = pos + 6 + length + 4
             if end > len(buf):
-                inner = self._next_header(pos + 4)
-                if 0 <= inner:  # a new frame starts before this one could end: it was cut short
-                    self._bad("truncated")
-                    pos = inner
-                    continue
+                # Wait for the whole length even if another header shows up inside: the footer decides,
+                # so a payload that happens to contain header bytes parses the same however it is split.
                 break
             footer = bytes(buf[end - 4 : end])
             if footer != (REPORT_FOOTER if is_report else COMMAND_FOOTER):

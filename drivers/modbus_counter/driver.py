@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import termios
 import threading
 import time
 from collections.abc import Mapping
@@ -97,7 +98,9 @@ class ModbusCounterDriver:
             raise DriverOptionError("door", f"{door!r} is not a door name", 'use lowercase letters, digits, "_" or "-"')
         slave = options.get("slave", 1)
         if isinstance(slave, bool) or not isinstance(slave, int) or not 1 <= slave <= 247:
-            raise DriverOptionError("slave", f"{slave!r} is not a slave address 1-247", "use the address set on the unit")
+            raise DriverOptionError(
+                "slave", f"{slave!r} is not a slave address 1-247", "use the address set on the unit"
+            )
         baudrate = options.get("baudrate", 19200)
         if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
             raise DriverOptionError("baudrate", f"{baudrate!r} is not a positive integer", "use 19200 (the default)")
@@ -190,7 +193,7 @@ class ModbusCounterDriver:
                     self._health.reconnects += int(ever_connected)
                 ever_connected, reported_outage, delay = True, False, self.backoff_initial_s
                 self._poll_forever(sink, port, parser)
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:  # tcflush raises termios.error
                 self._set_health(connected=False, last_error=str(exc))
                 if not reported_outage:
                     self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")
@@ -224,7 +227,9 @@ class ModbusCounterDriver:
             if self._stop.wait(max(0.0, next_poll - time.monotonic())):
                 return
 
-    def _transact(self, sink: Sink, port: serial.SerialBase, parser: ReplyParser) -> RegisterReply | ExceptionReply | None:
+    def _transact(
+        self, sink: Sink, port: serial.SerialBase, parser: ReplyParser
+    ) -> RegisterReply | ExceptionReply | None:
         """Send one FC03 request and wait for its reply (None on timeout)."""
         port.reset_input_buffer()
         port.write(read_request(self.slave, 0, REGISTER_COUNT))

@@ -37,19 +37,25 @@ def _sensor(index: int, raw: object) -> SensorSpec:
         raise DriverOptionError(key, "is not a table", "write [[drivers.<name>.sensors]] tables")
     for name in raw:
         if name not in SENSOR_KEYS:
-            raise DriverOptionError(f"{key}.{name}", "unknown option", f"remove it; a sensor takes {', '.join(SENSOR_KEYS)}")
+            raise DriverOptionError(
+                f"{key}.{name}", "unknown option", f"remove it; a sensor takes {', '.join(SENSOR_KEYS)}"
+            )
     source = raw.get("source")
     if source not in (Z2M, TASMOTA):
         raise DriverOptionError(f"{key}.source", f"{source!r} is not a source", 'use "zigbee2mqtt" or "tasmota"')
     device = raw.get("device")
     if not isinstance(device, str) or not device or any(c in device for c in "#+") or device.startswith("/"):
-        raise DriverOptionError(f"{key}.device", f"{device!r} is not a device", "use the Z2M friendly name or Tasmota topic")
+        raise DriverOptionError(
+            f"{key}.device", f"{device!r} is not a device", "use the Z2M friendly name or Tasmota topic"
+        )
     kind = raw.get("type")
     if kind not in (CONTACT, MOTION):
         raise DriverOptionError(f"{key}.type", f"{kind!r} is not a sensor type", 'use "contact" or "motion"')
     zone = raw.get("zone")
     if not isinstance(zone, str) or not ZONE_NAME.match(zone):
-        raise DriverOptionError(f"{key}.zone", f"{zone!r} is not a zone name", 'use lowercase letters, digits, "_" or "-"')
+        raise DriverOptionError(
+            f"{key}.zone", f"{zone!r} is not a zone name", 'use lowercase letters, digits, "_" or "-"'
+        )
     switch = raw.get("switch", 1)
     if isinstance(switch, bool) or not isinstance(switch, int) or not 1 <= switch <= 28:
         raise DriverOptionError(f"{key}.switch", f"{switch!r} is not 1-28", "use the N of the SwitchN the sensor is on")
@@ -98,7 +104,9 @@ class MqttSensorsDriver:
                 raise DriverOptionError(key, "unknown option", f"remove it; mqtt_sensors takes {', '.join(OPTIONS)}")
         host = options.get("host", "127.0.0.1")
         if not isinstance(host, str) or not host:
-            raise DriverOptionError("host", f"{host!r} is not a host name", 'use "127.0.0.1" for the broker on this box')
+            raise DriverOptionError(
+                "host", f"{host!r} is not a host name", 'use "127.0.0.1" for the broker on this box'
+            )
         port = options.get("port", 1883)
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise DriverOptionError("port", f"{port!r} is not a TCP port", "use 1883")
@@ -192,7 +200,7 @@ class MqttSensorsDriver:
             self._report(sink, "problem", f"mqtt {self.host}:{self.port}: disconnected ({reason}); reconnecting")
 
     def _on_message(self, sink: Sink, message: mqtt.MQTTMessage) -> None:
-        observations = self.router.route(message.topic, message.payload)
+        observations = self.router.route(message.topic, bytes(message.payload))
         for observation in observations:
             if isinstance(observation, BadPayload):
                 with self._health.lock:

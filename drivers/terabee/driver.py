@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import termios
 import threading
 from collections.abc import Mapping
 from importlib import resources
@@ -178,7 +179,8 @@ class TerabeeDriver:
                     bad_before = dict(parser.bad_reasons)
                     frames = parser.feed(data) if data else parser.flush()
                     self._handle(sink, parser, frames, bad_before)
-            except (serial.SerialException, OSError) as exc:
+                # termios.error: reset_input_buffer() on a pty that vanished is not an OSError
+            except (serial.SerialException, OSError, termios.error) as exc:
                 self._set_health(connected=False, last_error=str(exc))
                 if not reported_outage:
                     self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")

@@ -1,0 +1,109 @@
+"""Server-side SVG charts: a district band (p25 to p75) with its median, and optionally one shop's series.
+
+Pure functions from numbers to an SVG string; no scripts, no assets from the network, and the
+drawing scales to the page width (viewBox), so it reads on a phone.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+WIDTH, HEIGHT = 720, 300
+LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 42
+
+
+def _nice_max(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** len(str(int(value))) / 10
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return value
+
+
+def _path(points: Sequence[tuple[float, float]]) -> str:
+    return " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(points))
+
+
+def band_chart(
+    title: str,
+    labels: Sequence[str],
+    p25: Sequence[float | None],
+    median: Sequence[float | None],
+    p75: Sequence[float | None],
+    own: Sequence[float | None] | None = None,
+    own_label: str = "this shop",
+) -> str:
+    """An SVG chart; every series may have gaps (None), which break the band and the lines."""
+    n = len(labels)
+    esc = html.escape
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" class="chart"'
+        f' aria-label="{esc(title)}" style="width:100%;height:auto;max-width:{WIDTH * 1.5:.0f}px">'
+        f'<text x="{LEFT}" y="18" class="title" font-size="14" font-weight="bold">{esc(title)}</text>'
+    )
+    values = [v for series in (p75, median, own or ()) for v in series if v is not None]
+    if n == 0 or not values:
+        empty = f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data yet</text>'
+        return head + empty + "</svg>"
+    low = min(0.0, min(values))
+    high = _nice_max(max(values))
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(i: int) -> float:
+        return LEFT + (plot_w * (i + 0.5) / n)
+
+    def y(v: float) -> float:
+        return TOP + plot_h * (1 - (v - low) / (high - low))
+
+    parts = [head]
+    for k in range(5):
+        v = low + (high - low) * k / 4
+        parts.append(
+            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
+            f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>'
+        )
+    step = max(1, n // 12)
+    for i in range(0, n, step):
+        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'
+                     f"{esc(labels[i])}</text>")
+    # The band: one closed polygon per run of windows that have a benchmark.
+    run: list[int] = []
+    runs: list[list[int]] = []
+    for i in range(n):
+        if p25[i] is not None and p75[i] is not None:
+            run.append(i)
+        elif run:
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    for r in runs:
+        upper = [(x(i), y(float(p75[i] or 0))) for i in r]
+        lower = [(x(i), y(float(p25[i] or 0))) for i in reversed(r)]
+        parts.append(f'<path class="band" data-points="{len(r)}" d="{_path(upper + lower)} Z"'
+                     ' fill="#9ecae1" fill-opacity="0.55" stroke="none"/>')
+    for series, cls, colour, width in ((median, "median", "#08519c", 2), (own or [], "own", "#d94801", 2.5)):
+        pts = [(x(i), y(float(v))) for i, v in enumerate(series) if v is not None]
+        if not pts:
+            continue
+        parts.append(f'<path class="{cls}" data-points="{len(pts)}" d="{_path(pts)}" fill="none"'
+                     f' stroke="{colour}" stroke-width="{width}"/>')
+        parts.extend(f'<circle class="{cls}-pt" cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>'
+                     for px, py in pts)
+    legend_y = HEIGHT - 8
+    parts.append(
+        f'<rect x="{LEFT}" y="{legend_y - 9}" width="14" height="9" fill="#9ecae1"/>'
+        f'<text x="{LEFT + 18}" y="{legend_y}" font-size="11">district p25-p75</text>'
+        f'<line x1="{LEFT + 130}" x2="{LEFT + 146}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="#08519c"'
+        f' stroke-width="2"/><text x="{LEFT + 150}" y="{legend_y}" font-size="11">district median</text>'
+    )
+    if own is not None:
+        parts.append(
+            f'<line x1="{LEFT + 260}" x2="{LEFT + 276}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="#d94801"'
+            f' stroke-width="2.5"/><text x="{LEFT + 280}" y="{legend_y}" font-size="11">{esc(own_label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

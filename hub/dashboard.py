@@ -1,0 +1,270 @@
+"""The hub's web dashboard and JSON API (stdlib ThreadingHTTPServer, server-side SVG).
+
+Pages and /api/... endpoints are built from the same data functions. The district page shows only
+district aggregates (published benchmarks, which need at least k shops) and each shop's status and
+freshness. /shop/<store> shows that shop's own released figures (every stream and tier) against the
+district band, and never another shop's own series.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from hub.benchmarks import weekday_hour_profile
+from hub.charts import band_chart
+from hub.config import NAME_RE, HubConfig
+from hub.contract import iso
+from hub.db import Connection, Database
+from hub.early_warning import is_silent
+from hub.queries import alerts, benchmarks, latest_window, open_gaps, shop_streams, shop_windows, stores
+from hub.storage import counters
+
+log = logging.getLogger(__name__)
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+RECENT_WINDOWS = 24 * 7
+
+
+def status_data(conn: Connection, config: HubConfig, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    newest = latest_window(conn)
+    gaps = open_gaps(conn)
+    shops = []
+    for shop in stores(conn):
+        shop_gaps = [g for g in gaps if g["store"] == shop["store"]]
+        shops.append({
+            **shop,
+            "last_window": iso(int(shop["last_window_s"])) if shop["last_window_s"] is not None else None,
+            "silent": is_silent(shop, newest, config.alerts, now),
+            "open_gaps": len(shop_gaps),
+            "missing": sum(g["last_missing"] - g["first_missing"] + 1 for g in shop_gaps),
+        })
+    return {"coop": config.coop, "stores": shops, "counters": counters(conn), "newest_window": newest}
+
+
+def district_data(conn: Connection, config: HubConfig) -> dict[str, Any]:
+    rows = benchmarks(conn)
+    return {
+        "coop": config.coop,
+        "k_min": config.k_min,
+        "benchmarks": rows,
+        "weekday_hour": weekday_hour_profile(rows),
+        "categories": None,  # category sales shares arrive with the POS (t2) streams
+    }
+
+
+def shop_data(conn: Connection, config: HubConfig, store: str) -> dict[str, Any] | None:
+    status = next((s for s in status_data(conn, config)["stores"] if s["store"] == store), None)
+    if status is None:
+        return None
+    own = sorted(shop_windows(conn, store=store), key=lambda s: s.window_start_s)[-RECENT_WINDOWS:]
+    band = {b["window_start_s"]: b for b in benchmarks(conn)}
+    return {
+        "store": store,
+        "status": status,
+        "footfall": [
+            {"window_start_s": s.window_start_s, "window": iso(s.window_start_s), "footfall": s.footfall,
+             "district": {k: band[s.window_start_s][k] for k in ("n_shops", "p25", "median", "p75")}
+             if s.window_start_s in band else None}
+            for s in own
+        ],
+        "released": shop_streams(conn, store),
+        "alerts": [{**a, "payload": json.loads(a["payload"])} for a in alerts(conn, store)],
+        "gaps": open_gaps(conn, store),
+        "categories": None,
+    }
+
+
+def _label(window_s: int) -> str:
+    t = dt.datetime.fromtimestamp(window_s, tz=dt.UTC)
+    return f"{WEEKDAYS[t.weekday()]} {t.hour:02d}h"
+
+
+def _ago(now: float, then: float | None) -> str:
+    if then is None:
+        return "never"
+    s = max(0, int(now - then))
+    return f"{s} s ago" if s < 120 else f"{s // 60} min ago" if s < 7200 else f"{s // 3600} h ago"
+
+
+def _page(title: str, body: str) -> bytes:
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:0 auto;padding:0.8em;max-width:1100px;color:#222}"
+        "table{border-collapse:collapse;width:100%;font-size:0.9em}td,th{padding:4px 6px;border-bottom:1px solid #ddd;"
+        "text-align:left}.wrap{overflow-x:auto}.offline,.silent{color:#b30000;font-weight:bold}"
+        ".online{color:#006d2c}.card{margin:1em 0}h1{font-size:1.4em}h2{font-size:1.1em}"
+        "</style></head><body>" + body + "</body></html>"
+    ).encode()
+
+
+def district_page(conn: Connection, config: HubConfig) -> bytes:
+    data = district_data(conn, config)
+    rows = data["benchmarks"][-RECENT_WINDOWS:]
+    chart = band_chart(
+        f"District footfall per hour (shops' entries; windows with at least {config.k_min} shops)",
+        [_label(r["window_start_s"]) for r in rows],
+        [r["p25"] for r in rows], [r["median"] for r in rows], [r["p75"] for r in rows],
+    )
+    prof = {(p["weekday"], p["hour"]): p for p in data["weekday_hour"]}
+    cells = [prof.get((d, h)) for d in range(7) for h in range(24)]
+    week = band_chart(
+        "Typical week: district footfall by weekday and hour (median over weeks)",
+        [f"{WEEKDAYS[d]} {h:02d}h" for d in range(7) for h in range(24)],
+        [c["p25"] if c else None for c in cells], [c["median"] if c else None for c in cells],
+        [c["p75"] if c else None for c in cells],
+    )
+    return _page(f"{config.coop} hub", (
+        f"<h1>Cooperative {html.escape(config.coop)}: district footfall</h1>"
+        f'<div class="card">{chart}</div><div class="card">{week}</div>'
+        "<h2>Category sales shares</h2><p>Not yet available: they arrive with the shops' POS (t2) streams.</p>"
+        + _status_table(conn, config)
+        + '<p><a href="/api/district">/api/district</a> · <a href="/api/status">/api/status</a></p>'
+    ))
+
+
+def _status_table(conn: Connection, config: HubConfig) -> str:
+    now = time.time()
+    data = status_data(conn, config, now)
+    rows = "".join(
+        f'<tr><td><a href="/shop/{html.escape(s["store"])}">{html.escape(s["store"])}</a></td>'
+        f'<td class="{html.escape(s["state"])}">{html.escape(s["state"])}</td><td>{s["connection"]}</td>'
+        f'<td>{_ago(now, s["last_seen_at"])}</td><td>{s["last_window"] or "-"}</td>'
+        f'<td class="{"silent" if s["silent"] else ""}">{"silent" if s["silent"] else "fresh"}</td>'
+        f'<td>{s["missing"]} in {s["open_gaps"]} gap(s)</td></tr>'
+        for s in data["stores"]
+    )
+    c = data["counters"]
+    return (
+        "<h2>Shops: status and freshness</h2><div class=wrap><table><tr><th>shop</th><th>status</th>"
+        "<th>connection</th><th>last seen</th><th>last window</th><th>freshness</th><th>missing seq</th></tr>"
+        f"{rows}</table></div><p>stored {c.get('stored', 0)}, duplicates dropped {c.get('duplicates', 0)},"
+        f" rejected {c.get('rejected', 0)}</p>"
+    )
+
+
+def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
+    data = shop_data(conn, config, store)
+    if data is None:
+        return None
+    ff = data["footfall"]
+
+    def band(key: str) -> list[float | None]:
+        return [f["district"][key] if f["district"] else None for f in ff]
+
+    chart = band_chart(
+        f"{store}: footfall per hour against the district band",
+        [_label(f["window_start_s"]) for f in ff], band("p25"), band("median"), band("p75"),
+        own=[float(f["footfall"]) for f in ff], own_label=store,
+    )
+    esc = html.escape
+    released = "".join(
+        f"<tr><td>{esc(r['window_start'])}</td><td>{esc(r['stream'])}</td><td>{esc(r['tier'])}</td>"
+        f"<td>{esc(r['item'])}</td><td>{r['entries']}</td><td>{r['exits']}</td><td>{r['epsilon']}</td></tr>"
+        for r in data["released"][:48]
+    )
+    alert_rows = "".join(
+        f"<li>{esc(a['kind'])}: {esc(json.dumps(a['payload'].get('window') or a['payload'].get('detail')))}</li>"
+        for a in data["alerts"]
+    ) or "<li>none</li>"
+    st = data["status"]
+    return _page(f"{store} · {config.coop} hub", (
+        f'<p><a href="/">district</a></p><h1>{esc(store)}</h1>'
+        f'<p>status <span class="{esc(st["state"])}">{esc(st["state"])}</span>, connection {st["connection"]},'
+        f' last window {st["last_window"] or "-"}, {"silent" if st["silent"] else "fresh"},'
+        f' {st["missing"]} sequence number(s) missing</p>'
+        f'<div class="card">{chart}</div>'
+        "<h2>Category sales shares</h2><p>Not yet available (POS streams).</p>"
+        f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
+        "<h2>Your released figures (all tiers)</h2><div class=wrap><table><tr><th>window</th><th>stream</th>"
+        f"<th>tier</th><th>door</th><th>entries</th><th>exits</th><th>epsilon</th></tr>{released}</table></div>"
+        f'<p><a href="/api/shop/{esc(store)}">/api/shop/{esc(store)}</a></p>'
+    ))
+
+
+class DashboardServer:
+    """Serves the dashboard on the configured address until stopped."""
+
+    def __init__(self, config: HubConfig, database: Database) -> None:
+        address = config.dashboard_address
+        if address is None:
+            raise ValueError("the dashboard is disabled in this configuration")
+        self.config, self.database = config, database
+        handler = type("Handler", (_Handler,), {"dashboard": self})
+        self.httpd = ThreadingHTTPServer(address, handler)
+        self.httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="hub-dashboard", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def respond(self, path: str) -> tuple[int, str, bytes]:
+        conn = self.database.connect()
+        try:
+            return self._route(conn, path.split("?", 1)[0])
+        finally:
+            conn.close()
+
+    def _route(self, conn: Connection, path: str) -> tuple[int, str, bytes]:
+        cfg = self.config
+        if path in ("/", "/index.html"):
+            return 200, "text/html; charset=utf-8", district_page(conn, cfg)
+        if path == "/healthz":
+            return 200, "text/plain", b"ok\n"
+        if path == "/api/status":
+            return _json(status_data(conn, cfg))
+        if path == "/api/district":
+            return _json(district_data(conn, cfg))
+        for prefix, builder in (("/shop/", shop_page), ("/api/shop/", shop_data)):
+            if path.startswith(prefix):
+                store = path[len(prefix):].strip("/")
+                if not NAME_RE.match(store):
+                    break
+                result = builder(conn, cfg, store)
+                if result is None:
+                    break
+                if isinstance(result, bytes):
+                    return 200, "text/html; charset=utf-8", result
+                return _json(result)
+        return 404, "text/plain", b"not found\n"
+
+
+def _json(data: Any) -> tuple[int, str, bytes]:
+    return 200, "application/json", json.dumps(data, sort_keys=True).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    dashboard: DashboardServer
+
+    def do_GET(self) -> None:
+        try:
+            code, ctype, body = self.dashboard.respond(self.path)
+        except Exception:
+            log.exception("dashboard request %s failed", self.path)
+            code, ctype, body = 500, "text/plain", b"internal error\n"
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("dashboard: " + format, *args)

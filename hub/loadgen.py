@@ -1,0 +1,101 @@
+"""Synthetic, schema-valid shop summaries and a fast QoS 1 publisher (for tests, benchmarks, load trials).
+
+The payloads follow agent/schemas/footfall-door.v1.json exactly; the values are made up, so this is
+never a privacy release, only load for a hub.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub.contract import iso
+
+Message = tuple[str, str]  # topic, payload
+
+
+def synthetic_summary(
+    coop: str, store: str, door: str, window_start_s: int, seq: int, entries: int, window_s: int = 3600
+) -> Message:
+    """One footfall-door.v1 summary as an agent would publish it."""
+    start, stream = iso(window_start_s), "footfall/hourly"
+    payload = {
+        "schema": "shopkeeper.footfall-door.v1",
+        "msg_id": f"{coop}/{store}/{stream}/{start}/{door}",
+        "seq": seq,
+        "coop": coop,
+        "store": store,
+        "stream": stream,
+        "tier": "t1",
+        "door": door,
+        "window": {"start": start, "end": iso(window_start_s + window_s), "seconds": window_s},
+        "values": {"entries": entries, "exits": max(entries - 1, 0)},
+        "late": False,
+        "privacy": {
+            "mechanism": "discrete_laplace",
+            "epsilon": 0.5,
+            "epsilon_exact": "1/2",
+            "rho": None,
+            "rho_exact": None,
+            "sensitivity": 1,
+            "sensitivity_l2_squared": 1,
+            "scale": "2/1",
+            "sigma2": None,
+            "unit": "door event",
+            "sampler": "synthetic",
+            "post_processing": {"clamp_negative": False, "suppress_below": None},
+        },
+    }
+    return f"coop/v1/{coop}/{store}/t1/footfall/hourly", json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+def shop_days(
+    coop: str, shops: int, day_start_s: int, hours: int = 24, doors: tuple[str, ...] = ("front", "back")
+) -> Iterator[Message]:
+    """Every summary of `shops` shops over `hours` windows, window by window (as they would arrive)."""
+    for h in range(hours):
+        for s in range(shops):
+            for d, door in enumerate(doors):
+                entries = 10 + (s * 7 + h * 13 + d * 5) % 50
+                yield synthetic_summary(coop, f"shop-{s:04d}", door, day_start_s + h * 3600, h * len(doors) + d + 1,
+                                        entries)
+
+
+class FastPublisher:
+    """Publishes at QoS 1 as fast as the broker acknowledges, with many messages in flight."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", client_id: str = "hub-loadgen", inflight: int = 1000):
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(inflight)
+        self.client.max_queued_messages_set(0)
+        self._acked = 0
+        self._cond = threading.Condition()
+        self.client.on_publish = self._on_publish
+        self.client.connect(host, port)
+        self.client.loop_start()
+
+    def _on_publish(self, *_args: object) -> None:
+        with self._cond:
+            self._acked += 1
+            self._cond.notify_all()
+
+    def publish_all(self, messages: Iterable[Message], timeout: float = 300.0) -> int:
+        """Publish everything, then wait for every PUBACK; returns how many were acknowledged."""
+        sent = 0
+        for topic, payload in messages:
+            self.client.publish(topic, payload, qos=1)
+            sent += 1
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._acked < sent and time.monotonic() < deadline:
+                self._cond.wait(0.5)
+            return self._acked
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()

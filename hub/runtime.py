@@ -1,0 +1,63 @@
+"""Wire the hub's parts together: database, subscriber, periodic tasks, dashboard."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from hub.config import HubConfig
+from hub.dashboard import DashboardServer
+from hub.db import Database
+from hub.subscriber import HubSubscriber
+from hub.tasks import PeriodicTasks
+
+log = logging.getLogger(__name__)
+
+
+class Hub:
+    """One hub worker. Several may run against one broker (shared subscription) and one PostgreSQL."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.database = Database(config.database)
+        self.subscriber = HubSubscriber(config, self.database)
+        self.tasks = (
+            PeriodicTasks(config, self.database, lambda t, p: self.subscriber.publish(t, p)) if config.tasks else None
+        )
+        self.dashboard: DashboardServer | None = None
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        applied = self.database.migrate()
+        if applied:
+            log.info("database %s: applied %s", self.database.kind, ", ".join(applied))
+        self.subscriber.start()
+        if self.tasks:
+            self.tasks.start()
+        if self.config.dashboard_address:
+            self.dashboard = DashboardServer(self.config, self.database)
+            self.dashboard.start()
+            log.info("dashboard on %s", self.dashboard.url)
+        log.info("hub %s started (coop %s, %s)", self.config.worker_id, self.config.coop, self.database.kind)
+
+    def stop(self) -> None:
+        if self.dashboard:
+            self.dashboard.stop()
+        if self.tasks:
+            self.tasks.stop()
+        self.subscriber.stop()
+
+    def run_forever(self) -> None:
+        """Start, then serve until SIGTERM or SIGINT."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            self.stopped.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        self.stopped.wait()
+        self.stop()

@@ -1,0 +1,180 @@
+"""The hub's MQTT side: a persistent QoS 1 session, batched writes, acknowledgements after commit.
+
+paho hands each message to `_on_message`, which only queues it. The writer thread takes what is
+queued (up to `batch_max`), validates, writes it in one transaction and only then sends the PUBACKs
+(manual acknowledgement). A hub killed between receipt and commit has acknowledged nothing, so the
+broker redelivers to its persistent session (clean_start false, stable client id, session expiry),
+and the msg_id primary key absorbs what had been committed but not yet acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hub.config import HubConfig
+from hub.contract import Summary, parse_message
+from hub.db import Connection, Database
+from hub.storage import BatchResult, store_batch
+
+log = logging.getLogger(__name__)
+
+Incoming = tuple[str, bytes, int, int]  # topic, payload, mid, qos
+
+
+class HubSubscriber:
+    """Receives the coop's messages and stores each exactly once in effect."""
+
+    def __init__(
+        self,
+        config: HubConfig,
+        database: Database,
+        on_stored: Callable[[list[Summary]], None] = lambda _s: None,
+    ) -> None:
+        self.config, self.database, self.on_stored = config, database, on_stored
+        settings = config.mqtt
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.client_id, protocol=mqtt.MQTTv5)
+        self.client.enable_logger(logging.getLogger("paho.hub"))
+        self.client.manual_ack_set(True)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        if settings.username:
+            self.client.username_pw_set(settings.username, settings.password or None)
+        if settings.tls_ca_file:
+            self.client.tls_set(
+                ca_certs=settings.tls_ca_file,
+                certfile=settings.tls_cert_file or None,
+                keyfile=settings.tls_key_file or None,
+            )
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._queue: queue.Queue[Incoming | None] = queue.Queue()
+        self._stop = threading.Event()
+        self.subscribed = threading.Event()
+        self.connected = threading.Event()
+        self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
+        self.totals = BatchResult()
+        self._totals_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.mqtt.session_expiry_s
+        props.ReceiveMaximum = self.config.mqtt.receive_maximum
+        self.client.connect_async(
+            self.config.mqtt.host,
+            self.config.mqtt.port,
+            keepalive=self.config.mqtt.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._writer.start()
+        self.client.loop_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Disconnect first (nothing new arrives), then let the writer finish what it holds."""
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._stop.set()
+        self._queue.put(None)
+        self._writer.join(timeout)
+
+    def publish(self, topic: str, payload: str, retain: bool = True) -> mqtt.MQTTMessageInfo:
+        """Publish one of the hub's own messages (benchmarks, alerts) at QoS 1."""
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        return self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+
+    # -- paho callbacks (network thread) -------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, reason_code: Any, _p: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("broker refused the hub's connection: %s", reason_code)
+            return
+        log.info(
+            "hub %s connected to %s:%s (session present: %s); subscribing to %s",
+            self.config.worker_id, self.config.mqtt.host, self.config.mqtt.port,
+            getattr(flags, "session_present", "?"), self.config.topic_filter,
+        )
+        self.connected.set()
+        client.subscribe(self.config.topic_filter, qos=1)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reason_codes: Any, _p: Any) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("broker refused the subscription %s: %s", self.config.topic_filter, reason_codes)
+            return
+        self.subscribed.set()
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason_code: Any, _p: Any) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("hub disconnected from broker (%s); reconnecting", reason_code)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._queue.put((message.topic, bytes(message.payload), message.mid, message.qos))
+
+    # -- writer thread ---------------------------------------------------------------------------
+    def _take_batch(self) -> list[Incoming] | None:
+        first = self._queue.get()
+        if first is None:
+            return None
+        batch = [first]
+        while len(batch) < self.config.batch_max:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            batch.append(item)
+        return batch
+
+    def _write_loop(self) -> None:
+        conn: Connection | None = None
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                break
+            parsed = [parse_message(self.config.coop, topic, payload) for topic, payload, _mid, _qos in batch]
+            delay = 0.2
+            while True:
+                try:
+                    conn = conn or self.database.connect()
+                    result = store_batch(conn, self.config.worker_id, parsed)
+                    break
+                except Exception as exc:  # database down, deadlock victim, ...: retry, never ack unstored
+                    log.warning("storing a batch of %d failed (%s); retrying in %.1f s", len(batch), exc, delay)
+                    if conn is not None:
+                        try:
+                            conn.close()
+                        except Exception:
+                            log.debug("closing a broken connection failed", exc_info=True)
+                    conn = None
+                    if self._stop.wait(delay):
+                        return  # unacknowledged: the broker redelivers to this session next time
+                    delay = min(delay * 2, 10.0)
+            for _topic, _payload, mid, qos in batch:
+                if qos > 0:
+                    self.client.ack(mid, qos)
+            with self._totals_lock:
+                for field in ("stored", "duplicates", "rejected", "statuses", "ignored"):
+                    setattr(self.totals, field, getattr(self.totals, field) + getattr(result, field))
+            if result.rejected:
+                log.warning("rejected %d invalid message(s); kept in table `rejected`", result.rejected)
+            summaries = [p for p in parsed if isinstance(p, Summary)]
+            if summaries:
+                try:
+                    self.on_stored(summaries)
+                except Exception:
+                    log.exception("post-store hook failed")
+        if conn is not None:
+            conn.close()
