@@ -7,6 +7,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import pytest
+
 from agent.driver_api import DoorCount, Sink
 from agent.supervisor import DriverSupervisor
 
@@ -63,6 +65,7 @@ class Recorder:
     def problem(self, driver: str, message: str) -> None: ...
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the crash is the point
 def test_dead_driver_is_restarted_with_capped_backoff() -> None:
     now = [0.0]
     supervisor = DriverSupervisor(max_backoff_s=4, monotonic=lambda: now[0])
@@ -79,6 +82,7 @@ def test_dead_driver_is_restarted_with_capped_backoff() -> None:
     assert supervisor.health()["crashy"]["restarts"] == len(restarts_at)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_stopped_driver_is_not_restarted() -> None:
     supervisor = DriverSupervisor()
     driver = CrashingDriver()

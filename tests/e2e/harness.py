@@ -89,6 +89,11 @@ class Shop:
         finally:
             conn.close()
 
+    def scalar(self, sql: str, *args: object) -> Any:
+        """The first column of the first row, or 0 while the database or table does not exist yet."""
+        rows = self.query(sql, *args)
+        return rows[0][0] if rows and rows[0][0] is not None else 0
+
     def agent_log(self) -> str:
         path = self.workdir / "agent.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
