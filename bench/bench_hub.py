@@ -42,8 +42,10 @@ def start_worker(workdir: Path, port: int, database: str, name: str, group: str)
 def run(database: str, workers: int, workdir: Path) -> float:
     Database(database).migrate()
     with LocalBroker(workdir / "broker") as broker:
-        procs = [start_worker(workdir, broker.port, database, f"w{i}", "bench" if workers > 1 else "")
-                 for i in range(workers)]
+        procs = [
+            start_worker(workdir, broker.port, database, f"w{i}", "bench" if workers > 1 else "")
+            for i in range(workers)
+        ]
         try:
             time.sleep(3.0)  # connect and subscribe
             messages = list(shop_days("riverside", SHOPS, DAY, hours=HOURS))

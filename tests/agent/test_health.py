@@ -1,0 +1,55 @@
+"""The loopback health and Prometheus endpoint, over real HTTP against a running agent."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from agent.local_broker import LocalBroker
+from agent.runtime import Agent
+from tests.conftest import ManualClock, make_config
+from tests.mqtt_watch import Subscriber
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_metrics_and_health_over_http(tmp_path: Path, broker: LocalBroker, clock: ManualClock) -> None:
+    config = make_config(tmp_path, broker.port, extra='\n[health]\nlisten = "127.0.0.1:0"\n')
+    agent = Agent(config, clock)
+    sub = Subscriber(broker.port, "coop/v1/+/+/t1/#")
+    agent.start()
+    try:
+        clock.advance(2 * 3600 + 121)
+        agent._window_tick()
+        sub.wait_for(lambda: len(sub.summaries()) >= 6, 15, "two released windows at the broker")
+        assert agent.health_server is not None
+        base = f"http://127.0.0.1:{agent.health_server.port}"
+        code, body = get(base + "/metrics")
+        assert code == 200
+        metrics = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in body.splitlines()
+            if line and not line.startswith("#")
+        }
+        assert metrics['shopkeeper_windows_released_total{stream="footfall_door"}'] == 2
+        assert metrics['shopkeeper_epsilon_spent_total{stream="footfall_door"}'] == 1.0  # 2 windows x 0.5
+        assert metrics["shopkeeper_mqtt_connected"] == 1 and metrics["shopkeeper_clock_synced"] == 1
+        assert 'shopkeeper_dropped_total{reason="size"}' in metrics
+        assert "# TYPE shopkeeper_outbox_pending gauge" in body
+        code, body = get(base + "/health")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+        clock.is_synced = False
+        code, body = get(base + "/health")
+        assert code == 503 and "clock not synchronised" in " ".join(json.loads(body)["reasons"])
+        assert get(base + "/nope")[0] == 404
+    finally:
+        sub.close()
+        agent.stop()
