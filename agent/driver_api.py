@@ -35,7 +35,38 @@ class PresenceChange:
     present: bool
 
 
-Reading = DoorCount | PresenceChange  # the union grows as new reading kinds (baskets) arrive
+@dataclasses.dataclass(frozen=True, slots=True)
+class BasketLine:
+    """One line item as the POS recorded it. Everything here stays on the box."""
+
+    name: str
+    quantity: int  # whole units; a weighed item counts as 1
+    unit_price_cents: int
+    line_total_cents: int  # negative for a refunded line
+    sku: str = ""
+    pos_category: str = ""  # the POS's own category, used by the shop's mapping rules
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Basket:
+    """One completed POS transaction, normalised. Money is integer cents.
+
+    `source_id` (receipt number, order or event id) makes emission idempotent: the agent stores a
+    basket once per (driver, source_id). `kind` is "sale", "refund" or "void"; `flagged` names a
+    problem (e.g. "total_mismatch") that keeps the basket local and out of every release.
+    """
+
+    source_id: str
+    lines: tuple[BasketLine, ...]
+    total_cents: int
+    kind: str = "sale"
+    payment: str = ""  # "cash", "card", "other" or ""
+    currency: str = ""
+    flagged: str = ""
+    pos_time: str = ""  # the POS's own time stamp, kept as text; the agent stamps on receipt
+
+
+Reading = DoorCount | PresenceChange | Basket
 
 
 class Sink(Protocol):
@@ -49,6 +80,12 @@ class Sink(Protocol):
 
     def problem(self, driver: str, message: str) -> None:
         """Report a device problem (unplugged, timeout); the driver keeps trying."""
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything emitted so far is committed (durable); False on timeout.
+
+        A webhook answers 200 only after this returns True, so an acknowledged sale is durable.
+        """
 
 
 class DriverOptionError(ValueError):

@@ -91,6 +91,10 @@ class RecordingSink:
             self.problems.append(message)
             self._changed.notify_all()
 
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Everything is recorded synchronously, so it is always flushed."""
+        return True
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until predicate() holds, or fail saying `what` did not happen."""
         with self._changed:

@@ -159,3 +159,6 @@ class DriverSink:
         log.warning("driver %s: %s", driver, message)
         with self.writer._lock:
             self.writer.problems[driver] += 1
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        return self.writer.flush(timeout)
