@@ -17,13 +17,20 @@ from typing import Any
 
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError
-from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems
+from agent.pos import CategoryRule, PosSettings
+from agent.privacy.bounds import OTHER, BasketBounds
+from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 SYNC_SOURCES = ("auto", "timesyncd", "timedatectl", "always", "never")
 TIERS = ("t1", "t2")
 MECHANISMS = ("discrete_laplace", "discrete_gaussian")
-STREAM_DEFAULTS = {"footfall_door": "0.5", "footfall_store": "0.5"}
+STREAM_DEFAULTS = {  # name: (default epsilon, default tier)
+    "footfall_door": ("0.5", "t1"),
+    "footfall_store": ("0.5", "t1"),
+    "sales_count": ("0.5", "t2"),
+    "sales_revenue": ("0.5", "t2"),
+}
 MAX_EPSILON = Fraction(10)
 
 
@@ -61,6 +68,7 @@ class AgentConfig:
     raw_max_bytes: int
     log_level: str
     health_listen: tuple[str, int] | None = None
+    pos: PosSettings | None = None
 
     @property
     def db_path(self) -> Path:
@@ -235,30 +243,20 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         rho=privacy.epsilon("budget_rho_per_window") if "budget_rho_per_window" in privacy.table else None,
     )
     privacy.used.add("budget_rho_per_window")
+    pos = _pos_settings(root.table_at("pos"))
     stream_settings = {}
-    for name, default_epsilon in STREAM_DEFAULTS.items():
+    for name, (default_epsilon, default_tier) in STREAM_DEFAULTS.items():
         section = privacy.table_at(name)
-        if not section.get("enabled", bool, True):
+        needs_pos = name.startswith("sales_")
+        if not section.get("enabled", bool, not needs_pos or pos is not None):
             section.reject_unknown()
             continue
-        settings: dict[str, object] = {
-            "tier": section.choice("tier", "t1", TIERS),
-            "mechanism": section.choice("mechanism", "discrete_laplace", MECHANISMS),
-            "clamp_negative": section.get("clamp_negative", bool, False),
-        }
-        if "suppress_below" in section.table:
-            settings["suppress_below"] = section.int_in("suppress_below", None, 1, 1_000_000)
-        if settings["mechanism"] == "discrete_laplace":
-            settings["epsilon"] = section.epsilon("epsilon", default_epsilon)
-            if "rho" in section.table:
-                raise section.fail("rho", "applies to discrete_gaussian only", "remove rho or set that mechanism")
-        else:
-            settings["rho"] = section.epsilon("rho")
-            if "epsilon" in section.table:
-                raise section.fail("epsilon", "does not apply to discrete_gaussian", "use rho instead")
-        section.reject_unknown()
-        stream_settings[name] = settings
+        if needs_pos and pos is None:
+            raise section.fail("enabled", "needs the public category taxonomy", "add a [pos] section with taxonomy")
+        stream_settings[name] = _stream_settings(section, default_epsilon, default_tier)
     streams = tuple(footfall_plans(doors_raw, stream_settings))
+    if pos is not None:
+        streams += tuple(sales_plans(pos.taxonomy, pos.bounds, stream_settings))
     if not streams:
         raise privacy.fail("footfall_door", "every stream is disabled", "enable at least one stream")
     privacy.reject_unknown()
@@ -331,7 +329,79 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         raw_max_bytes=raw_max_mb * 1024 * 1024,
         log_level=log_level,
         health_listen=health_listen,
+        pos=pos,
     )
+
+
+def _stream_settings(section: _Reader, default_epsilon: str, default_tier: str) -> dict[str, object]:
+    settings: dict[str, object] = {
+        "tier": section.choice("tier", default_tier, TIERS),
+        "mechanism": section.choice("mechanism", "discrete_laplace", MECHANISMS),
+        "clamp_negative": section.get("clamp_negative", bool, False),
+    }
+    if "suppress_below" in section.table:
+        settings["suppress_below"] = section.int_in("suppress_below", None, 1, 1_000_000)
+    if settings["mechanism"] == "discrete_laplace":
+        settings["epsilon"] = section.epsilon("epsilon", default_epsilon)
+        if "rho" in section.table:
+            raise section.fail("rho", "applies to discrete_gaussian only", "remove rho or set that mechanism")
+    else:
+        settings["rho"] = section.epsilon("rho")
+        if "epsilon" in section.table:
+            raise section.fail("epsilon", "does not apply to discrete_gaussian", "use rho instead")
+    section.reject_unknown()
+    return settings
+
+
+def _pos_settings(pos: _Reader) -> PosSettings | None:
+    """The [pos] section: taxonomy, mapping rules and contribution bounds; None when absent."""
+    if not pos.table:
+        return None
+    taxonomy = pos.get("taxonomy", list, fix='list the public categories, e.g. taxonomy = ["bakery", "dairy"]')
+    if not taxonomy or not all(isinstance(c, str) and NAME_RE.match(c) for c in taxonomy):
+        raise pos.fail("taxonomy", "must be a non-empty list of names", 'write e.g. taxonomy = ["bakery", "dairy"]')
+    if len(set(taxonomy)) != len(taxonomy):
+        raise pos.fail("taxonomy", "lists a category twice", "list each category once")
+    categories = (*tuple(c for c in taxonomy if c != OTHER), OTHER)
+    rules = []
+    raw_rules = pos.get("category_rules", list, [])
+    for i, raw in enumerate(raw_rules):
+        rule = _Reader(pos.path, raw if isinstance(raw, dict) else {}, f"pos.category_rules[{i}].")
+        category = rule.get("category", str, fix='add category = "<one of pos.taxonomy>"')
+        if category not in categories:
+            raise rule.fail("category", f"{category!r} is not in pos.taxonomy", "use a category from the taxonomy")
+        kinds = [k for k in ("sku", "name_pattern", "pos_category") if k in rule.table]
+        if len(kinds) != 1:
+            raise rule.fail(
+                "sku", "a rule needs exactly one of sku, name_pattern, pos_category", "give each rule one matcher"
+            )
+        pattern = None
+        if kinds[0] == "name_pattern":
+            try:
+                pattern = re.compile(rule.get("name_pattern", str), re.IGNORECASE)
+            except re.error as exc:
+                raise rule.fail(
+                    "name_pattern", f"is not a valid regular expression ({exc})", "fix the pattern"
+                ) from None
+        rules.append(
+            CategoryRule(
+                category=category,
+                sku=rule.get("sku", str, ""),
+                name_pattern=pattern,
+                pos_category=rule.get("pos_category", str, ""),
+            )
+        )
+        rule.reject_unknown()
+    bounds_table = pos.table_at("bounds")
+    bounds = BasketBounds(
+        max_categories=bounds_table.int_in("max_categories", 3, 1, len(categories)),
+        max_items_per_category=bounds_table.int_in("max_items_per_category", 10, 1, 10_000),
+        max_revenue_per_category_cents=bounds_table.int_in("max_revenue_per_category_cents", 10_000, 1, 10**9),
+        max_revenue_per_basket_cents=bounds_table.int_in("max_revenue_per_basket_cents", 20_000, 1, 10**9),
+    )
+    bounds_table.reject_unknown()
+    pos.reject_unknown()
+    return PosSettings(taxonomy=categories, rules=tuple(rules), bounds=bounds)
 
 
 def _mqtt_settings(mqtt: _Reader, default_client: str) -> MqttSettings:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import sqlite3
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from agent.clock import Clock, boot_id
-from agent.driver_api import DoorCount, PresenceChange, Reading
+from agent.driver_api import Basket, BasketLine, DoorCount, PresenceChange, Reading
+from agent.privacy.bounds import OTHER
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -36,8 +39,12 @@ class StampedReading:
 class IngestWriter:
     """Receives readings from drivers (as their Sink) and writes them in batches."""
 
-    def __init__(self, store: Store, clock: Clock, queue_max: int = 10_000) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, queue_max: int = 10_000, categorize: Callable[[BasketLine], str] | None = None
+    ) -> None:
         self.store, self.clock = store, clock
+        self.categorize = categorize or (lambda _line: OTHER)
+        self.duplicates = 0
         self.boot = boot_id()
         self._queue: queue.Queue[StampedReading | threading.Event | None] = queue.Queue(maxsize=queue_max)
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
@@ -115,7 +122,10 @@ class IngestWriter:
             for s in batch
             if isinstance(s.reading, PresenceChange)
         ]
+        baskets = [s for s in batch if isinstance(s.reading, Basket)]
         with self.store.transaction() as conn:
+            for stamped in baskets:
+                self._insert_basket(conn, stamped)
             conn.executemany(
                 "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -129,11 +139,55 @@ class IngestWriter:
         with self._lock:
             self.accepted += len(batch)
 
+    def _insert_basket(self, conn: sqlite3.Connection, stamped: StampedReading) -> None:
+        """Store a basket once per (driver, source_id): a replayed webhook or re-read file adds nothing."""
+        b = stamped.reading
+        assert isinstance(b, Basket)
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO baskets (boot_id, mono_ns, wall_ns, synced, driver, source_id, kind, payment,"
+            " currency, total_cents, flagged, pos_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                stamped.boot_id,
+                stamped.mono_ns,
+                stamped.wall_ns,
+                int(stamped.synced),
+                stamped.driver,
+                b.source_id,
+                b.kind,
+                b.payment,
+                b.currency,
+                b.total_cents,
+                b.flagged,
+                b.pos_time,
+            ),
+        )
+        if cursor.rowcount == 0:
+            self.duplicates += 1
+            return
+        conn.executemany(
+            "INSERT INTO basket_lines (basket_id, name, sku, pos_category, category, quantity, unit_price_cents,"
+            " line_total_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    cursor.lastrowid,
+                    line.name,
+                    line.sku,
+                    line.pos_category,
+                    self.categorize(line),
+                    line.quantity,
+                    line.unit_price_cents,
+                    line.line_total_cents,
+                )
+                for line in b.lines
+            ],
+        )
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "accepted": self.accepted,
                 "queued": self._queue.qsize(),
+                "duplicate_baskets": self.duplicates,
                 "bad_frames": dict(self.bad_frames),
                 "problems": dict(self.problems),
             }

@@ -80,3 +80,25 @@ def _event_windows(db: sqlite_utils.Database) -> None:
     # clock, or when the clock syncs). A wall-clock jump can then neither lose nor double-count it.
     db.execute("ALTER TABLE events ADD COLUMN window_ns INTEGER")
     db.execute("CREATE INDEX events_window ON events(window_ns)")
+
+
+@migration("0005_baskets")
+def _baskets(db: sqlite_utils.Database) -> None:
+    # POS baskets and their lines stay on the box; only bounded, noisy category tables leave.
+    db.execute(
+        """CREATE TABLE baskets (
+            id INTEGER PRIMARY KEY,
+            boot_id TEXT NOT NULL, mono_ns INTEGER NOT NULL, wall_ns INTEGER NOT NULL,
+            synced INTEGER NOT NULL, driver TEXT NOT NULL, source_id TEXT NOT NULL,
+            kind TEXT NOT NULL, payment TEXT NOT NULL, currency TEXT NOT NULL, total_cents INTEGER NOT NULL,
+            flagged TEXT NOT NULL, pos_time TEXT NOT NULL, window_ns INTEGER,
+            UNIQUE (driver, source_id))"""
+    )
+    db.execute("CREATE INDEX baskets_window ON baskets(window_ns)")
+    db.execute(
+        """CREATE TABLE basket_lines (
+            basket_id INTEGER NOT NULL REFERENCES baskets(id) ON DELETE CASCADE,
+            name TEXT NOT NULL, sku TEXT NOT NULL, pos_category TEXT NOT NULL, category TEXT NOT NULL,
+            quantity INTEGER NOT NULL, unit_price_cents INTEGER NOT NULL, line_total_cents INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE INDEX basket_lines_basket ON basket_lines(basket_id)")

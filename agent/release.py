@@ -23,11 +23,14 @@ from agent.config import AgentConfig
 from agent.errors import PrivacyError
 from agent.kernels.footfall import count_footfall
 from agent.privacy import ledger
+from agent.privacy.bounds import LineItem, bound_basket
 from agent.privacy.plan import StreamPlan
 from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
 from agent.store import Store
 
 log = logging.getLogger(__name__)
+
+TIMED_TABLES = ("events", "baskets")  # raw records whose window is fixed once their time is trusted
 
 # Kept for callers that name the footfall sensitivity directly; the plan derives it (agent/privacy/plan.py).
 FOOTFALL_DOOR_SENSITIVITY = 1
@@ -107,14 +110,16 @@ class WindowReleaser:
         rebased, stale = self._rebase()
         next_open = self.next_window_start()
         with self.store.transaction() as conn:
-            late = conn.execute(
-                "UPDATE events SET window_ns = ? WHERE window_ns IS NULL AND synced = 1 AND wall_ns < ?",
-                (next_open, next_open),
-            ).rowcount
-            conn.execute(
-                "UPDATE events SET window_ns = wall_ns - (wall_ns % ?) WHERE window_ns IS NULL AND synced = 1",
-                (self.window_ns,),
-            )
+            late = 0
+            for table in TIMED_TABLES:
+                late += conn.execute(
+                    f"UPDATE {table} SET window_ns = ? WHERE window_ns IS NULL AND synced = 1 AND wall_ns < ?",
+                    (next_open, next_open),
+                ).rowcount
+                conn.execute(
+                    f"UPDATE {table} SET window_ns = wall_ns - (wall_ns % ?) WHERE window_ns IS NULL AND synced = 1",
+                    (self.window_ns,),
+                )
             if late:
                 Store.bump_counter(conn, "events_counted_late", late)
         if rebased or stale:
@@ -129,11 +134,13 @@ class WindowReleaser:
         """Give events stamped on an unsynchronised clock their true wall time (same boot only)."""
         mono, wall = self.clock.monotonic_ns(), self.clock.wall_ns()
         with self.store.transaction() as conn:
-            rebased = conn.execute(
-                "UPDATE events SET wall_ns = ? - (? - mono_ns), synced = 1 WHERE synced = 0 AND boot_id = ?",
-                (wall, mono, self.boot_id),
-            ).rowcount
-            stale = conn.execute("UPDATE events SET synced = 1 WHERE synced = 0").rowcount
+            rebased = stale = 0
+            for table in TIMED_TABLES:
+                rebased += conn.execute(
+                    f"UPDATE {table} SET wall_ns = ? - (? - mono_ns), synced = 1 WHERE synced = 0 AND boot_id = ?",
+                    (wall, mono, self.boot_id),
+                ).rowcount
+                stale += conn.execute(f"UPDATE {table} SET synced = 1 WHERE synced = 0").rowcount
             for name, count in (("events_rebased", rebased), ("events_from_unsynced_old_boot", stale)):
                 if count:
                     Store.bump_counter(conn, name, count)
@@ -143,10 +150,11 @@ class WindowReleaser:
         """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
         end_ns = start_ns + self.window_ns
         door_table = self._door_counts(start_ns, end_ns)  # true values: local only
+        sales_table = self._sales_table(start_ns) if self.config.pos is not None else None
         noisy: dict[str, np.ndarray] = {}
         # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
         for plan in self.config.streams:
-            true = self._true_table(plan, door_table)
+            true = self._true_table(plan, door_table, sales_table)
             noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
         with self.store.transaction() as conn:
             for plan in self.config.streams:
@@ -174,12 +182,52 @@ class WindowReleaser:
 
     _true_counts = _door_counts  # the per-door table under its older name
 
+    def _sales_table(self, start_ns: int) -> np.ndarray:
+        """(categories + 1, 2): bounded basket counts and revenue per category; the last row counts baskets.
+
+        Only completed, unflagged sales count; every basket is clamped to the configured bounds first
+        (agent/privacy/bounds.py), so no basket moves any released cell by more than the sensitivity.
+        """
+        pos = self.config.pos
+        assert pos is not None
+        lines: dict[int, list[LineItem]] = {}
+        for basket_id, category, quantity, total in self.store.conn().execute(
+            "SELECT l.basket_id, l.category, l.quantity, l.line_total_cents FROM basket_lines l"
+            " JOIN baskets b ON b.id = l.basket_id WHERE b.window_ns = ? AND b.kind = 'sale' AND b.flagged = ''",
+            (start_ns,),
+        ):
+            lines.setdefault(basket_id, []).append(LineItem(category, quantity, total))
+        index = {category: i for i, category in enumerate(pos.taxonomy)}
+        keys, baskets, revenue = [], [], []
+        n_baskets = 0
+        for items in lines.values():
+            contributions = bound_basket(items, pos.taxonomy, pos.bounds)
+            n_baskets += bool(contributions)
+            for category, c in contributions.items():
+                keys.append(index[category])
+                baskets.append(c.baskets)
+                revenue.append(c.revenue_cents)
+        n = len(keys)
+        table = count_footfall(
+            np.zeros(n, dtype=np.int64),
+            np.array(keys, dtype=np.int64),
+            np.array(baskets, dtype=np.int64),
+            np.array(revenue, dtype=np.int64),
+            1,
+            len(pos.taxonomy),
+        )[0]
+        return np.vstack([table, np.array([[n_baskets, 0]], dtype=np.int64)])
+
     @staticmethod
-    def _true_table(plan: StreamPlan, door_table: np.ndarray) -> np.ndarray:
+    def _true_table(plan: StreamPlan, door_table: np.ndarray, sales_table: np.ndarray | None) -> np.ndarray:
         if plan.name == "footfall_door":
             return door_table
         if plan.name == "footfall_store":
             return door_table.sum(axis=0, keepdims=True)
+        if plan.name == "sales_count" and sales_table is not None:
+            return sales_table[:, :1]  # categories, then `all`
+        if plan.name == "sales_revenue" and sales_table is not None:
+            return sales_table[:-1, 1:]
         raise PrivacyError(f"no aggregation is defined for stream {plan.name}; nothing was released")
 
     def _noise(self, plan: StreamPlan, count: int) -> np.ndarray:

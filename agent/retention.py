@@ -47,6 +47,9 @@ class Retention:
                 "DELETE FROM events WHERE window_ns < ? AND wall_ns < ?", (released_before, now - self.max_age_ns)
             ).rowcount
             conn.execute("DELETE FROM presence_events WHERE wall_ns < ?", (now - self.max_age_ns,))
+            report.dropped_age += conn.execute(
+                "DELETE FROM baskets WHERE window_ns < ? AND wall_ns < ?", (released_before, now - self.max_age_ns)
+            ).rowcount
             report.pruned_delivered = conn.execute(
                 "DELETE FROM outbox WHERE delivered_wall_ns IS NOT NULL AND created_wall_ns < ?",
                 (now - DELIVERED_KEEP_S * NS_PER_S,),

@@ -41,7 +41,9 @@ class Agent:
         self.config = config
         self.clock = clock or make_clock(config)
         self.store = Store(config.db_path)
-        self.ingest = IngestWriter(self.store, self.clock)
+        self.ingest = IngestWriter(
+            self.store, self.clock, categorize=config.pos.categorize if config.pos is not None else None
+        )
         self.releaser = WindowReleaser(config, self.store, self.clock, flush_ingest=self.ingest.flush)
         self.publisher = Publisher(config, self.store, self.clock)
         self.retention = Retention(self.store, self.clock, config.raw_max_age_s, config.raw_max_bytes)

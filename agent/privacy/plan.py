@@ -13,6 +13,8 @@ import dataclasses
 from collections.abc import Sequence
 from fractions import Fraction
 
+from agent.privacy.bounds import BasketBounds
+
 DOOR_EVENT = "door event"
 BASKET = "basket"
 
@@ -126,6 +128,61 @@ def footfall_plans(doors: Sequence[str], settings: dict[str, dict[str, object]])
                 rho=_fraction(s.get("rho")),
                 l1_sensitivity=1,
                 l2_sensitivity_squared=1,
+                clamp_negative=bool(s.get("clamp_negative", False)),
+                suppress_below=_int_or_none(s.get("suppress_below")),
+            )
+        )
+    return plans
+
+
+def sales_plans(
+    taxonomy: Sequence[str], bounds: BasketBounds, settings: dict[str, dict[str, object]]
+) -> list[StreamPlan]:
+    """The POS streams, one basket being the unit. Sensitivities come from the contribution bounds.
+
+    sales_count: per category, the number of baskets that touched it, plus the key `all` holding the
+    number of baskets. One basket adds 1 to at most `max_categories` categories and 1 to `all`, so
+    L1 = L2^2 = max_categories + 1. Releasing `all` in the same table costs no extra epsilon and lets
+    the hub derive the store's basket count and average basket value by post-processing.
+    sales_revenue: per category, revenue in cents after clamping; L1 and L2^2 from BasketBounds.
+    """
+    plans = []
+    for name, topic, fields, keys, l1, l2sq in (
+        (
+            "sales_count",
+            "sales-count",
+            ("baskets",),
+            (*taxonomy, "all"),
+            bounds.count_l1 + 1,
+            bounds.count_l2_squared + 1,
+        ),
+        (
+            "sales_revenue",
+            "sales-revenue",
+            ("revenue_cents",),
+            tuple(taxonomy),
+            bounds.revenue_l1,
+            bounds.revenue_l2_squared,
+        ),
+    ):
+        if name not in settings:
+            continue
+        s = settings[name]
+        plans.append(
+            StreamPlan(
+                name=name,
+                topic_stream=topic,
+                schema="shopkeeper.sales-category.v1",
+                unit=BASKET,
+                key_field="category",
+                keys=keys,
+                fields=fields,
+                tier=str(s["tier"]),
+                mechanism=str(s["mechanism"]),
+                epsilon=_fraction(s.get("epsilon")),
+                rho=_fraction(s.get("rho")),
+                l1_sensitivity=l1,
+                l2_sensitivity_squared=l2sq,
                 clamp_negative=bool(s.get("clamp_negative", False)),
                 suppress_below=_int_or_none(s.get("suppress_below")),
             )
