@@ -102,3 +102,18 @@ def _baskets(db: sqlite_utils.Database) -> None:
             quantity INTEGER NOT NULL, unit_price_cents INTEGER NOT NULL, line_total_cents INTEGER NOT NULL)"""
     )
     db.execute("CREATE INDEX basket_lines_basket ON basket_lines(basket_id)")
+
+
+@migration("0006_district")
+def _district(db: sqlite_utils.Database) -> None:
+    # What the coop's hub sends back: district benchmarks (public post-processing) and this shop's alerts.
+    db.execute(
+        """CREATE TABLE district_benchmarks (
+            metric TEXT NOT NULL, window_start TEXT NOT NULL, n_shops INTEGER NOT NULL,
+            p25 REAL NOT NULL, median REAL NOT NULL, p75 REAL NOT NULL, received_wall_ns INTEGER NOT NULL,
+            PRIMARY KEY (metric, window_start))"""
+    )
+    db.execute(
+        """CREATE TABLE hub_alerts (
+            topic TEXT PRIMARY KEY, payload TEXT NOT NULL, received_wall_ns INTEGER NOT NULL)"""
+    )

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent import __version__
+from agent import __version__, district
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
 from agent.store import Store
@@ -55,6 +55,7 @@ class Publisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
         self._cond = threading.Condition()
         self._connected = False
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
@@ -105,6 +106,8 @@ class Publisher:
             number = self._connections() + 1
             Store.set_state(conn, "mqtt_connections", str(number))
         client.publish(self.config.status_topic, self._status("online", number), qos=1, retain=True)
+        for topic in district.subscriptions(self.config):
+            client.subscribe(topic, qos=1)
         self._set_will(number + 1)
         log.info("connected to %s:%s (connection %d)", self.settings.host, self.settings.port, number)
         with self._cond:
@@ -127,6 +130,9 @@ class Publisher:
             else:
                 self._acked.append(seq)
             self._cond.notify_all()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        district.record(self.store, message.topic, bytes(message.payload))
 
     # -- the drain loop (publisher thread) -------------------------------------------------
     def _run(self) -> None:

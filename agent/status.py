@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.district import my_shop_vs_district
 from agent.errors import StoreError
 from agent.privacy.ledger import verify_chain
 from agent.release import iso_utc
@@ -57,6 +58,8 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
             "mqtt_connections": int(store.get_state("mqtt_connections", "0") or 0),
             "epsilon_spent": {s: {"windows": n, "epsilon_per_window": e} for s, n, e in spent},
             "counters": store.counters(),
+            "district": my_shop_vs_district(store, limit=12),
+            "alerts": [json.loads(p) for (p,) in conn.execute("SELECT payload FROM hub_alerts")],
         }
     finally:
         store.close()
@@ -77,6 +80,17 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(
             f"epsilon: {stream} spent {spend['epsilon_per_window']} per window in each of {spend['windows']} windows"
         )
+    if report["district"]:
+        lines.append("my shop vs district (entries per window; district p25 / median / p75 over n shops):")
+        for row in report["district"]:
+            mine = "-" if row["mine"] is None else row["mine"]
+            lines.append(
+                f"  {row['window']}  mine {mine:>5}  district {row['district_p25']:.0f} / "
+                f"{row['district_median']:.0f} / {row['district_p75']:.0f} (n={row['n_shops']})"
+                f"  {row['position'] or ''}"
+            )
+    for alert in report["alerts"]:
+        lines.append(f"hub alert: {json.dumps(alert, sort_keys=True)}")
     return "\n".join(lines)
 
 
