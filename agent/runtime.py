@@ -23,6 +23,9 @@ from agent.store import Store
 from agent.supervisor import DriverSupervisor
 
 log = logging.getLogger(__name__)
+# A tick that is still running when the next is due is skipped by design (max_instances=1, coalesce);
+# APScheduler reports each skip as a warning, which is noise here.
+logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def make_clock(config: AgentConfig) -> Clock:
