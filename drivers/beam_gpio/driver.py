@@ -124,10 +124,17 @@ class BeamGpioDriver:
             extra["timeouts"] = self.machine.timeouts
         return {**self._health.snapshot(), **extra}
 
+    def alive(self) -> bool:
+        """False once the background thread has ended without stop() (the supervisor then restarts it)."""
+        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+
     def start(self, sink: Sink) -> None:
         """Open the pins (retrying if they cannot be opened) and start the timeout ticker."""
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"driver {self.name} already started")
+        with self._emit_lock:  # a restart after stop() or a crash begins afresh
+            self._stopped = False
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(sink,), name=f"beam-{self.name}", daemon=True)
         self._thread.start()
 

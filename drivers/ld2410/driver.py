@@ -114,10 +114,17 @@ class LD2410Driver:
         """connected, frames, bad_frames, reconnects, last_error, plus firmware and present."""
         return {**self._health.snapshot(), "firmware": self.firmware, "present": self.hold.present}
 
+    def alive(self) -> bool:
+        """False once the background thread has ended without stop() (the supervisor then restarts it)."""
+        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+
     def start(self, sink: Sink) -> None:
         """Start the reader thread."""
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"driver {self.name} already started")
+        with self._emit_lock:  # a restart after stop() or a crash begins afresh
+            self._stopped = False
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(sink,), name=f"ld2410-{self.name}", daemon=True)
         self._thread.start()
 

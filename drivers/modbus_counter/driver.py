@@ -136,10 +136,17 @@ class ModbusCounterDriver:
         extra = {"timeouts": self.timeouts, "exceptions": self.exceptions, "status": self.status}
         return {**self._health.snapshot(), **extra, "firmware": self.firmware}
 
+    def alive(self) -> bool:
+        """False once the background thread has ended without stop() (the supervisor then restarts it)."""
+        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+
     def start(self, sink: Sink) -> None:
         """Start the polling thread."""
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             raise RuntimeError(f"driver {self.name} already started")
+        with self._emit_lock:  # a restart after stop() or a crash begins afresh
+            self._stopped = False
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(sink,), name=f"modbus-{self.name}", daemon=True)
         self._thread.start()
 
