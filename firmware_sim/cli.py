@@ -12,6 +12,7 @@ simulator share one accelerated day), otherwise simulated time starts at --start
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -133,9 +134,21 @@ def run_terabee(
     return truth
 
 
+# Devices whose simulators have their own command line; `shopkeeper sim <device> --help` shows it.
+OTHER_DEVICES = {
+    "ld2410": "firmware_sim.ld2410",
+    "modbus_counter": "firmware_sim.modbus_counter",
+    "thermal90640": "firmware_sim.thermal90640",
+    "escpos": "firmware_sim.escpos",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in OTHER_DEVICES:
+        module = importlib.import_module(OTHER_DEVICES[argv[0]])
+        return int(module.main(argv[1:]))
     args = build_parser().parse_args(argv)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
