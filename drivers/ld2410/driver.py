@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import termios
-import threading
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -14,7 +10,8 @@ from typing import Any, ClassVar
 
 import serial
 
-from agent.driver_api import DriverHealth, DriverOptionError, PresenceChange, Sink
+from agent.driver_api import DriverOptionError, PresenceChange, Sink
+from agent.serial_driver import SerialDriver
 from drivers.ld2410.protocol import (
     CMD_ENABLE_CONFIG,
     CMD_READ_FIRMWARE,
@@ -42,7 +39,7 @@ def _check_bool(options: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-class LD2410Driver:
+class LD2410Driver(SerialDriver):
     """Reads report frames from one LD2410 radar and emits PresenceChange for its zone."""
 
     kind: ClassVar[str] = "ld2410"
@@ -60,16 +57,18 @@ class LD2410Driver:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:
-        self.name, self.port, self.zone = name, port, zone
-        self.baudrate, self.engineering_mode, self.configure = baudrate, engineering_mode, configure
+        super().__init__(
+            name,
+            port,
+            baudrate,
+            read_timeout_s=READ_TIMEOUT_S,
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+        )
+        self.zone, self.engineering_mode, self.configure = zone, engineering_mode, configure
         self.hold = PresenceHold(hold_s)  # kept across reconnects: a replug is not a change of presence
-        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.firmware = ""
-        self._health = DriverHealth()
-        self._stop = threading.Event()
-        self._emit_lock = threading.Lock()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
+        self.parser = LD2410Parser()
         self._steps: list[tuple[int, bytes]] = []
         self._step_sent_at = 0.0
 
@@ -114,86 +113,17 @@ class LD2410Driver:
         """connected, frames, bad_frames, reconnects, last_error, plus firmware and present."""
         return {**self._health.snapshot(), "firmware": self.firmware, "present": self.hold.present}
 
-    def alive(self) -> bool:
-        """False once the background thread has ended without stop() (the supervisor then restarts it)."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+    def _on_connect(self, port: serial.SerialBase, first: bool) -> None:
+        self.parser.reset()  # resync on the next header; a partial frame from before is gone
+        self._begin_handshake(port)  # config mode and engineering mode are lost when the radar restarts
 
-    def start(self, sink: Sink) -> None:
-        """Start the reader thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError(f"driver {self.name} already started")
-        with self._emit_lock:  # a restart after stop() or a crash begins afresh
-            self._stopped = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"ld2410-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop reading; once this returns nothing more reaches the sink."""
-        with self._emit_lock:
-            self._stopped = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _set_health(self, **changes: Any) -> None:
-        with self._health.lock:
-            for key, value in changes.items():
-                setattr(self._health, key, value)
-
-    def _report(self, sink: Sink, kind: str, text: str) -> None:
-        with self._emit_lock:
-            if self._stopped:
-                return
-            if kind == "problem":
-                sink.problem(self.name, text)
-            else:
-                sink.bad_frame(self.name, text)
-
-    def _wait_for_path(self) -> None:
-        if "://" in self.port:
-            return
-        delay = self.backoff_initial_s
-        while not os.path.exists(self.port) and not self._stop.wait(delay):
-            delay = min(delay * 2, self.backoff_max_s)
-
-    def _run(self, sink: Sink) -> None:
-        delay = self.backoff_initial_s
-        parser = LD2410Parser()
-        ever_connected = False
-        reported_outage = False
+    def _serve(self, sink: Sink, port: serial.SerialBase) -> None:
+        parser = self.parser
         while not self._stop.is_set():
-            self._wait_for_path()
-            if self._stop.is_set():
-                break
-            port = None
-            try:
-                port = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=READ_TIMEOUT_S)
-                port.reset_input_buffer()
-                parser.reset()  # resync on the next header; a partial frame from before is gone
-                self._begin_handshake(port)
-                with self._health.lock:
-                    self._health.connected = True
-                    self._health.reconnects += int(ever_connected)
-                ever_connected, reported_outage, delay = True, False, self.backoff_initial_s
-                while not self._stop.is_set():
-                    data = port.read(port.in_waiting or 1)
-                    bad_before = dict(parser.bad_reasons)
-                    frames = parser.feed(data) if data else []
-                    self._handle(sink, port, parser, frames, bad_before)
-            except (serial.SerialException, OSError, termios.error) as exc:  # tcflush raises termios.error
-                self._set_health(connected=False, last_error=str(exc))
-                if not reported_outage:
-                    self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")
-                    reported_outage = True
-            finally:
-                if port is not None:
-                    with contextlib.suppress(Exception):
-                        port.close()
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self.backoff_max_s)
-        self._set_health(connected=False)
+            data = port.read(port.in_waiting or 1)
+            bad_before = dict(parser.bad_reasons)
+            frames = parser.feed(data) if data else []
+            self._handle(sink, port, parser, frames, bad_before)
 
     def _begin_handshake(self, port: serial.SerialBase) -> None:
         """Queue enable config, read firmware, engineering on/off, end config; send the first."""
@@ -227,9 +157,7 @@ class LD2410Driver:
     def _handle(
         self, sink: Sink, port: serial.SerialBase, parser: LD2410Parser, frames: list[Report | Ack], bad: dict[str, int]
     ) -> None:
-        for reason, count in parser.bad_reasons.items():
-            for _ in range(count - bad.get(reason, 0)):
-                self._report(sink, "bad_frame", reason)
+        self._report_bad(sink, parser.bad_reasons, bad)
         with self._health.lock:
             self._health.frames = parser.frames
             self._health.bad_frames = parser.bad_frames
@@ -239,11 +167,8 @@ class LD2410Driver:
                 self._on_ack(sink, port, frame)
                 continue
             change = self.hold.update(frame.present, now)
-            if change is not None:
-                with self._emit_lock:
-                    if self._stopped:
-                        return
-                    sink.emit(PresenceChange(self.zone, change))
+            if change is not None and not self._emit(sink, PresenceChange(self.zone, change)):
+                return
         if self._steps and now - self._step_sent_at > ACK_TIMEOUT_S:
             cmd = self._steps[0][0]
             self._steps = []

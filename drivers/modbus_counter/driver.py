@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import termios
-import threading
 import time
 from collections.abc import Mapping
 from importlib import resources
@@ -14,7 +10,8 @@ from typing import Any, ClassVar
 
 import serial
 
-from agent.driver_api import DoorCount, DriverHealth, DriverOptionError, Sink
+from agent.driver_api import DoorCount, DriverOptionError, Sink
+from agent.serial_driver import SerialDriver
 from drivers.modbus_counter.protocol import (
     REGISTER_COUNT,
     CounterDeltas,
@@ -47,7 +44,7 @@ def _number(options: Mapping[str, Any], key: str, default: float, low: float, hi
     return float(value)
 
 
-class ModbusCounterDriver:
+class ModbusCounterDriver(SerialDriver):
     """Polls one Modbus RTU counter (our register map) and emits DoorCount deltas for its door."""
 
     kind: ClassVar[str] = "modbus_counter"
@@ -67,22 +64,25 @@ class ModbusCounterDriver:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:
-        self.name, self.port, self.door, self.slave = name, port, door, slave
-        self.baudrate, self.parity = baudrate, parity
+        super().__init__(
+            name,
+            port,
+            baudrate,
+            read_timeout_s=0.02,
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+            serial_options={"parity": PARITIES[parity]},
+        )
+        self.door, self.slave, self.parity = door, slave, parity
         self.poll_interval_s, self.response_timeout_s = poll_interval_s, response_timeout_s
         self.swap_direction = swap_direction
-        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.parser = ReplyParser(slave)
         self.deltas = CounterDeltas()  # kept across reconnects: the same device, the same counters
         self.firmware = ""
         self.status = 0
         self.timeouts = 0
         self.exceptions = 0
         self._in_exception = False
-        self._health = DriverHealth()
-        self._stop = threading.Event()
-        self._emit_lock = threading.Lock()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any]) -> ModbusCounterDriver:
@@ -136,83 +136,11 @@ class ModbusCounterDriver:
         extra = {"timeouts": self.timeouts, "exceptions": self.exceptions, "status": self.status}
         return {**self._health.snapshot(), **extra, "firmware": self.firmware}
 
-    def alive(self) -> bool:
-        """False once the background thread has ended without stop() (the supervisor then restarts it)."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+    def _on_connect(self, port: serial.SerialBase, first: bool) -> None:
+        self.parser.reset()  # bytes from before the unplug are not a reply to anything
 
-    def start(self, sink: Sink) -> None:
-        """Start the polling thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError(f"driver {self.name} already started")
-        with self._emit_lock:  # a restart after stop() or a crash begins afresh
-            self._stopped = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"modbus-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop polling; once this returns nothing more reaches the sink."""
-        with self._emit_lock:
-            self._stopped = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _set_health(self, **changes: Any) -> None:
-        with self._health.lock:
-            for key, value in changes.items():
-                setattr(self._health, key, value)
-
-    def _report(self, sink: Sink, kind: str, text: str) -> None:
-        with self._emit_lock:
-            if self._stopped:
-                return
-            if kind == "problem":
-                sink.problem(self.name, text)
-            else:
-                sink.bad_frame(self.name, text)
-
-    def _wait_for_path(self) -> None:
-        if "://" in self.port:
-            return
-        delay = self.backoff_initial_s
-        while not os.path.exists(self.port) and not self._stop.wait(delay):
-            delay = min(delay * 2, self.backoff_max_s)
-
-    def _run(self, sink: Sink) -> None:
-        delay = self.backoff_initial_s
-        parser = ReplyParser(self.slave)
-        ever_connected = False
-        reported_outage = False
-        while not self._stop.is_set():
-            self._wait_for_path()
-            if self._stop.is_set():
-                break
-            port = None
-            try:
-                port = serial.serial_for_url(
-                    self.port, baudrate=self.baudrate, parity=PARITIES[self.parity], timeout=0.02
-                )
-                port.reset_input_buffer()
-                parser.reset()  # bytes from before the unplug are not a reply to anything
-                with self._health.lock:
-                    self._health.connected = True
-                    self._health.reconnects += int(ever_connected)
-                ever_connected, reported_outage, delay = True, False, self.backoff_initial_s
-                self._poll_forever(sink, port, parser)
-            except (serial.SerialException, OSError, termios.error) as exc:  # tcflush raises termios.error
-                self._set_health(connected=False, last_error=str(exc))
-                if not reported_outage:
-                    self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")
-                    reported_outage = True
-            finally:
-                if port is not None:
-                    with contextlib.suppress(Exception):
-                        port.close()
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self.backoff_max_s)
-        self._set_health(connected=False)
+    def _serve(self, sink: Sink, port: serial.SerialBase) -> None:
+        self._poll_forever(sink, port, self.parser)
 
     def _poll_forever(self, sink: Sink, port: serial.SerialBase, parser: ReplyParser) -> None:
         next_poll = time.monotonic()
@@ -249,9 +177,7 @@ class ModbusCounterDriver:
                 replies = parser.feed(data)
                 reply = replies[0] if replies else None
         parser.flush()  # anything left over is not a reply to this request
-        for reason, count in parser.bad_reasons.items():
-            for _ in range(count - bad_before.get(reason, 0)):
-                self._report(sink, "bad_frame", reason)
+        self._report_bad(sink, parser.bad_reasons, bad_before)
         with self._health.lock:
             self._health.frames = parser.frames
             self._health.bad_frames = parser.bad_frames
@@ -276,7 +202,4 @@ class ModbusCounterDriver:
         if self.swap_direction:
             entries, exits = exits, entries
         if entries or exits:
-            with self._emit_lock:
-                if self._stopped:
-                    return
-                sink.emit(DoorCount(self.door, entries, exits))
+            self._emit(sink, DoorCount(self.door, entries, exits))
