@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import re
-import threading
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any, ClassVar
@@ -15,8 +12,9 @@ import numpy as np
 import numpy.typing as npt
 import serial
 
-from agent.driver_api import DoorCount, DriverHealth, DriverOptionError, Sink
+from agent.driver_api import DoorCount, DriverOptionError, Sink
 from agent.kernels.thermal import CountingParams, ThermalCounter
+from agent.serial_driver import SerialDriver
 from drivers.thermal90640.protocol import (
     BAUD_CODES,
     COLS,
@@ -100,7 +98,7 @@ def parse_counting(table: Any) -> CountingParams:
     return dataclasses.replace(CountingParams(), **changes)
 
 
-class Thermal90640Driver:
+class Thermal90640Driver(SerialDriver):
     """Counts people crossing one door under a GY-MCU90640 and emits DoorCounts as they cross."""
 
     kind: ClassVar[str] = "thermal90640"
@@ -118,20 +116,21 @@ class Thermal90640Driver:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:
-        self.name, self.port, self.door = name, port, door
-        self.baudrate, self.rate_hz, self.entry_direction = baudrate, rate_hz, entry_direction
+        super().__init__(
+            name,
+            port,
+            baudrate,
+            read_timeout_s=READ_TIMEOUT_S,
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+        )
+        self.door, self.rate_hz, self.entry_direction = door, rate_hz, entry_direction
         self.counting = counting or CountingParams()
-        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         sideways = entry_direction in ("left", "right")
         self.counter = (
             ThermalCounter(COLS, ROWS, self.counting) if sideways else ThermalCounter(ROWS, COLS, self.counting)
         )
         self.parser = Thermal90640Parser()
-        self._health = DriverHealth()
-        self._stop = threading.Event()
-        self._emit_lock = threading.Lock()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any]) -> Thermal90640Driver:
@@ -188,114 +187,38 @@ class Thermal90640Driver:
         """The one door this sensor watches."""
         return [self.door]
 
-    def health(self) -> dict[str, Any]:
-        """A snapshot of connected, frames, bad_frames, reconnects, last_error."""
-        return self._health.snapshot()
-
-    def alive(self) -> bool:
-        """False once the background thread has ended without stop() (the supervisor then restarts it)."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
-
-    def start(self, sink: Sink) -> None:
-        """Start the reader thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError(f"driver {self.name} already started")
-        with self._emit_lock:  # a restart after stop() or a crash begins afresh
-            self._stopped = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"thermal90640-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop reading; once this returns nothing more reaches the sink."""
-        with self._emit_lock:
-            self._stopped = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
     def count(self, pixels: npt.NDArray[np.int16]) -> tuple[int, int]:
         """(entries, exits) completed by one frame, in this mounting's orientation."""
         sideways = self.entry_direction in ("left", "right")
         down, up = self.counter.feed(np.ascontiguousarray(pixels.T) if sideways else pixels)
         return (down, up) if self.entry_direction in ("down", "right") else (up, down)
 
-    def _set_health(self, **changes: Any) -> None:
-        with self._health.lock:
-            for key, value in changes.items():
-                setattr(self._health, key, value)
-
-    def _report(self, sink: Sink, kind: str, text: str) -> None:
-        with self._emit_lock:
-            if self._stopped:
-                return
-            if kind == "problem":
-                sink.problem(self.name, text)
-            else:
-                sink.bad_frame(self.name, text)
-
-    def _wait_for_path(self) -> None:
-        if "://" in self.port:
-            return
-        delay = self.backoff_initial_s
-        while not os.path.exists(self.port) and not self._stop.wait(delay):
-            delay = min(delay * 2, self.backoff_max_s)
-
-    def _run(self, sink: Sink) -> None:
+    def _prepare(self) -> None:
         # Load (or compile) the kernels before the port opens, so the first frames are not left
         # waiting in the UART buffer while numba reads its cache.
         ThermalCounter(self.counter.rows, self.counter.cols, self.counting).feed(
             np.zeros((self.counter.rows, self.counter.cols), dtype=np.int16)
         )
-        delay = self.backoff_initial_s
-        ever_connected = False
-        reported_outage = False
+
+    def _on_connect(self, port: serial.SerialBase, first: bool) -> None:
+        self.parser.reset()  # resync on the next header; a partial frame from before is gone
+        self.counter.reset_tracks()  # people moved while we were away; the background is kept
+        # Auto mode and rate may be lost after a power cycle, so they are sent on every connection.
+        port.write(auto_mode_command() + rate_command(self.rate_hz) + query_emissivity_command())
+
+    def _serve(self, sink: Sink, port: serial.SerialBase) -> None:
         while not self._stop.is_set():
-            self._wait_for_path()
-            if self._stop.is_set():
-                break
-            port = None
-            try:
-                port = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=READ_TIMEOUT_S)
-                port.reset_input_buffer()
-                self.parser.reset()  # resync on the next header; a partial frame from before is gone
-                self.counter.reset_tracks()  # people moved while we were away; the background is kept
-                # Auto mode and rate may be lost after a power cycle, so they are sent on every connection.
-                port.write(auto_mode_command() + rate_command(self.rate_hz) + query_emissivity_command())
-                with self._health.lock:
-                    self._health.connected = True
-                    self._health.reconnects += int(ever_connected)
-                ever_connected, reported_outage, delay = True, False, self.backoff_initial_s
-                while not self._stop.is_set():
-                    data = port.read(port.in_waiting or 1)
-                    if data:
-                        bad_before = dict(self.parser.bad_reasons)
-                        self._handle(sink, self.parser.feed(data), bad_before)
-            except (serial.SerialException, OSError) as exc:
-                self._set_health(connected=False, last_error=str(exc))
-                if not reported_outage:
-                    self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")
-                    reported_outage = True
-            finally:
-                if port is not None:
-                    with contextlib.suppress(Exception):
-                        port.close()
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self.backoff_max_s)
-        self._set_health(connected=False)
+            data = port.read(port.in_waiting or 1)
+            if data:
+                bad_before = dict(self.parser.bad_reasons)
+                self._handle(sink, self.parser.feed(data), bad_before)
 
     def _handle(self, sink: Sink, frames: list[ThermalFrame], bad_before: dict[str, int]) -> None:
-        for reason, count in self.parser.bad_reasons.items():
-            for _ in range(count - bad_before.get(reason, 0)):
-                self._report(sink, "bad_frame", reason)
+        self._report_bad(sink, self.parser.bad_reasons, bad_before)
         with self._health.lock:
             self._health.frames = self.parser.frames
             self._health.bad_frames = self.parser.bad_frames
         for frame in frames:
             entries, exits = self.count(frame.pixels)
-            if entries or exits:
-                with self._emit_lock:
-                    if self._stopped:
-                        return
-                    sink.emit(DoorCount(self.door, entries, exits))
+            if (entries or exits) and not self._emit(sink, DoorCount(self.door, entries, exits)):
+                return
