@@ -194,12 +194,155 @@ def mqtt_tune(driver: Any) -> None:
     driver.reconnect_min_s, driver.reconnect_max_s = 1, 1
 
 
+class EscPosDevice:
+    """A receipt printer on a pty, printing receipts from firmware_sim.escpos's encoder."""
+
+    def __init__(self, link: Path) -> None:
+        from firmware_sim import escpos
+
+        self.sim, self.pty, self.number = escpos, PtyDevice(link), 100
+
+    def produce(self) -> None:
+        self.number += 1
+        line = self.sim.SimLine("Croissant", "bakery", 2, 120)
+        self.pty.write(self.sim.encode_receipt(self.sim.SimBasket(str(self.number), 0, (line,), layout="corner_store")))
+
+    def inject_garbage(self) -> None:
+        self.pty.write(b"\x1b\xff\x07\x1d\xfe")
+
+    def unplug(self) -> None:
+        self.pty.unplug()
+
+    def replug(self) -> None:
+        self.pty.replug()
+
+    def close(self) -> None:
+        self.pty.close()
+
+
+def escpos_device(workdir: Path) -> tuple[EscPosDevice, Mapping[str, Any]]:
+    link = workdir / "by-id" / "printer"
+    return EscPosDevice(link), {"port": str(link), "idle_flush_s": 0.1}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class WebhookSender:
+    """A POS posting signed webhooks over real HTTP; it has no unplug, garbage is a signed malformed body."""
+
+    def __init__(self, port: int, path: str, sign: Any, event: Any) -> None:
+        self.url, self.sign, self.event, self.count = f"http://127.0.0.1:{port}{path}", sign, event, 0
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> None:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(self.url, body, {**headers, **self.sign(body)})
+        try:
+            urllib.request.urlopen(request, timeout=5).close()
+        except urllib.error.HTTPError:
+            pass
+        except OSError:
+            pass  # not listening yet: the kit produces again
+
+    def produce(self) -> None:
+        self.count += 1
+        body, headers = self.event(self.count)
+        self._post(body, headers)
+
+    def inject_garbage(self) -> None:
+        self._post(b"{garbage", {"X-Shopify-Topic": "orders/create"})
+
+    def close(self) -> None:
+        pass
+
+
+def square_sender(workdir: Path) -> tuple[WebhookSender, Mapping[str, Any]]:
+    import json
+
+    from drivers.square_webhook.protocol import square_signature
+
+    port, url = free_port(), "https://shop.example.org/square/webhook"
+
+    def event(n: int) -> tuple[bytes, dict[str, str]]:
+        payment = {"id": f"P{n}", "status": "COMPLETED", "source_type": "CASH", "amount_money": {"amount": 250 + n}}
+        body = {"type": "payment.updated", "event_id": f"ev-{n}", "data": {"object": {"payment": payment}}}
+        return json.dumps(body).encode(), {}
+
+    sign = lambda body: {"X-Square-HmacSha256-Signature": square_signature("k", url, body)}  # noqa: E731
+    options = {"notification_url": url, "signature_key": "k", "access_token": "t", "port": port}
+    return WebhookSender(port, "/square/webhook", sign, event), options
+
+
+def shopify_sender(workdir: Path) -> tuple[WebhookSender, Mapping[str, Any]]:
+    import json
+
+    from drivers.shopify_webhook.protocol import shopify_signature
+
+    port = free_port()
+
+    def event(n: int) -> tuple[bytes, dict[str, str]]:
+        order = {"id": n, "currency": "EUR", "total_price": "1.20",
+                 "line_items": [{"title": "Croissant", "quantity": 1, "price": "1.20"}]}  # fmt: skip
+        return json.dumps(order).encode(), {"X-Shopify-Topic": "orders/create", "X-Shopify-Webhook-Id": f"w{n}"}
+
+    sign = lambda body: {"X-Shopify-Hmac-Sha256": shopify_signature("s", body)}  # noqa: E731
+    return WebhookSender(port, "/shopify/webhook", sign, event), {"secret": "s", "port": port}
+
+
+class DropFolderDevice:
+    """A POS exporting CSV files; unplug takes the folder away (an unmounted share), replug brings it back."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.count = folder, 0
+        folder.mkdir(parents=True)
+
+    def _drop(self, name: str, text: str) -> None:
+        import os
+
+        tmp = self.folder / f".{name}.part"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.folder / name)
+
+    def produce(self) -> None:
+        self.count += 1
+        self._drop(f"export-{self.count}.csv", f"receipt_id,name,quantity,unit_price\nR{self.count},Tea,1,1.50\n")
+
+    def inject_garbage(self) -> None:
+        self.count += 1
+        self._drop(f"export-{self.count}.csv", "receipt_id,name,unit_price\nR,Tea,lots\n")
+
+    def unplug(self) -> None:
+        self.folder.rename(self.folder.with_name("away"))
+
+    def replug(self) -> None:
+        self.folder.with_name("away").rename(self.folder)
+
+    def close(self) -> None:
+        pass
+
+
+def dropfolder_device(workdir: Path) -> tuple[DropFolderDevice, Mapping[str, Any]]:
+    folder = workdir / "export"
+    return DropFolderDevice(folder), {"folder": str(folder), "poll_interval_s": 0.02, "stable_s": 0}
+
+
 HARNESSES: dict[str, Harness] = {
     "terabee": Harness("front_door", terabee_device, tune=fast_backoff),
     "ld2410": Harness("till_radar", ld2410_device, tune=fast_backoff),
     "modbus_counter": Harness("side_door", modbus_device, tune=fast_backoff),
     "beam_gpio": beam_harness(),
     "mqtt_sensors": Harness("shop_sensors", mqtt_device, tune=mqtt_tune, timeout_s=15),
+    "escpos": Harness("till_printer", escpos_device, tune=fast_backoff),
+    "square": Harness("square_pos", square_sender, supports_unplug=False),
+    "shopify": Harness("shopify_pos", shopify_sender, supports_unplug=False),
+    "pos_dropfolder": Harness("pos_export", dropfolder_device),
 }
 
 
@@ -246,7 +389,10 @@ def thermal90640_harness() -> Harness | None:
     return Harness("front_door", start, tune=fast_backoff, timeout_s=15)
 
 
-KINDS = ["terabee", "ld2410", "modbus_counter", "thermal90640", "beam_gpio", "mqtt_sensors"]
+KINDS = [
+    "terabee", "ld2410", "modbus_counter", "thermal90640", "beam_gpio", "mqtt_sensors",
+    "escpos", "square", "shopify", "pos_dropfolder",
+]  # fmt: skip
 CHECKS = [
     driver_kit.check_validates_options_without_io,
     driver_kit.check_start_stop,

@@ -31,6 +31,7 @@ class Shop:
         hours: int = 24,
         seed: int = 7,
         lead_s: int = 1800,
+        start: dt.datetime = DAY_START,
         sim_extra: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
@@ -41,15 +42,16 @@ class Shop:
         self.truth_path = workdir / "truth.json"
         self.hours, self.seed, self.sim_extra = hours, seed, sim_extra
         # The clock starts `lead_s` simulated seconds before the day so the agent is up before the first event.
-        origin = int(DAY_START.timestamp()) * NS_PER_S - lead_s * NS_PER_S
+        self.start = start
+        origin = int(start.timestamp()) * NS_PER_S - lead_s * NS_PER_S
         self.clock = AcceleratedClock.starting_now(origin, factor)
         self.env = {**os.environ, **self.clock.env()}
         self.agent: subprocess.Popen[bytes] | None = None
         self.sim: subprocess.Popen[bytes] | None = None
-        self.day_end_ns = int(DAY_START.timestamp()) * NS_PER_S + hours * 3600 * NS_PER_S
+        self.day_end_ns = int(start.timestamp()) * NS_PER_S + hours * 3600 * NS_PER_S
 
     def start_sim(self) -> None:
-        cmd = simulator_command(self.links, DAY_START, self.hours, self.seed, self.truth_path, self.clock.factor)
+        cmd = simulator_command(self.links, self.start, self.hours, self.seed, self.truth_path, self.clock.factor)
         self.sim = subprocess.Popen([*cmd, *self.sim_extra], env=self.env, stdout=subprocess.DEVNULL)
 
     def start_agent(self) -> None:

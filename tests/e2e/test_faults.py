@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import signal
@@ -49,13 +50,22 @@ def test_fifty_sigkills_lose_no_accepted_event_and_release_nothing_twice(tmp_pat
     accepted: set[int] = set()
     try:
         shop.start_sim()
-        for _kill in range(50):
+        for kill in range(50):
             shop.start_agent()
-            time.sleep(rng.uniform(0.2, 2.5))  # somewhere in ingest, window release or publishing
+            # Wait until this run is connected (it then ingests, releases a window a second and
+            # publishes), then kill it at a seeded random point of that work.
+            wait_until(
+                lambda k=kill: int(shop.scalar("SELECT value FROM agent_state WHERE key = 'mqtt_connections'")) > k,
+                60,
+                f"run {kill + 1} to connect",
+                shop.agent_log,
+            )
+            time.sleep(rng.uniform(0.0, 1.5))
             shop.kill_agent(signal.SIGKILL)
             after = {i for (i,) in shop.query("SELECT id FROM events")}
             assert accepted <= after, "an event committed before a SIGKILL vanished"
             accepted = after
+        assert len(accepted) > 100, "the torture ran on real traffic"
         shop.start_agent()
         last_accepted = max(accepted)
 
@@ -205,7 +215,10 @@ def test_twenty_unplugs_lose_no_crossing(tmp_path: Path) -> None:
 def test_unsynced_start_then_three_day_jump_releases_correct_windows(tmp_path: Path, broker: LocalBroker) -> None:
     offset_file, sync_file = tmp_path / "clock-offset", tmp_path / "clock-synced"
     offset_file.write_text(str(-3 * 86400 * NS_PER_S))  # the box restored a time three days old
-    shop = Shop(tmp_path / "shop", broker.port, factor=3600, hours=14, lead_s=600)
+    # Seven simulated hours from 07:00 at x720 (an hour in 5 s): slow enough that a stalled process on a
+    # shared machine cannot move readings across an hour boundary (the traffic keeps 120 s away from it).
+    start = DAY_START + dt.timedelta(hours=7)
+    shop = Shop(tmp_path / "shop", broker.port, factor=720, hours=7, lead_s=300, start=start)
     shop.clock = AcceleratedClock(
         shop.clock.origin_ns,
         shop.clock.factor,
@@ -218,7 +231,7 @@ def test_unsynced_start_then_three_day_jump_releases_correct_windows(tmp_path: P
     sub = Subscriber(broker.port, STORE_TOPICS)
     try:
         shop.start_agent()
-        command = simulator_command(shop.links, DAY_START, shop.hours, shop.seed, shop.truth_path, shop.clock.factor)
+        command = simulator_command(shop.links, start, shop.hours, shop.seed, shop.truth_path, shop.clock.factor)
         shop.sim = subprocess.Popen(command, env=sim_env, stdout=subprocess.DEVNULL)
         wait_until(
             lambda: shop.scalar("SELECT count(*) FROM events WHERE synced = 0") > 20,
@@ -231,7 +244,7 @@ def test_unsynced_start_then_three_day_jump_releases_correct_windows(tmp_path: P
         offset_file.write_text("0")  # NTP: the clock jumps three days forward ...
         sync_file.touch()  # ... and says it is synchronised
         truth = shop.wait_sim(60)
-        end_ns = int(DAY_START.timestamp()) * NS_PER_S + 14 * 3600 * NS_PER_S
+        end_ns = shop.day_end_ns
         wait_until(
             lambda: (
                 shop.query("SELECT 1 FROM release_ledger WHERE window_end_ns >= ?", end_ns) != []

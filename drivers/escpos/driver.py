@@ -1,0 +1,249 @@
+"""ESC/POS receipt tap driver: thin serial glue around the pure tokenizer (protocol.py) and reader (receipt.py)."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import termios
+import threading
+import time
+from collections import Counter
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, ClassVar
+
+import serial
+
+from agent.driver_api import DriverHealth, DriverOptionError, Sink
+from drivers.escpos.protocol import EscPosParser, PrintedReceipt
+from drivers.escpos.receipt import CompiledPatterns, ReceiptPatterns, receipt_to_basket
+
+OPTIONS = ("port", "baudrate", "rtscts", "code_page", "currency", "idle_flush_s", "patterns")
+PATTERN_KEYS = tuple(f for f in ReceiptPatterns.__dataclass_fields__)
+READ_TIMEOUT_S = 0.1
+
+
+def _patterns(raw: object) -> CompiledPatterns:
+    if not isinstance(raw, Mapping):
+        raise DriverOptionError("patterns", "is not a table", "write [drivers.<name>.patterns]")
+    for key in raw:
+        if key not in PATTERN_KEYS:
+            raise DriverOptionError(f"patterns.{key}", "unknown pattern", f"use one of {', '.join(PATTERN_KEYS)}")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "items":
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+                raise DriverOptionError("patterns.items", "is not a list of regex strings", 'use ["^(?P<name>...)$"]')
+            values[key] = tuple(value)
+        elif not isinstance(value, str):
+            raise DriverOptionError(f"patterns.{key}", f"{value!r} is not a string", "write the regex as a string")
+        else:
+            values[key] = value
+    try:
+        return ReceiptPatterns(**values).compile()
+    except ValueError as exc:
+        key = str(exc).split(":")[0].split("[")[0]
+        raise DriverOptionError(f"patterns.{key}", str(exc), "fix the regex (test it on a printed receipt)") from exc
+
+
+class EscPosDriver:
+    """Reads the POS-to-printer serial stream and emits one Basket per printed receipt."""
+
+    kind: ClassVar[str] = "escpos"
+
+    def __init__(
+        self,
+        name: str,
+        port: str,
+        *,
+        baudrate: int = 9600,
+        rtscts: bool = False,
+        code_page: str = "cp437",
+        currency: str = "",
+        idle_flush_s: float = 2.0,
+        patterns: CompiledPatterns | None = None,
+        backoff_initial_s: float = 0.1,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self.name, self.port, self.baudrate, self.rtscts = name, port, baudrate, rtscts
+        self.code_page, self.currency, self.idle_flush_s = code_page, currency, idle_flush_s
+        self.patterns = patterns or ReceiptPatterns().compile()
+        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
+        self.outcomes: Counter[str] = Counter()  # sales, refunds, voids, flagged, unread
+        self._health = DriverHealth()
+        self._stop = threading.Event()
+        self._emit_lock = threading.Lock()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._parser: EscPosParser | None = None
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, Any]) -> EscPosDriver:
+        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
+        for key in options:
+            if key not in (*OPTIONS, "kind"):
+                raise DriverOptionError(key, "unknown option", f"remove it; escpos takes {', '.join(OPTIONS)}")
+        port = options.get("port")
+        if not isinstance(port, str) or not port.strip():
+            raise DriverOptionError("port", "missing or empty", 'set port = "/dev/serial/by-id/usb-..." (or a URL)')
+        baudrate = options.get("baudrate", 9600)
+        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
+            raise DriverOptionError(
+                "baudrate", f"{baudrate!r} is not a positive integer", "use the printer's, e.g. 9600"
+            )
+        rtscts = options.get("rtscts", False)
+        if not isinstance(rtscts, bool):
+            raise DriverOptionError("rtscts", f"{rtscts!r} is not true or false", "use true or false")
+        code_page = options.get("code_page", "cp437")
+        try:
+            codecs.lookup(code_page)
+        except (LookupError, TypeError) as exc:
+            raise DriverOptionError(
+                "code_page", f"{code_page!r} is not a code page", 'use e.g. "cp437" or "cp1252"'
+            ) from exc
+        currency = options.get("currency", "")
+        if not isinstance(currency, str) or (currency and not (len(currency) == 3 and currency.isalpha())):
+            raise DriverOptionError("currency", f"{currency!r} is not an ISO 4217 code", 'use e.g. "EUR" or ""')
+        idle = options.get("idle_flush_s", 2.0)
+        if isinstance(idle, bool) or not isinstance(idle, int | float) or not 0 < idle <= 60:
+            raise DriverOptionError("idle_flush_s", f"{idle!r} is not between 0 and 60 s", "use 2.0 (the default)")
+        patterns = _patterns(options.get("patterns", {}))
+        return cls(
+            name, port.strip(), baudrate=baudrate, rtscts=rtscts, code_page=code_page, currency=currency.upper(),
+            idle_flush_s=float(idle), patterns=patterns,
+        )  # fmt: skip
+
+    @classmethod
+    def sample_config(cls) -> str:
+        """The commented sample.toml text."""
+        return resources.files("drivers.escpos").joinpath("sample.toml").read_text(encoding="utf-8")
+
+    def doors(self) -> list[str]:
+        """A receipt tap watches no door."""
+        return []
+
+    def alive(self) -> bool:
+        """False once the reading thread has ended without stop()."""
+        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
+
+    def health(self) -> dict[str, Any]:
+        """connected, frames (receipts), bad_frames, reconnects, last_error, plus receipt outcome counters."""
+        snapshot = self._health.snapshot()
+        with self._health.lock:
+            parser = self._parser
+            snapshot.update({k: self.outcomes[k] for k in ("sales", "refunds", "voids", "total_mismatch", "unread")})
+        if parser is not None:
+            snapshot.update(drawer_kicks=parser.drawer_kicks, images_skipped=parser.images, barcodes=parser.barcodes)
+        return snapshot
+
+    def start(self, sink: Sink) -> None:
+        """Start the reader thread."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError(f"driver {self.name} already started")
+        with self._emit_lock:
+            self._stopped = False
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"escpos-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading; once this returns nothing more reaches the sink."""
+        with self._emit_lock:
+            self._stopped = True
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _set_health(self, **changes: Any) -> None:
+        with self._health.lock:
+            for key, value in changes.items():
+                setattr(self._health, key, value)
+
+    def _report(self, sink: Sink, kind: str, text: str) -> None:
+        with self._emit_lock:
+            if self._stopped:
+                return
+            if kind == "problem":
+                sink.problem(self.name, text)
+            else:
+                sink.bad_frame(self.name, text)
+
+    def _wait_for_path(self) -> None:
+        if "://" in self.port:
+            return
+        delay = self.backoff_initial_s
+        while not os.path.exists(self.port) and not self._stop.wait(delay):
+            delay = min(delay * 2, self.backoff_max_s)
+
+    def _run(self, sink: Sink) -> None:
+        parser = EscPosParser(self.code_page)
+        with self._health.lock:
+            self._parser = parser
+        delay, ever_connected, reported_outage = self.backoff_initial_s, False, False
+        while not self._stop.is_set():
+            self._wait_for_path()
+            if self._stop.is_set():
+                break
+            port = None
+            try:
+                port = serial.serial_for_url(
+                    self.port, baudrate=self.baudrate, rtscts=self.rtscts, timeout=READ_TIMEOUT_S
+                )
+                port.reset_input_buffer()
+                self._handle(sink, parser, parser.flush())  # a receipt cut off by the outage ends here
+                parser.reset()
+                with self._health.lock:
+                    self._health.connected = True
+                    self._health.reconnects += int(ever_connected)
+                ever_connected, reported_outage, delay = True, False, self.backoff_initial_s
+                last_data = time.monotonic()
+                while not self._stop.is_set():
+                    data = port.read(port.in_waiting or 1)
+                    if data:
+                        last_data = time.monotonic()
+                        self._handle(sink, parser, parser.feed(data))
+                    elif time.monotonic() - last_data >= self.idle_flush_s:
+                        self._handle(sink, parser, parser.flush())
+                        last_data = time.monotonic()
+            # termios.error: reset_input_buffer() on a pty that vanished is not an OSError
+            except (serial.SerialException, OSError, termios.error) as exc:
+                self._set_health(connected=False, last_error=str(exc))
+                if not reported_outage:
+                    self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")
+                    reported_outage = True
+            finally:
+                if port is not None:
+                    with contextlib.suppress(Exception):
+                        port.close()
+            if self._stop.wait(delay):
+                break
+            delay = min(delay * 2, self.backoff_max_s)
+        self._set_health(connected=False)
+
+    def _handle(self, sink: Sink, parser: EscPosParser, receipts: list[PrintedReceipt]) -> None:
+        reported = sum(self.outcomes[f"bad:{r}"] for r in parser.bad_reasons)
+        if parser.bad_frames > reported:
+            for reason, count in parser.bad_reasons.items():
+                for _ in range(count - self.outcomes[f"bad:{reason}"]):
+                    self._report(sink, "bad_frame", reason)
+                self.outcomes[f"bad:{reason}"] = count
+        for receipt in receipts:
+            result = receipt_to_basket(receipt, self.patterns, self.currency)
+            with self._health.lock:
+                self._health.frames += 1
+                if result.basket is None:
+                    self.outcomes["unread"] += 1
+                    self._health.bad_frames += 1
+                else:
+                    self.outcomes[{"sale": "sales", "refund": "refunds", "void": "voids"}[result.basket.kind]] += 1
+                    self.outcomes[result.basket.flagged] += bool(result.basket.flagged)
+            if result.basket is None:
+                self._report(sink, "bad_frame", result.reason)
+                continue
+            with self._emit_lock:
+                if self._stopped:
+                    return
+                sink.emit(result.basket)
+        with self._health.lock:
+            self._health.bad_frames = parser.bad_frames + self.outcomes["unread"]

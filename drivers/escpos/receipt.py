@@ -1,0 +1,286 @@
+"""Printed receipt text -> Basket, with configurable regular expressions (pure: no I/O, no clock).
+
+Every pattern is a Python regex; `{amount}` inside it stands for AMOUNT (a money amount with an
+optional currency symbol, decimal comma or point, thousands separators and a leading or trailing
+minus). Item patterns name their groups `name`, `total` and optionally `qty` and `unit`; the
+quantity-line pattern names `qty` and `unit` and applies to the item just above it (qty-after) or,
+when that item already has a quantity or does not add up, to the next item (qty-first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+from collections.abc import Sequence
+
+from agent.driver_api import Basket, BasketLine
+from drivers.escpos.protocol import PrintedReceipt
+
+CURRENCY = r"(?:[€$£¥]|EUR|USD|GBP|CHF|SEK|NOK|DKK|PLN|CZK|kr)"
+AMOUNT = rf"(?:-\s?)?(?:{CURRENCY}\s?)?-?\d{{1,3}}(?:[.,'\u00a0]?\d{{3}})*[.,]\d{{2}}(?:\s?{CURRENCY})?-?"
+
+DEFAULT_ITEMS: tuple[str, ...] = (
+    # "2 x Croissant 1.20 2.40" / "2x Croissant   2.40": quantity first on the item line
+    r"^\s*(?P<qty>\d{1,4})\s*[xX×*]\s*(?P<name>\S.*?)(?:\s+(?P<unit>{amount}))?\s+(?P<total>{amount})(?:\s+[A-Z])?$",
+    # "Croissant x2   2.40": quantity after the name
+    r"^\s*(?P<name>\S.*?)\s+[xX×](?P<qty>\d{1,4})\s{2,}(?P<total>{amount})(?:\s+[A-Z])?$",
+    # "Croissant   2.40 A": name, two or more spaces, the line total, an optional tax letter
+    r"^\s*(?P<name>\S.*?)\s{2,}(?P<total>{amount})(?:\s+[A-Z])?$",
+)
+DEFAULT_QTY_LINE = r"^\s*(?P<qty>\d{1,4})\s*(?:[xX×*@]|St\.?|pcs)\s*(?:[xX@]\s*)?(?P<unit>{amount})(?:\s+{amount})?\s*$"
+DEFAULT_TOTAL = (
+    r"(?i)^\s*(?:\*+\s*)?(?:TOTAL|TOTAAL|SUMME|GESAMT|TOTALE|ZU ZAHLEN|TE BETALEN|AMOUNT DUE|BALANCE DUE|"
+    r"RETOUR TOTAL|REFUND TOTAL)\b[^0-9\-]*?(?P<total>{amount})\s*\**$"
+)
+DEFAULT_SUBTOTAL = r"(?i)^\s*(?:SUB-?TOTAL|ZWISCHENSUMME|SUBTOTAAL|SOUS-TOTAL)\b[^0-9\-]*?(?P<total>{amount})\s*$"
+DEFAULT_STOP = (
+    r"(?i)^\s*(?:SUB-?TOTAL|ZWISCHENSUMME|SUBTOTAAL|(?:INCL\.?\s*)?(?:TAX|VAT|MWST|MWSt|BTW|TVA|USt)\b|"
+    r"NET\b|NETTO\b|DISCOUNT TOTAL|\d+(?:[.,]\d+)?\s?%)"
+)
+DEFAULT_RECEIPT_NUMBER = (
+    r"(?i)\b(?:RECEIPT|BELEG|BON|BONNUMMER|TICKET|TRANS(?:ACTION)?|TRX|INVOICE)[\s.-]*"
+    r"(?:NO\.?|NR\.?|NUMBER|NUMMER|#)?\s*[:#]?\s*(?P<id>(?=[A-Z/-]*\d)[A-Z0-9][A-Z0-9/-]*)\b"
+)
+# A refund or void marker is a line of its own ("*** REFUND ***", "STORNO BON"), so a footer such
+# as "Return policy: 30 days" is not one.
+DEFAULT_REFUND = (
+    r"(?im)^[\s*=#-]*(?:REFUND|RETOUR|RETOURE|RETURN|R[ÜU]CKGABE|ERSTATTUNG|GUTSCHRIFT|REMBOURSEMENT)"
+    r"(?:\s+(?:RECEIPT|BON|BELEG|TICKET))?[\s*=#-]*$"
+)
+DEFAULT_VOID = (
+    r"(?im)^[\s*=#-]*(?:VOID|VOIDED|STORNO|STORNIERT|CANCELL?ED|ANNULLIERT|GEANNULEERD|ANNUL[EÉ])"
+    r"(?:\s+(?:RECEIPT|BON|BELEG|TICKET|SALE|TRANSACTION))?[\s*=#-]*$"
+)
+DEFAULT_CASH = r"(?i)^\s*(?:CASH|BAR|BARGELD|CONTANT|ESP[EÈ]CES)\b"
+DEFAULT_CARD = r"(?i)^\s*(?:CARD|KARTE|EC[- ]?KARTE|GIROCARD|PIN|VISA|MASTERCARD|MAESTRO|AMEX|DEBIT|CREDIT|CB)\b"
+DEFAULT_TIME = r"(?P<time>\d{1,4}[-./]\d{1,2}[-./]\d{2,4}[ T]+\d{1,2}:\d{2}(?::\d{2})?)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiptPatterns:
+    """The regular expressions that read a shop's receipt layout (defaults cover common layouts)."""
+
+    items: tuple[str, ...] = DEFAULT_ITEMS
+    qty_line: str = DEFAULT_QTY_LINE
+    total: str = DEFAULT_TOTAL
+    subtotal: str = DEFAULT_SUBTOTAL  # tax-exclusive layouts: the items add up to this, not to the total
+    stop: str = DEFAULT_STOP  # lines that are never items (subtotal, tax, percentages)
+    receipt_number: str = DEFAULT_RECEIPT_NUMBER
+    refund: str = DEFAULT_REFUND
+    void: str = DEFAULT_VOID
+    cash: str = DEFAULT_CASH
+    card: str = DEFAULT_CARD
+    time: str = DEFAULT_TIME
+    decimal: str = "auto"  # "auto", "." or ","
+
+    def compile(self) -> CompiledPatterns:
+        """Compile every pattern; raises ValueError naming the field whose regex is wrong."""
+        if self.decimal not in ("auto", ".", ","):
+            raise ValueError(f"decimal: {self.decimal!r} is not auto, '.' or ','")
+        items = tuple(_compile(f"items[{i}]", source) for i, source in enumerate(self.items))
+        for index, regex in enumerate(items):
+            missing = {"name", "total"} - set(regex.groupindex)
+            if missing:
+                raise ValueError(f"items[{index}]: needs the named groups {sorted(missing)}")
+        singles = {
+            f.name: _compile(f.name, getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("items", "decimal")
+        }
+        for name, group in (
+            ("qty_line", "qty"),
+            ("qty_line", "unit"),
+            ("total", "total"),
+            ("subtotal", "total"),
+            ("receipt_number", "id"),
+        ):
+            if group not in singles[name].groupindex:
+                raise ValueError(f"{name}: needs the named group {group!r}")
+        return CompiledPatterns(items=items, decimal=self.decimal, **singles)
+
+
+def _compile(key: str, source: str) -> re.Pattern[str]:
+    try:
+        return re.compile(source.replace("{amount}", AMOUNT))
+    except re.error as exc:
+        raise ValueError(f"{key}: {exc}") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledPatterns:
+    """ReceiptPatterns, compiled."""
+
+    items: tuple[re.Pattern[str], ...]
+    qty_line: re.Pattern[str]
+    total: re.Pattern[str]
+    subtotal: re.Pattern[str]
+    stop: re.Pattern[str]
+    receipt_number: re.Pattern[str]
+    refund: re.Pattern[str]
+    void: re.Pattern[str]
+    cash: re.Pattern[str]
+    card: re.Pattern[str]
+    time: re.Pattern[str]
+    decimal: str
+
+
+DEFAULT_PATTERNS = ReceiptPatterns().compile()
+
+
+@dataclasses.dataclass(frozen=True)
+class ReceiptResult:
+    """A basket, or the reason a printout is not one (a report, a test print)."""
+
+    basket: Basket | None
+    reason: str = ""
+
+
+def parse_amount(text: str, decimal: str = "auto") -> int | None:
+    """'1.234,56 €' -> 123456, '2,40-' -> -240, '$-3.00' -> -300; None when it is not an amount."""
+    text = text.strip()
+    negative = text.startswith("-") or text.endswith("-") or "-" in text.split(".")[0].split(",")[0]
+    digits = re.sub(r"[^0-9.,]", "", text)
+    if not digits or not digits[-1].isdigit():
+        return None
+    point = decimal
+    if point == "auto":
+        point = digits[-3] if len(digits) >= 3 and digits[-3] in ".," else "."
+    whole, sep, frac = digits.rpartition(point)
+    if not sep:
+        whole, frac = digits, "00"
+    whole = re.sub(r"[.,]", "", whole) or "0"
+    if len(frac) != 2 or not frac.isdigit() or not whole.isdigit():
+        return None
+    cents = int(whole) * 100 + int(frac)
+    return -cents if negative else cents
+
+
+@dataclasses.dataclass
+class _Item:
+    name: str
+    total: int
+    qty: int | None = None
+    unit: int | None = None
+
+
+def _apply_qty(item: _Item, qty: int, unit: int) -> bool:
+    if item.qty is not None or qty * unit != abs(item.total):
+        return False
+    item.qty, item.unit = qty, unit
+    return True
+
+
+def receipt_to_basket(
+    receipt: PrintedReceipt, patterns: CompiledPatterns = DEFAULT_PATTERNS, currency: str = ""
+) -> ReceiptResult:
+    """Read items, total, kind, payment, receipt number and time from one printed receipt."""
+    lines = [line.text for line in receipt.lines]
+    items: list[_Item] = []
+    pending_qty: tuple[int, int] | None = None
+    total: int | None = None
+    subtotal: int | None = None
+    markers: list[str] = []
+    payment = ""
+    for text in lines:
+        if total is None:
+            found = patterns.total.search(text)
+            if found:
+                total = parse_amount(found.group("total"), patterns.decimal)
+                continue
+            found = patterns.subtotal.search(text)
+            if found:
+                subtotal = parse_amount(found.group("total"), patterns.decimal)
+                continue
+            qty_match = patterns.qty_line.search(text)
+            if qty_match:
+                qty, unit = int(qty_match.group("qty")), parse_amount(qty_match.group("unit"), patterns.decimal)
+                if unit is not None and not (items and _apply_qty(items[-1], qty, unit)):
+                    pending_qty = (qty, unit)
+                continue
+            item = None if patterns.stop.search(text) else _match_item(text, patterns)
+            if item is not None:
+                if pending_qty is not None:
+                    _apply_qty(item, *pending_qty)
+                    pending_qty = None
+                items.append(item)
+                continue
+        else:
+            if not payment and patterns.cash.search(text):
+                payment = "cash"
+            elif not payment and patterns.card.search(text):
+                payment = "card"
+        markers.append(text)
+    if total is None:
+        return ReceiptResult(None, "no_total")
+    marker_text = "\n".join(markers)
+    kind = "void" if patterns.void.search(marker_text) else "refund" if patterns.refund.search(marker_text) else ""
+    if not kind:
+        kind = "refund" if total < 0 else "sale"
+    basket_lines = tuple(_line(item, kind) for item in items)
+    if kind == "refund":
+        total = -abs(total)
+    if receipt.drawer_kicks and not payment:
+        payment = "cash"
+    flagged = ""
+    if not basket_lines:
+        flagged = "no_items"
+    elif (items_sum := sum(line.line_total_cents for line in basket_lines)) != total and (
+        subtotal is None or abs(items_sum) != abs(subtotal)
+    ):
+        flagged = "total_mismatch"
+    return ReceiptResult(
+        Basket(
+            source_id=_source_id(receipt, patterns),
+            lines=basket_lines,
+            total_cents=total,
+            kind=kind,
+            payment=payment,
+            currency=currency,
+            flagged=flagged,
+            pos_time=_first(patterns.time, lines, "time"),
+        )
+    )
+
+
+def _match_item(text: str, patterns: CompiledPatterns) -> _Item | None:
+    for regex in patterns.items:
+        found = regex.search(text)
+        if not found:
+            continue
+        groups = found.groupdict()
+        line_total = parse_amount(groups["total"], patterns.decimal)
+        if line_total is None:
+            continue
+        item = _Item(groups["name"].strip(), line_total)
+        unit = parse_amount(groups["unit"], patterns.decimal) if groups.get("unit") else None
+        if groups.get("qty"):
+            qty = int(groups["qty"])
+            if unit is None and qty and line_total % qty == 0:
+                unit = abs(line_total) // qty
+            if unit is not None:
+                item.qty, item.unit = qty, abs(unit)
+        return item
+    return None
+
+
+def _line(item: _Item, kind: str) -> BasketLine:
+    total = -abs(item.total) if kind == "refund" else item.total
+    qty = item.qty if item.qty is not None else 1
+    unit = item.unit if item.unit is not None else abs(item.total)
+    return BasketLine(name=item.name, quantity=qty, unit_price_cents=unit, line_total_cents=total)
+
+
+def _first(regex: re.Pattern[str], lines: Sequence[str], group: str) -> str:
+    for text in lines:
+        found = regex.search(text)
+        if found and found.groupdict().get(group):
+            return found.group(group)
+    return ""
+
+
+def _source_id(receipt: PrintedReceipt, patterns: CompiledPatterns) -> str:
+    number = _first(patterns.receipt_number, [line.text for line in receipt.lines], "id")
+    if number:
+        return number
+    return "sha256:" + hashlib.sha256(receipt.text.encode("utf-8")).hexdigest()[:24]

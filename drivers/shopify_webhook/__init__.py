@@ -1,0 +1,1 @@
+"""Shopify webhooks (orders/create, refunds/create, HMAC-checked): one Basket per order or refund."""

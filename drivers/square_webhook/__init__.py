@@ -1,0 +1,1 @@
+"""Square webhooks (payment and refund events, orders fetched with RetrieveOrder): one Basket per sale or refund."""

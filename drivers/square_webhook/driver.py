@@ -1,0 +1,139 @@
+"""Square webhook driver: the shared HTTP receiver, Square's signature, and an OrderSource for RetrieveOrder."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, ClassVar, Protocol
+
+from agent.driver_api import DriverOptionError
+from drivers.square_webhook.protocol import (
+    PAYMENT_EVENTS,
+    REFUND_EVENTS,
+    parse_event,
+    payment_only_basket,
+    refund_basket,
+    sale_basket,
+    signature_ok,
+)
+from drivers.webhook_http import (
+    COMMON_OPTIONS,
+    BadPayload,
+    Handled,
+    Unavailable,
+    WebhookDriver,
+    common_options,
+    resolve_secret,
+    secret_option,
+)
+
+OPTIONS = (*COMMON_OPTIONS, "signature_key", "notification_url", "access_token", "api_base", "api_version")
+SIGNATURE_HEADER = "x-square-hmacsha256-signature"
+
+
+class OrderSource(Protocol):
+    """Where the driver gets an order's line items."""
+
+    def fetch_order(self, order_id: str) -> dict[str, Any]:
+        """The order object; raise Unavailable when it cannot be fetched now."""
+
+
+class SquareOrdersApi:
+    """RetrieveOrder over HTTPS: GET {api_base}/v2/orders/{order_id} with the access token."""
+
+    def __init__(self, access_token: str, api_base: str, api_version: str, timeout_s: float = 10.0) -> None:
+        self.access_token, self.api_base, self.api_version = access_token, api_base.rstrip("/"), api_version
+        self.timeout_s = timeout_s
+
+    def fetch_order(self, order_id: str) -> dict[str, Any]:
+        """The order object from Square."""
+        url = f"{self.api_base}/v2/orders/{urllib.parse.quote(order_id, safe='')}"
+        request = urllib.request.Request(url, headers={
+            "Authorization": f"Bearer {resolve_secret(self.access_token)}", "Square-Version": self.api_version,
+            "Accept": "application/json",
+        })  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                payload = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise Unavailable(f"RetrieveOrder {order_id}: HTTP {exc.code}") from exc
+        except (OSError, ValueError) as exc:
+            raise Unavailable(f"RetrieveOrder {order_id}: {exc}") from exc
+        order = payload.get("order") if isinstance(payload, dict) else None
+        if not isinstance(order, dict):
+            raise Unavailable(f"RetrieveOrder {order_id}: no order in the answer")
+        return order
+
+
+class SquareWebhookDriver(WebhookDriver):
+    """Receives Square webhooks; a completed payment becomes a sale Basket, a completed refund a refund Basket."""
+
+    kind: ClassVar[str] = "square"
+
+    def __init__(self, name: str, *, signature_key: str, notification_url: str, orders: OrderSource,
+                 **common: Any) -> None:  # fmt: skip
+        super().__init__(name, **common)
+        self.signature_key, self.notification_url, self.orders = signature_key, notification_url, orders
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, Any]) -> SquareWebhookDriver:
+        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
+        for key in options:
+            if key not in (*OPTIONS, "kind"):
+                raise DriverOptionError(key, "unknown option", f"remove it; square takes {', '.join(OPTIONS)}")
+        common = common_options(options, 8088, "/square/webhook")
+        url = options.get("notification_url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise DriverOptionError(
+                "notification_url", f"{url!r} is not a URL", "copy the URL exactly as set in Square's Developer Console"
+            )
+        api_base = options.get("api_base", "https://connect.squareup.com")
+        if not isinstance(api_base, str) or not api_base.startswith(
+            ("https://", "http://127.0.0.1", "http://localhost")
+        ):
+            raise DriverOptionError(
+                "api_base", f"{api_base!r} is not an https URL", 'use "https://connect.squareup.com"'
+            )
+        version = options.get("api_version", "2025-01-23")
+        if not isinstance(version, str) or not version:
+            raise DriverOptionError("api_version", f"{version!r} is not a version", 'use e.g. "2025-01-23"')
+        orders = SquareOrdersApi(secret_option(options, "access_token", "Square access token"), api_base, version)
+        return cls(name, signature_key=secret_option(options, "signature_key", "webhook signature key"),
+                   notification_url=url, orders=orders, **common)  # fmt: skip
+
+    @classmethod
+    def sample_config(cls) -> str:
+        """The commented sample.toml text."""
+        return resources.files("drivers.square_webhook").joinpath("sample.toml").read_text(encoding="utf-8")
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """Square's HMAC over the notification URL and the raw body."""
+        key = resolve_secret(self.signature_key)
+        return bool(key) and signature_ok(key, self.notification_url, body, headers.get(SIGNATURE_HEADER))
+
+    def interpret(self, headers: Mapping[str, str], body: bytes) -> Handled:
+        """Completed payments -> the order's sale; completed refunds -> a refund; anything else is acknowledged."""
+        event = parse_event(body)
+        if event.type in PAYMENT_EVENTS and event.payment is not None:
+            if event.payment.get("status") != "COMPLETED":
+                return Handled(event.event_id, note=f"payment status {event.payment.get('status')}")
+            order_id = event.order_id()
+            if not order_id:
+                return Handled(event.event_id, (payment_only_basket(event.payment),))
+            return Handled(event.event_id, (sale_basket(self._order(order_id), event.payment),))
+        if event.type in REFUND_EVENTS and event.refund is not None:
+            if event.refund.get("status") != "COMPLETED":
+                return Handled(event.event_id, note=f"refund status {event.refund.get('status')}")
+            order_id = event.order_id()
+            return Handled(event.event_id, (refund_basket(event.refund, self._order(order_id) if order_id else None),))
+        return Handled(event.event_id, note=f"{event.type} is not used")
+
+    def _order(self, order_id: str) -> dict[str, Any]:
+        order = self.orders.fetch_order(order_id)
+        if order.get("id") != order_id:
+            raise BadPayload(f"order {order_id} answered with id {order.get('id')!r}")
+        return order
