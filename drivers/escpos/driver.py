@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import contextlib
-import os
-import termios
-import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -15,7 +11,8 @@ from typing import Any, ClassVar
 
 import serial
 
-from agent.driver_api import DriverHealth, DriverOptionError, Sink
+from agent.driver_api import DriverOptionError, Sink
+from agent.serial_driver import SerialDriver
 from drivers.escpos.protocol import EscPosParser, PrintedReceipt
 from drivers.escpos.receipt import CompiledPatterns, ReceiptPatterns, receipt_to_basket
 
@@ -47,7 +44,7 @@ def _patterns(raw: object) -> CompiledPatterns:
         raise DriverOptionError(f"patterns.{key}", str(exc), "fix the regex (test it on a printed receipt)") from exc
 
 
-class EscPosDriver:
+class EscPosDriver(SerialDriver):
     """Reads the POS-to-printer serial stream and emits one Basket per printed receipt."""
 
     kind: ClassVar[str] = "escpos"
@@ -66,17 +63,22 @@ class EscPosDriver:
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:
-        self.name, self.port, self.baudrate, self.rtscts = name, port, baudrate, rtscts
+        # Reads time out at most half the idle flush, so a receipt is closed that soon after the printer
+        # falls silent (a receipt's time is when it is accepted).
+        super().__init__(
+            name,
+            port,
+            baudrate,
+            read_timeout_s=min(READ_TIMEOUT_S, idle_flush_s / 2),
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+            serial_options={"rtscts": rtscts},
+        )
+        self.rtscts = rtscts
         self.code_page, self.currency, self.idle_flush_s = code_page, currency, idle_flush_s
         self.patterns = patterns or ReceiptPatterns().compile()
-        self.backoff_initial_s, self.backoff_max_s = backoff_initial_s, backoff_max_s
         self.outcomes: Counter[str] = Counter()  # sales, refunds, voids, flagged, unread
-        self._health = DriverHealth()
-        self._stop = threading.Event()
-        self._emit_lock = threading.Lock()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-        self._parser: EscPosParser | None = None
+        self._parser = EscPosParser(code_page)
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any]) -> EscPosDriver:
@@ -123,103 +125,29 @@ class EscPosDriver:
         """A receipt tap watches no door."""
         return []
 
-    def alive(self) -> bool:
-        """False once the reading thread has ended without stop()."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
-
     def health(self) -> dict[str, Any]:
         """connected, frames (receipts), bad_frames, reconnects, last_error, plus receipt outcome counters."""
         snapshot = self._health.snapshot()
         with self._health.lock:
-            parser = self._parser
+            parser: EscPosParser | None = self._parser
             snapshot.update({k: self.outcomes[k] for k in ("sales", "refunds", "voids", "total_mismatch", "unread")})
         if parser is not None:
             snapshot.update(drawer_kicks=parser.drawer_kicks, images_skipped=parser.images, barcodes=parser.barcodes)
         return snapshot
 
-    def start(self, sink: Sink) -> None:
-        """Start the reader thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError(f"driver {self.name} already started")
-        with self._emit_lock:
-            self._stopped = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"escpos-{self.name}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop reading; once this returns nothing more reaches the sink."""
-        with self._emit_lock:
-            self._stopped = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _set_health(self, **changes: Any) -> None:
-        with self._health.lock:
-            for key, value in changes.items():
-                setattr(self._health, key, value)
-
-    def _report(self, sink: Sink, kind: str, text: str) -> None:
-        with self._emit_lock:
-            if self._stopped:
-                return
-            if kind == "problem":
-                sink.problem(self.name, text)
-            else:
-                sink.bad_frame(self.name, text)
-
-    def _wait_for_path(self) -> None:
-        if "://" in self.port:
-            return
-        delay = self.backoff_initial_s
-        while not os.path.exists(self.port) and not self._stop.wait(delay):
-            delay = min(delay * 2, self.backoff_max_s)
-
-    def _run(self, sink: Sink) -> None:
-        parser = EscPosParser(self.code_page)
-        with self._health.lock:
-            self._parser = parser
-        delay, ever_connected, reported_outage = self.backoff_initial_s, False, False
+    def _serve(self, sink: Sink, port: serial.SerialBase) -> None:
+        parser = self._parser
+        self._handle(sink, parser, parser.flush())  # a receipt cut off by the outage ends here
+        parser.reset()
+        last_data = time.monotonic()
         while not self._stop.is_set():
-            self._wait_for_path()
-            if self._stop.is_set():
-                break
-            port = None
-            try:
-                port = serial.serial_for_url(
-                    self.port, baudrate=self.baudrate, rtscts=self.rtscts, timeout=READ_TIMEOUT_S
-                )
-                port.reset_input_buffer()
-                self._handle(sink, parser, parser.flush())  # a receipt cut off by the outage ends here
-                parser.reset()
-                with self._health.lock:
-                    self._health.connected = True
-                    self._health.reconnects += int(ever_connected)
-                ever_connected, reported_outage, delay = True, False, self.backoff_initial_s
+            data = port.read(port.in_waiting or 1)
+            if data:
                 last_data = time.monotonic()
-                while not self._stop.is_set():
-                    data = port.read(port.in_waiting or 1)
-                    if data:
-                        last_data = time.monotonic()
-                        self._handle(sink, parser, parser.feed(data))
-                    elif time.monotonic() - last_data >= self.idle_flush_s:
-                        self._handle(sink, parser, parser.flush())
-                        last_data = time.monotonic()
-            # termios.error: reset_input_buffer() on a pty that vanished is not an OSError
-            except (serial.SerialException, OSError, termios.error) as exc:
-                self._set_health(connected=False, last_error=str(exc))
-                if not reported_outage:
-                    self._report(sink, "problem", f"{self.port}: {exc}; reconnecting")
-                    reported_outage = True
-            finally:
-                if port is not None:
-                    with contextlib.suppress(Exception):
-                        port.close()
-            if self._stop.wait(delay):
-                break
-            delay = min(delay * 2, self.backoff_max_s)
-        self._set_health(connected=False)
+                self._handle(sink, parser, parser.feed(data))
+            elif time.monotonic() - last_data >= self.idle_flush_s:
+                self._handle(sink, parser, parser.flush())
+                last_data = time.monotonic()
 
     def _handle(self, sink: Sink, parser: EscPosParser, receipts: list[PrintedReceipt]) -> None:
         reported = sum(self.outcomes[f"bad:{r}"] for r in parser.bad_reasons)
@@ -241,9 +169,7 @@ class EscPosDriver:
             if result.basket is None:
                 self._report(sink, "bad_frame", result.reason)
                 continue
-            with self._emit_lock:
-                if self._stopped:
-                    return
-                sink.emit(result.basket)
+            if not self._emit(sink, result.basket):
+                return
         with self._health.lock:
             self._health.bad_frames = parser.bad_frames + self.outcomes["unread"]
