@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 
 TIMED_TABLES = ("events", "baskets")  # raw records whose window is fixed once their time is trusted
 
-# Kept for callers that name the footfall sensitivity directly; the plan derives it (agent/privacy/plan.py).
-FOOTFALL_DOOR_SENSITIVITY = 1
 
 
 def iso_utc(ns: int) -> str:
@@ -179,8 +177,6 @@ class WindowReleaser:
         exits = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
         window_idx = np.zeros(n, dtype=np.int64)
         return count_footfall(window_idx, door_idx, entries, exits, 1, len(self.config.doors))[0]
-
-    _true_counts = _door_counts  # the per-door table under its older name
 
     def _sales_table(self, start_ns: int) -> np.ndarray:
         """(categories + 1, 2): bounded basket counts and revenue per category; the last row counts baskets.

@@ -17,7 +17,9 @@ from agent.store import Store
 def _open(config: AgentConfig) -> Store:
     if not config.db_path.exists():
         raise StoreError(f"{config.db_path} does not exist yet; the agent has not run with this configuration")
-    return Store(config.db_path)
+    # Only the agent itself checks integrity at start (and moves a damaged file aside); a status query
+    # must never move the file from under a running agent.
+    return Store(config.db_path, check_integrity=False)
 
 
 def collect_status(config: AgentConfig) -> dict[str, Any]:

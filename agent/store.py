@@ -26,14 +26,14 @@ log = logging.getLogger(__name__)
 class Store:
     """Owns one SQLite file; hands each thread its own connection to it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, check_integrity: bool = True) -> None:
         self.path = Path(path)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.recovered_from: Path | None = None
-        if self.path.exists():
+        if check_integrity and self.path.exists():
             problem = self._integrity_problem()
             if problem is not None:
                 self.recovered_from = self._move_aside(problem)
@@ -47,7 +47,10 @@ class Store:
                 rows = conn.execute("PRAGMA quick_check").fetchall()
             finally:
                 conn.close()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.OperationalError as exc:
+            # Locked, busy or unreadable is not damage: say so and leave the file where it is.
+            raise StoreError(f"{self.path}: cannot check the database ({exc}); is another agent running?") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
             return str(exc)
         result = "; ".join(str(r[0]) for r in rows)
         return None if result == "ok" else result
