@@ -5,6 +5,11 @@ else the sum over its doors of the released per-door entries, counted only when 
 The district quartiles (p25, median, p75; linear interpolation between order statistics, "type 7")
 are computed only when at least `k_min` shops contributed, and published retained on
 `coop/v1/<coop>/_hub/t1/benchmarks/footfall/<window start>`.
+
+From the t2 POS streams, per window: each shop's category sales shares (revenue per category, negatives
+clamped to 0, over the clamped total) and their district quartiles per category in `categories`, on
+`.../benchmarks/sales-share/<window start>`; and the district quartiles of the average basket value
+(total revenue / `all` baskets) on `.../benchmarks/basket-value/<window start>`. Both need k_min shops.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ from typing import Any
 
 from hub.contract import benchmark_topic, iso
 from hub.db import Connection
-from hub.queries import FOOTFALL_STREAMS, shop_windows
+from hub.queries import FOOTFALL_STREAMS, SALES_REVENUE_STREAM, SALES_STREAMS, shop_sales, shop_windows
 
 BENCHMARK_SCHEMA = "shopkeeper.hub-benchmark.v1"
+FOOTFALL_UNIT = "entries per window, summed over a shop's doors (released noisy values)"
+SALES_SHARE = "sales-share"
+SALES_SHARE_UNIT = (
+    "categories: share of a shop's revenue per category (released noisy revenue, negatives clamped to 0);"
+    " p25/median/p75: share of each shop's largest category"
+)
+BASKET_VALUE = "basket-value"
+BASKET_VALUE_UNIT = "average basket value in cents: a shop's total revenue / its basket count (`all`)"
 
 
 def quantile(sorted_values: Sequence[float], p: float) -> float:
@@ -33,8 +46,22 @@ def quantile(sorted_values: Sequence[float], p: float) -> float:
     return float(sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low))
 
 
+def _window(window_start_s: int, window_seconds: int) -> dict[str, Any]:
+    return {"start": iso(window_start_s), "end": iso(window_start_s + window_seconds), "seconds": window_seconds}
+
+
+PRIVACY = {"post_processing": True, "source": "released noisy values only; no additional epsilon"}
+
+
 def benchmark_payload(
-    coop: str, window_start_s: int, window_seconds: int, footfall: Sequence[int], k_min: int
+    coop: str,
+    window_start_s: int,
+    window_seconds: int,
+    footfall: Sequence[float],
+    k_min: int,
+    metric: str = "footfall",
+    streams: Sequence[str] = FOOTFALL_STREAMS,
+    unit: str = FOOTFALL_UNIT,
 ) -> dict[str, Any] | None:
     """The published benchmark for one window, or None when fewer than k_min shops contributed."""
     if len(footfall) < k_min:
@@ -43,21 +70,74 @@ def benchmark_payload(
     return {
         "schema": BENCHMARK_SCHEMA,
         "coop": coop,
-        "metric": "footfall",
-        "streams": list(FOOTFALL_STREAMS),
-        "unit": "entries per window, summed over a shop's doors (released noisy values)",
-        "window": {
-            "start": iso(window_start_s),
-            "end": iso(window_start_s + window_seconds),
-            "seconds": window_seconds,
-        },
+        "metric": metric,
+        "streams": list(streams),
+        "unit": unit,
+        "window": _window(window_start_s, window_seconds),
         "k_min": k_min,
         "n_shops": len(values),
         "p25": quantile(values, 0.25),
         "median": quantile(values, 0.5),
         "p75": quantile(values, 0.75),
-        "privacy": {"post_processing": True, "source": "released noisy values only; no additional epsilon"},
+        "privacy": PRIVACY,
     }
+
+
+def sales_share_payload(
+    coop: str, window_start_s: int, window_seconds: int, shares: Sequence[dict[str, float]], k_min: int
+) -> dict[str, Any] | None:
+    """District category sales shares for one window, or None when fewer than k_min shops contributed.
+
+    `shares` holds one dict per shop (category -> share of that shop's clamped revenue). A category is
+    published only when at least k_min shops report it; the top-level quartiles are those of each shop's
+    largest share (how concentrated its sales are).
+    """
+    shares = [s for s in shares if s]
+    if len(shares) < k_min:
+        return None
+    per_category: dict[str, list[float]] = defaultdict(list)
+    for shop in shares:
+        for category, share in shop.items():
+            per_category[category].append(share)
+    categories = {
+        category: {
+            "n_shops": len(values),
+            "p25": quantile(sorted(values), 0.25),
+            "median": quantile(sorted(values), 0.5),
+            "p75": quantile(sorted(values), 0.75),
+        }
+        for category, values in sorted(per_category.items())
+        if len(values) >= k_min
+    }
+    payload = benchmark_payload(
+        coop, window_start_s, window_seconds, [max(s.values()) for s in shares], k_min,
+        metric=SALES_SHARE, streams=[SALES_REVENUE_STREAM], unit=SALES_SHARE_UNIT,
+    )
+    if payload is None:  # not reached: len(shares) >= k_min
+        return None
+    payload["categories"] = categories
+    return payload
+
+
+def _upsert(conn: Connection, payload: dict[str, Any], window_start_s: int) -> str | None:
+    """Store one benchmark; returns its JSON text when new or changed, None when unchanged."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    metric = payload["metric"]
+    with conn.transaction():
+        old = conn.query("SELECT payload FROM benchmarks WHERE metric = ? AND window_start_s = ?",
+                         (metric, window_start_s))
+        if old and old[0][0] == text:
+            return None
+        conn.execute(
+            "INSERT INTO benchmarks (metric, window_start_s, window_seconds, n_shops, p25, median, p75, payload,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric, window_start_s)"
+            " DO UPDATE SET window_seconds = excluded.window_seconds, n_shops = excluded.n_shops,"
+            " p25 = excluded.p25, median = excluded.median, p75 = excluded.p75, payload = excluded.payload,"
+            " updated_at = excluded.updated_at",
+            (metric, window_start_s, payload["window"]["seconds"], payload["n_shops"], payload["p25"],
+             payload["median"], payload["p75"], text, time.time()),
+        )
+    return text
 
 
 def refresh_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[int]) -> list[tuple[str, str]]:
@@ -72,22 +152,39 @@ def refresh_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[in
         payload = benchmark_payload(coop, start, seconds[start], per_window[start], k_min)
         if payload is None:
             continue
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        with conn.transaction():
-            old = conn.query("SELECT payload FROM benchmarks WHERE metric = 'footfall' AND window_start_s = ?",
-                             (start,))
-            if old and old[0][0] == text:
+        text = _upsert(conn, payload, start)
+        if text is not None:
+            changed.append((benchmark_topic(coop, "footfall", payload["window"]["start"]), text))
+    return changed
+
+
+def refresh_sales_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[int]) -> list[tuple[str, str]]:
+    """Category sales shares and average basket value for the given windows (t2 sales streams, >= k_min shops);
+    returns (topic, payload) of every benchmark that is new or changed."""
+    shares: dict[int, list[dict[str, float]]] = defaultdict(list)
+    basket_values: dict[int, list[float]] = defaultdict(list)
+    seconds: dict[int, int] = {}
+    for sales in shop_sales(conn, windows):
+        seconds[sales.window_start_s] = sales.window_seconds
+        share = sales.shares()
+        if share is not None:
+            shares[sales.window_start_s].append(share)
+        value = sales.basket_value()
+        if value is not None:
+            basket_values[sales.window_start_s].append(value)
+    changed: list[tuple[str, str]] = []
+    for start in sorted(seconds):
+        payloads = [
+            sales_share_payload(coop, start, seconds[start], shares[start], k_min),
+            benchmark_payload(coop, start, seconds[start], basket_values[start], k_min, metric=BASKET_VALUE,
+                              streams=SALES_STREAMS, unit=BASKET_VALUE_UNIT),
+        ]
+        for payload in payloads:
+            if payload is None:
                 continue
-            conn.execute(
-                "INSERT INTO benchmarks (metric, window_start_s, window_seconds, n_shops, p25, median, p75, payload,"
-                " updated_at) VALUES ('footfall', ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric, window_start_s)"
-                " DO UPDATE SET window_seconds = excluded.window_seconds, n_shops = excluded.n_shops,"
-                " p25 = excluded.p25, median = excluded.median, p75 = excluded.p75, payload = excluded.payload,"
-                " updated_at = excluded.updated_at",
-                (start, seconds[start], payload["n_shops"], payload["p25"], payload["median"], payload["p75"],
-                 text, time.time()),
-            )
-        changed.append((benchmark_topic(coop, "footfall", payload["window"]["start"]), text))
+            text = _upsert(conn, payload, start)
+            if text is not None:
+                changed.append((benchmark_topic(coop, payload["metric"], payload["window"]["start"]), text))
     return changed
 
 

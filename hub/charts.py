@@ -107,3 +107,76 @@ def band_chart(
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def share_chart(
+    title: str,
+    categories: Sequence[str],
+    p25: Sequence[float | None],
+    median: Sequence[float | None],
+    p75: Sequence[float | None],
+    own: Sequence[float | None] | None = None,
+    own_label: str = "this shop",
+) -> str:
+    """Horizontal bars, one row per category: the district p25-p75 band of the share (0..1, shown in %),
+    its median as a tick, and optionally one shop's own share as a dot. A category without a district
+    band (None: fewer than k shops report it) shows only the shop's own dot."""
+    n = len(categories)
+    esc = html.escape
+    row_h, top, left, right = 26, 34, 110, 16
+    height = top + max(n, 1) * row_h + 34
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" class="chart shares"'
+        f' aria-label="{esc(title)}" style="width:100%;height:auto;max-width:{WIDTH * 1.5:.0f}px">'
+        f'<text x="{LEFT}" y="18" class="title" font-size="14" font-weight="bold">{esc(title)}</text>'
+    )
+    if n == 0:
+        empty = f'<text x="{WIDTH / 2}" y="{height / 2}" text-anchor="middle" class="empty">no data yet</text>'
+        return head + empty + "</svg>"
+    values = [v for v in (*p75, *(own or ())) if v is not None] or [1.0]
+    high = max(min(1.0, _nice_max(max(values) * 100) / 100), max(values)) if max(values) > 0 else 1.0
+    plot_w = WIDTH - left - right
+
+    def x(v: float) -> float:
+        return left + plot_w * max(0.0, v) / high
+
+    parts = [head]
+    for k in range(5):
+        v = high * k / 4
+        parts.append(
+            f'<line x1="{x(v):.1f}" x2="{x(v):.1f}" y1="{top - 4}" y2="{top + n * row_h}" stroke="#ddd"/>'
+            f'<text x="{x(v):.1f}" y="{top + n * row_h + 14}" text-anchor="middle" font-size="11">{v * 100:g}%</text>'
+        )
+    for i, category in enumerate(categories):
+        y0 = top + i * row_h
+        mid = y0 + row_h / 2
+        parts.append(f'<text x="{left - 6}" y="{mid + 4:.1f}" text-anchor="end" font-size="12">{esc(category)}</text>')
+        low_q, mid_q, high_q = p25[i], median[i], p75[i]
+        if low_q is not None and mid_q is not None and high_q is not None:
+            parts.append(
+                f'<rect class="share-band" data-category="{esc(category)}" x="{x(low_q):.1f}" y="{y0 + 5:.1f}"'
+                f' width="{max(x(high_q) - x(low_q), 1.0):.1f}" height="{row_h - 10}" fill="#9ecae1"'
+                f' fill-opacity="0.75"><title>{esc(category)}: district p25 {low_q:.1%}, p75 {high_q:.1%}</title>'
+                f'</rect><line class="share-median" x1="{x(mid_q):.1f}" x2="{x(mid_q):.1f}" y1="{y0 + 2:.1f}"'
+                f' y2="{y0 + row_h - 2:.1f}" stroke="#08519c" stroke-width="3"/>'
+            )
+        mine = own[i] if own is not None else None
+        if mine is not None:
+            parts.append(
+                f'<circle class="share-own" cx="{x(mine):.1f}" cy="{mid:.1f}" r="5" fill="#d94801">'
+                f"<title>{esc(own_label)}: {esc(category)} {mine:.1%}</title></circle>"
+            )
+    legend_y = height - 8
+    parts.append(
+        f'<rect x="{LEFT}" y="{legend_y - 9}" width="14" height="9" fill="#9ecae1"/>'
+        f'<text x="{LEFT + 18}" y="{legend_y}" font-size="11">district p25-p75</text>'
+        f'<line x1="{LEFT + 138}" x2="{LEFT + 138}" y1="{legend_y - 10}" y2="{legend_y + 1}" stroke="#08519c"'
+        f' stroke-width="3"/><text x="{LEFT + 146}" y="{legend_y}" font-size="11">district median</text>'
+    )
+    if own is not None:
+        parts.append(
+            f'<circle cx="{LEFT + 272}" cy="{legend_y - 4}" r="5" fill="#d94801"/>'
+            f'<text x="{LEFT + 282}" y="{legend_y}" font-size="11">{esc(own_label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -70,7 +70,7 @@ def hub_validator(file_name: str) -> Draft202012Validator:
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """A validated, released summary (one door, one window)."""
+    """A validated, released summary (one door or one sales category, one window)."""
 
     msg_id: str
     schema: str
@@ -85,6 +85,7 @@ class Summary:
     mechanism: str
     entries: int | None
     exits: int | None
+    amount: int | None  # the one value of a one-value payload (POS sales: baskets or revenue_cents)
     epsilon: float | None
     rho: float | None
     noise_variance: float
@@ -187,11 +188,20 @@ def parse_message(coop: str, topic: str, payload: bytes) -> Parsed:
         mechanism=str(privacy.get("mechanism", "")),
         entries=_int_or_none(values.get("entries")),
         exits=_int_or_none(values.get("exits")),
+        amount=single_value(values),
         epsilon=_float_or_none(privacy.get("epsilon")),
         rho=_float_or_none(privacy.get("rho")),
         noise_variance=noise_variance(privacy),
         payload=payload.decode("utf-8"),
     )
+
+
+def single_value(values: Any) -> int | None:
+    """The one released value of a one-value payload (`baskets`, `revenue_cents`, ...); None otherwise."""
+    if not isinstance(values, dict) or len(values) != 1:
+        return None
+    (value,) = values.values()
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -17,13 +17,23 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from hub.benchmarks import weekday_hour_profile
-from hub.charts import band_chart
+from hub.benchmarks import BASKET_VALUE, SALES_SHARE, weekday_hour_profile
+from hub.charts import band_chart, share_chart
 from hub.config import NAME_RE, HubConfig
-from hub.contract import iso
+from hub.contract import iso, parse_iso
 from hub.db import Connection, Database
 from hub.early_warning import is_silent
-from hub.queries import alerts, benchmarks, latest_window, open_gaps, shop_streams, shop_windows, stores
+from hub.queries import (
+    alerts,
+    benchmarks,
+    latest_benchmark_payload,
+    latest_window,
+    open_gaps,
+    shop_sales,
+    shop_streams,
+    shop_windows,
+    stores,
+)
 from hub.storage import counters
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,14 @@ def status_data(conn: Connection, config: HubConfig, now: float | None = None) -
     return {"coop": config.coop, "stores": shops, "counters": counters(conn), "newest_window": newest}
 
 
+def _district_shares(payload: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The district part of a published sales-share benchmark (already an aggregate over >= k shops)."""
+    if payload is None:
+        return None
+    return {"window": payload["window"]["start"], "window_start_s": parse_iso(payload["window"]["start"]),
+            "n_shops": payload["n_shops"], "categories": payload.get("categories") or {}}
+
+
 def district_data(conn: Connection, config: HubConfig) -> dict[str, Any]:
     rows = benchmarks(conn)
     return {
@@ -55,7 +73,31 @@ def district_data(conn: Connection, config: HubConfig) -> dict[str, Any]:
         "k_min": config.k_min,
         "benchmarks": rows,
         "weekday_hour": weekday_hour_profile(rows),
-        "categories": None,  # category sales shares arrive with the POS (t2) streams
+        # Category sales shares of the newest window with >= k shops (t2 POS streams, post-processing).
+        "categories": _district_shares(latest_benchmark_payload(conn, SALES_SHARE)),
+        "basket_value": benchmarks(conn, BASKET_VALUE, limit=RECENT_WINDOWS),
+    }
+
+
+def shop_categories(conn: Connection, store: str) -> dict[str, Any] | None:
+    """The shop's own category shares (its own t2 figures) for its newest window that has a district
+    benchmark (else its newest window), next to the district quartiles; never another shop's figures."""
+    own = [s for s in shop_sales(conn, store=store) if s.shares() is not None]
+    if not own:
+        return None
+    published = {int(b["window_start_s"]) for b in benchmarks(conn, SALES_SHARE)}
+    chosen = next((s for s in reversed(own) if s.window_start_s in published), own[-1])
+    district = _district_shares(latest_benchmark_payload(conn, SALES_SHARE, chosen.window_start_s))
+    value = latest_benchmark_payload(conn, BASKET_VALUE, chosen.window_start_s)
+    return {
+        "window": iso(chosen.window_start_s),
+        "window_start_s": chosen.window_start_s,
+        "own": chosen.shares(),
+        "own_revenue_cents": chosen.revenue,
+        "own_baskets": chosen.baskets,
+        "own_basket_value": chosen.basket_value(),
+        "district": district,
+        "district_basket_value": {k: value[k] for k in ("n_shops", "p25", "median", "p75")} if value else None,
     }
 
 
@@ -77,7 +119,7 @@ def shop_data(conn: Connection, config: HubConfig, store: str) -> dict[str, Any]
         "released": shop_streams(conn, store),
         "alerts": [{**a, "payload": json.loads(a["payload"])} for a in alerts(conn, store)],
         "gaps": open_gaps(conn, store),
-        "categories": None,
+        "categories": shop_categories(conn, store),
     }
 
 
@@ -125,10 +167,71 @@ def district_page(conn: Connection, config: HubConfig) -> bytes:
     return _page(f"{config.coop} hub", (
         f"<h1>Cooperative {html.escape(config.coop)}: district footfall</h1>"
         f'<div class="card">{chart}</div><div class="card">{week}</div>'
-        "<h2>Category sales shares</h2><p>Not yet available: they arrive with the shops' POS (t2) streams.</p>"
+        + _district_shares_html(data, config)
         + _status_table(conn, config)
         + '<p><a href="/api/district">/api/district</a> · <a href="/api/status">/api/status</a></p>'
     ))
+
+
+def _ordered(categories: dict[str, Any], own: dict[str, float] | None = None) -> list[str]:
+    """Categories by district median share, largest first; the shop's own extra ones and `other` last."""
+    names = set(categories) | set(own or {})
+
+    def key(name: str) -> tuple[int, float, str]:
+        median = categories[name]["median"] if name in categories else (own or {}).get(name, 0.0) - 1.0
+        return (name == "other", -median, name)
+
+    return sorted(names, key=key)
+
+
+def _blank(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _cents(value: float | None) -> str:
+    return "-" if value is None else f"{value / 100:,.2f}"
+
+
+def _district_shares_html(data: dict[str, Any], config: HubConfig) -> str:
+    shares = data["categories"]
+    if not shares or not shares["categories"]:
+        return (f"<h2>Category sales shares</h2><p>No window yet with POS sales (t2) from at least {config.k_min}"
+                " shops.</p>")
+    cats = shares["categories"]
+    names = _ordered(cats)
+    chart = share_chart(
+        f"Category sales shares, {_label(shares['window_start_s'])} ({shares['n_shops']} shops): share of revenue",
+        names, [cats[c]["p25"] for c in names], [cats[c]["median"] for c in names], [cats[c]["p75"] for c in names],
+    )
+    basket = data["basket_value"]
+    line = ""
+    if basket:
+        b = basket[-1]
+        line = (f"<p>Average basket value, {_label(int(b['window_start_s']))} ({b['n_shops']} shops): median"
+                f" {_cents(b['median'])}, p25–p75 {_cents(b['p25'])}–{_cents(b['p75'])}.</p>")
+    return f'<h2>Category sales shares</h2><div class="card">{chart}</div>{line}'
+
+
+def _shop_shares_html(store: str, cats: dict[str, Any] | None) -> str:
+    if cats is None:
+        return "<h2>Category sales shares</h2><p>No complete POS sales (t2) window from this shop yet.</p>"
+    district = (cats["district"] or {}).get("categories", {})
+    own = cats["own"]
+    names = _ordered(district, own)
+
+    def q(name: str, key: str) -> float | None:
+        return district[name][key] if name in district else None
+
+    chart = share_chart(
+        f"{store}: category sales shares, {_label(cats['window_start_s'])}, against the district band",
+        names, [q(c, "p25") for c in names], [q(c, "median") for c in names], [q(c, "p75") for c in names],
+        own=[own.get(c) for c in names], own_label=store,
+    )
+    dv = cats["district_basket_value"]
+    line = f"<p>Your average basket value: {_cents(cats['own_basket_value'])}"
+    if dv:
+        line += f" (district median {_cents(dv['median'])}, p25–p75 {_cents(dv['p25'])}–{_cents(dv['p75'])})"
+    return f'<h2>Category sales shares</h2><div class="card">{chart}</div>{line}.</p>'
 
 
 def _status_table(conn: Connection, config: HubConfig) -> str:
@@ -168,7 +271,8 @@ def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
     esc = html.escape
     released = "".join(
         f"<tr><td>{esc(r['window_start'])}</td><td>{esc(r['stream'])}</td><td>{esc(r['tier'])}</td>"
-        f"<td>{esc(r['item'])}</td><td>{r['entries']}</td><td>{r['exits']}</td><td>{r['epsilon']}</td></tr>"
+        f"<td>{esc(r['item'])}</td><td>{_blank(r['entries'])}</td><td>{_blank(r['exits'])}</td>"
+        f"<td>{_blank(r['amount'])}</td><td>{r['epsilon']}</td></tr>"
         for r in data["released"][:48]
     )
     alert_rows = "".join(
@@ -182,10 +286,11 @@ def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
         f' last window {st["last_window"] or "-"}, {"silent" if st["silent"] else "fresh"},'
         f' {st["missing"]} sequence number(s) missing</p>'
         f'<div class="card">{chart}</div>'
-        "<h2>Category sales shares</h2><p>Not yet available (POS streams).</p>"
-        f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
+        + _shop_shares_html(store, data["categories"])
+        + f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
         "<h2>Your released figures (all tiers)</h2><div class=wrap><table><tr><th>window</th><th>stream</th>"
-        f"<th>tier</th><th>door</th><th>entries</th><th>exits</th><th>epsilon</th></tr>{released}</table></div>"
+        "<th>tier</th><th>door / category</th><th>entries</th><th>exits</th><th>baskets / cents</th>"
+        f"<th>epsilon</th></tr>{released}</table></div>"
         f'<p><a href="/api/shop/{esc(store)}">/api/shop/{esc(store)}</a></p>'
     ))
 

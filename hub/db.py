@@ -8,17 +8,33 @@ psycopg and chooses how a transaction begins. Migrations are recorded in `hub_mi
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from hub.config import is_postgres_dsn
+from hub.contract import single_value
 from hub.errors import StorageError
 
-MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
+
+def _backfill_amount(conn: Connection) -> None:
+    """Summaries stored before `amount` existed (POS sales) get it from their payload."""
+    rows = conn.query("SELECT msg_id, payload FROM summaries WHERE amount IS NULL AND entries IS NULL")
+    updates = []
+    for msg_id, payload in rows:
+        amount = single_value(json.loads(payload).get("values"))
+        if amount is not None:
+            updates.append((amount, msg_id))
+    conn.executemany("UPDATE summaries SET amount = ? WHERE msg_id = ?", updates)
+
+
+Step = str | Callable[["Connection"], None]
+
+MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
     (
         "0001_core",
         (
@@ -92,6 +108,14 @@ MIGRATIONS: list[tuple[str, tuple[str, ...]]] = [
                 raised_at DOUBLE PRECISION NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS alerts_store ON alerts (store, raised_at)",
             "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        ),
+    ),
+    (
+        # The single value of one-value payloads (POS sales: baskets or revenue_cents), for SQL aggregation.
+        "0002_amount",
+        (
+            "ALTER TABLE summaries ADD COLUMN amount BIGINT",
+            _backfill_amount,
         ),
     ),
 ]
@@ -195,7 +219,10 @@ class Database:
                     if name in done:
                         continue
                     for statement in statements:
-                        conn.execute(statement)
+                        if isinstance(statement, str):
+                            conn.execute(statement)
+                        else:
+                            statement(conn)
                     conn.execute("INSERT INTO hub_migrations (name, applied_at) VALUES (?, ?)", (name, time.time()))
                     applied.append(name)
         finally:

@@ -1,7 +1,7 @@
 """Synthetic, schema-valid shop summaries and a fast QoS 1 publisher (for tests, benchmarks, load trials).
 
-The payloads follow agent/schemas/footfall-door.v1.json exactly; the values are made up, so this is
-never a privacy release, only load for a hub.
+The payloads follow agent/schemas/footfall-door.v1.json and sales-category.v1.json exactly; the values
+are made up, so this is never a privacy release, only load for a hub.
 """
 
 from __future__ import annotations
@@ -54,16 +54,77 @@ def synthetic_summary(
     return f"coop/v1/{coop}/{store}/t1/footfall/hourly", json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
+def synthetic_sales(
+    coop: str, store: str, kind: str, category: str, window_start_s: int, seq: int, value: int | None,
+    window_s: int = 3600,
+) -> Message:
+    """One sales-category.v1 summary (t2) as an agent would publish it; kind is "count" or "revenue"."""
+    start, stream = iso(window_start_s), f"sales-{kind}/hourly"
+    payload = {
+        "schema": "shopkeeper.sales-category.v1",
+        "msg_id": f"{coop}/{store}/{stream}/{start}/{category}",
+        "seq": seq,
+        "coop": coop,
+        "store": store,
+        "stream": stream,
+        "tier": "t2",
+        "category": category,
+        "window": {"start": start, "end": iso(window_start_s + window_s), "seconds": window_s},
+        "values": {"baskets" if kind == "count" else "revenue_cents": value},
+        "late": False,
+        "privacy": {
+            "mechanism": "discrete_laplace",
+            "epsilon": 0.5,
+            "epsilon_exact": "1/2",
+            "rho": None,
+            "rho_exact": None,
+            "sensitivity": 4 if kind == "count" else 20000,
+            "sensitivity_l2_squared": 4 if kind == "count" else 400000000,
+            "scale": "8/1" if kind == "count" else "40000/1",
+            "sigma2": None,
+            "unit": "one basket",
+            "sampler": "synthetic",
+            "post_processing": {"clamp_negative": False, "suppress_below": None},
+        },
+    }
+    return (f"coop/v1/{coop}/{store}/t2/sales-{kind}/hourly",
+            json.dumps(payload, sort_keys=True, separators=(",", ":")))
+
+
+def shop_hour_sales(
+    coop: str, store: str, shop: int, window_start_s: int, first_seq: int, categories: tuple[str, ...]
+) -> list[Message]:
+    """One shop's sales summaries for one window: baskets per category and `all`, revenue per category."""
+    hour = window_start_s // 3600
+    out: list[Message] = []
+    baskets = {c: 2 + (shop * 5 + hour * 3 + i * 7) % 20 for i, c in enumerate(categories)}
+    for c in (*categories, "all"):
+        count = sum(baskets.values()) if c == "all" else baskets[c]
+        out.append(synthetic_sales(coop, store, "count", c, window_start_s, first_seq + len(out), count))
+    for i, c in enumerate(categories):
+        revenue = baskets[c] * (300 + 250 * ((shop + i) % 5))
+        out.append(synthetic_sales(coop, store, "revenue", c, window_start_s, first_seq + len(out), revenue))
+    return out
+
+
 def shop_days(
-    coop: str, shops: int, day_start_s: int, hours: int = 24, doors: tuple[str, ...] = ("front", "back")
+    coop: str, shops: int, day_start_s: int, hours: int = 24, doors: tuple[str, ...] = ("front", "back"),
+    categories: tuple[str, ...] = (), seq_offset: int = 0,
 ) -> Iterator[Message]:
-    """Every summary of `shops` shops over `hours` windows, window by window (as they would arrive)."""
+    """Every summary of `shops` shops over `hours` windows, window by window (as they would arrive).
+
+    With `categories` (the last one should be "other"), each shop also publishes its t2 POS sales; each
+    store's sequence numbers run from seq_offset + 1."""
+    per_hour = len(doors) + (2 * len(categories) + 1 if categories else 0)
     for h in range(hours):
         for s in range(shops):
             for d, door in enumerate(doors):
                 entries = 10 + (s * 7 + h * 13 + d * 5) % 50
-                yield synthetic_summary(coop, f"shop-{s:04d}", door, day_start_s + h * 3600, h * len(doors) + d + 1,
-                                        entries)
+                yield synthetic_summary(coop, f"shop-{s:04d}", door, day_start_s + h * 3600,
+                                        seq_offset + h * per_hour + d + 1, entries)
+            if categories:
+                yield from shop_hour_sales(coop, f"shop-{s:04d}", s, day_start_s + h * 3600,
+                                           seq_offset + h * per_hour + len(doors) + 1, categories)
 
 
 class FastPublisher:

@@ -20,8 +20,8 @@ MAX_REJECTED_BYTES = 65536
 
 INSERT_SUMMARY = (
     "INSERT INTO summaries (msg_id, schema_id, store, stream, tier, item, seq, window_start, window_start_s,"
-    " window_seconds, mechanism, entries, exits, epsilon, rho, noise_variance, payload, received_at, worker)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING"
+    " window_seconds, mechanism, entries, exits, amount, epsilon, rho, noise_variance, payload, received_at, worker)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING"
 )
 
 # A summary proves the store is alive; it never changes the online/offline state.
@@ -86,8 +86,8 @@ def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: flo
                 INSERT_SUMMARY,
                 [
                     (s.msg_id, s.schema, s.store, s.stream, s.tier, s.key, s.seq, s.window_start, s.window_start_s,
-                     s.window_seconds, s.mechanism, s.entries, s.exits, s.epsilon, s.rho, s.noise_variance, s.payload,
-                     now, worker)
+                     s.window_seconds, s.mechanism, s.entries, s.exits, s.amount, s.epsilon, s.rho, s.noise_variance,
+                     s.payload, now, worker)
                     for s in summaries
                 ],
             )

@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from hub.benchmarks import refresh_benchmarks
+from hub.benchmarks import refresh_benchmarks, refresh_sales_benchmarks
 from hub.config import HubConfig
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
-from hub.queries import touched_since
+from hub.queries import sales_touched_since, touched_since
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class PeriodicTasks:
         for store in touched:
             reconcile_gaps(conn, store, now)
         messages = refresh_benchmarks(conn, self.config.coop, self.config.k_min, windows)
+        messages += refresh_sales_benchmarks(conn, self.config.coop, self.config.k_min,
+                                             sales_touched_since(conn, self.since))
         messages += footfall_alerts(conn, self.config.coop, self.config.alerts, windows)
         messages += liveness_alerts(conn, self.config.coop, self.config.alerts, now)
         for topic, payload in messages:

@@ -1,5 +1,6 @@
 """A running hub process: invalid payloads are counted and kept aside while it keeps working; the
-dashboard renders real plots in headless Chromium (screenshot in test-artifacts/)."""
+dashboard renders real plots, footfall and category sales shares, in headless Chromium (screenshots in
+test-artifacts/)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hub.loadgen import FastPublisher, shop_days, synthetic_summary
 from tests.hub.conftest import ARTIFACTS, HubProcess, count, http_get, wait_for, write_hub_config
 
 DAY = 1_763_251_200  # 2025-11-16T00:00:00Z
+CATEGORIES = ("bakery", "dairy", "produce", "other")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -90,14 +92,28 @@ def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
             hub.wait_subscribed()
             publisher = FastPublisher(broker.port)
             messages = list(shop_days("riverside", 6, DAY, hours=24 * 8))  # 6 shops, 8 days
+            # ... and their t2 POS sales on the last day
+            messages += shop_days("riverside", 6, DAY + 24 * 7 * 3600, hours=24, doors=(), categories=CATEGORIES,
+                                  seq_offset=24 * 8 * 2)
             assert publisher.publish_all(messages) == len(messages)
             publisher.close()
             database = Database(db_path)
-            wait_for(lambda: count(database, "SELECT COUNT(*) FROM benchmarks") == 24 * 8, 60, "benchmarks")
+
+            def published(metric: str) -> int:
+                return count(database, "SELECT COUNT(*) FROM benchmarks WHERE metric = ?", (metric,))
+
+            wait_for(lambda: published("footfall") == 24 * 8, 60, "footfall benchmarks")
+            wait_for(lambda: published("sales-share") == 24 and published("basket-value") == 24, 60,
+                     "sales benchmarks")
             status, body = http_get(f"http://127.0.0.1:{port}/api/shop/shop-0001")
             shop = json.loads(body)
             assert status == 200 and shop["store"] == "shop-0001"
             assert "shop-0002" not in body.decode()  # a shop's page never carries another shop's series
+            cats = shop["categories"]
+            assert set(cats["own"]) == set(CATEGORIES) and cats["district"]["n_shops"] == 6
+            assert cats["window"] == "2025-11-23T23:00:00Z"
+            district = json.loads(http_get(f"http://127.0.0.1:{port}/api/district")[1])
+            assert set(district["categories"]["categories"]) == set(CATEGORIES)
             ARTIFACTS.mkdir(exist_ok=True)
             profile = Path(tempfile.mkdtemp(prefix="hub-chromium-"))
             try:
@@ -107,11 +123,14 @@ def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
                     assert "<svg" in dom and 'class="band"' in dom and 'class="median"' in dom
                     medians = [int(p.split('"')[0]) for p in dom.split('class="median" data-points="')[1:]]
                     assert medians and max(medians) >= 24, "the median line should carry a point per window"
+                    bands = dom.count('class="share-band"')
+                    assert bands == len(CATEGORIES) and dom.count('class="share-median"') == len(CATEGORIES)
                     if "shop" in page:
                         assert 'class="own"' in dom
+                        assert dom.count('class="share-own"') == len(CATEGORIES)
                     shot = ARTIFACTS / f"{name}.png"
                     shot.unlink(missing_ok=True)
-                    chromium([f"--screenshot={shot}", "--window-size=430,1400", "--hide-scrollbars", url], profile)
+                    chromium([f"--screenshot={shot}", "--window-size=430,1900", "--hide-scrollbars", url], profile)
                     assert shot.exists() and shot.stat().st_size > 10_000
             finally:
                 shutil.rmtree(profile, ignore_errors=True)

@@ -6,9 +6,9 @@ import json
 
 from hub.config import AlertSettings
 from hub.contract import Rejected, Status, Summary, hub_validator, parse_message, summary_schemas, validator
-from hub.db import Connection
+from hub.db import Connection, _backfill_amount
 from hub.early_warning import footfall_alerts, judge, liveness_alerts
-from hub.loadgen import synthetic_summary
+from hub.loadgen import shop_hour_sales, synthetic_sales, synthetic_summary
 from hub.queries import open_gaps, stores
 from hub.storage import counters, store_batch
 from hub.tasks import reconcile_gaps
@@ -18,6 +18,14 @@ T0 = 1_763_251_200  # 2025-11-16T00:00:00Z, a Sunday
 
 def summary(store: str, hour: int, seq: int, entries: int = 10, door: str = "front") -> Summary:
     topic, payload = synthetic_summary("riverside", store, door, T0 + hour * 3600, seq, entries)
+    parsed = parse_message("riverside", topic, payload.encode())
+    assert isinstance(parsed, Summary), parsed
+    return parsed
+
+
+def sale(store: str, kind: str, category: str, value: int | None, hour: int = 0, seq: int = 1) -> Summary:
+    """One t2 POS sales summary (kind "count": baskets, "revenue": revenue_cents)."""
+    topic, payload = synthetic_sales("riverside", store, kind, category, T0 + hour * 3600, seq, value)
     parsed = parse_message("riverside", topic, payload.encode())
     assert isinstance(parsed, Summary), parsed
     return parsed
@@ -33,6 +41,37 @@ def status(store: str, state: str, connection: int) -> Status:
 def test_synthetic_payloads_follow_the_agents_schema() -> None:
     _topic, payload = synthetic_summary("riverside", "s1", "front", T0, 1, 5)
     assert list(validator(summary_schemas()["shopkeeper.footfall-door.v1"]).iter_errors(json.loads(payload))) == []
+
+
+def test_synthetic_sales_payloads_follow_the_agents_schema() -> None:
+    check = validator(summary_schemas()["shopkeeper.sales-category.v1"])
+    messages = shop_hour_sales("riverside", "s1", 0, T0, 1, ("bakery", "dairy", "other"))
+    assert len(messages) == 7  # 3 categories + "all" baskets, 3 revenues
+    for topic, payload in messages:
+        doc = json.loads(payload)
+        assert list(check.iter_errors(doc)) == []
+        assert topic == f"coop/v1/riverside/s1/t2/{doc['stream']}" and doc["tier"] == "t2"
+
+
+def test_a_sales_category_summary_is_stored_once_with_its_key_and_value(conn: Connection) -> None:
+    revenue = sale("s1", "revenue", "bakery", -120)  # noisy values may be negative
+    baskets = sale("s1", "count", "all", 42, seq=2)
+    assert (revenue.key, revenue.tier, revenue.stream, revenue.amount) == ("bakery", "t2", "sales-revenue/hourly", -120)
+    assert (baskets.key, baskets.amount, baskets.entries) == ("all", 42, None)
+    assert store_batch(conn, "w1", [revenue, baskets]).stored == 2
+    again = store_batch(conn, "w2", [revenue, baskets])  # redelivered
+    assert (again.stored, again.duplicates) == (0, 2)
+    rows = conn.query("SELECT stream, tier, item, amount, entries FROM summaries ORDER BY stream")
+    assert rows == [("sales-count/hourly", "t2", "all", 42, None), ("sales-revenue/hourly", "t2", "bakery", -120, None)]
+    suppressed = sale("s1", "revenue", "dairy", None, seq=3)
+    assert store_batch(conn, "w1", [suppressed]).stored == 1 and suppressed.amount is None
+
+
+def test_migration_backfills_the_amount_of_sales_stored_before_it(conn: Connection) -> None:
+    store_batch(conn, "w1", [sale("s1", "revenue", "bakery", 990), summary("s1", 0, 2)])
+    conn.execute("UPDATE summaries SET amount = NULL")
+    _backfill_amount(conn)
+    assert conn.query("SELECT item, amount FROM summaries ORDER BY item") == [("bakery", 990), ("front", None)]
 
 
 def test_a_redelivered_summary_is_stored_once(conn: Connection) -> None:
