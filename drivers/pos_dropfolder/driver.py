@@ -217,7 +217,11 @@ class PosDropFolderDriver:
             destination = target / f"{path.stem}.{counter}{path.suffix}"
             counter += 1
         if reason:
-            destination.with_name(destination.name + ".reason.txt").write_text(reason + "\n", encoding="utf-8")
+            # Written whole under a temporary name, then renamed: a reader never sees a half-written reason.
+            reason_path = destination.with_name(destination.name + ".reason.txt")
+            partial = reason_path.with_name("." + reason_path.name + ".part")
+            partial.write_text(reason + "\n", encoding="utf-8")
+            os.replace(partial, reason_path)
         os.replace(path, destination)
         marker = path.with_name(path.name + MARKER)
         if marker.exists():
