@@ -73,16 +73,29 @@ def test_invalid_payloads_are_counted_kept_aside_and_the_hub_keeps_running(tmp_p
 
 def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=90, check=False,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
     )
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
 def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
+    assert Path(CHROMIUM).exists(), "chromium is missing: run deploy/bootstrap.sh (installs Debian's chromium)"
     db_path = str(tmp_path / "hub.db")
     port = free_port()
     with LocalBroker(tmp_path / "broker") as broker:
@@ -93,8 +106,9 @@ def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
             publisher = FastPublisher(broker.port)
             messages = list(shop_days("riverside", 6, DAY, hours=24 * 8))  # 6 shops, 8 days
             # ... and their t2 POS sales on the last day
-            messages += shop_days("riverside", 6, DAY + 24 * 7 * 3600, hours=24, doors=(), categories=CATEGORIES,
-                                  seq_offset=24 * 8 * 2)
+            messages += shop_days(
+                "riverside", 6, DAY + 24 * 7 * 3600, hours=24, doors=(), categories=CATEGORIES, seq_offset=24 * 8 * 2
+            )
             assert publisher.publish_all(messages) == len(messages)
             publisher.close()
             database = Database(db_path)
@@ -103,8 +117,7 @@ def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
                 return count(database, "SELECT COUNT(*) FROM benchmarks WHERE metric = ?", (metric,))
 
             wait_for(lambda: published("footfall") == 24 * 8, 60, "footfall benchmarks")
-            wait_for(lambda: published("sales-share") == 24 and published("basket-value") == 24, 60,
-                     "sales benchmarks")
+            wait_for(lambda: published("sales-share") == 24 and published("basket-value") == 24, 60, "sales benchmarks")
             status, body = http_get(f"http://127.0.0.1:{port}/api/shop/shop-0001")
             shop = json.loads(body)
             assert status == 200 and shop["store"] == "shop-0001"

@@ -7,13 +7,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import gpiozero.pins.mock as mock
 import pytest
 
 from agent.driver_api import DoorCount, DriverOptionError
 from agent.driver_kit import RecordingSink
 from drivers.beam_gpio.driver import BeamGpioDriver
-
-mock = pytest.importorskip("gpiozero.pins.mock")
 
 OPTIONS = {"door": "back", "pin_a": 17, "pin_b": 27}
 
