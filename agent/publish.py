@@ -7,10 +7,10 @@ restart every undelivered row is sent again under its stable message id, which t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -175,11 +175,11 @@ class Publisher:
         return len(rows)
 
     def _mark_delivered(self, seqs: list[int]) -> None:
-        now = dt.datetime.now(dt.UTC).timestamp()
+        now_ns = time.time_ns()  # real delivery time, for status and pruning
         with self.store.transaction() as conn:
             conn.executemany(
                 "UPDATE outbox SET delivered_wall_ns = ? WHERE seq = ? AND delivered_wall_ns IS NULL",
-                [(int(now * 1e9), s) for s in seqs],
+                [(now_ns, s) for s in seqs],
             )
         self.delivered += len(seqs)
 
