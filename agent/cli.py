@@ -37,14 +37,14 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from agent.runtime import Agent
+    from agent.ops.runtime import Agent
 
     Agent(config).run_forever()
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from agent.status import collect_status, format_status
+    from agent.ops.status import collect_status, format_status
 
     report = collect_status(_load(args.config))
     print(json.dumps(report, indent=2, sort_keys=True) if args.json else format_status(report))
@@ -52,7 +52,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from agent.status import format_ledger, ledger_rows, verify_ledger
+    from agent.ops.status import format_ledger, ledger_rows, verify_ledger
 
     config = _load(args.config)
     if args.action == "verify":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 from hub.db import Database
 from hub.loadgen import FastPublisher, shop_days
 from hub.local_postgres import LocalPostgres, postgres_bin_dir

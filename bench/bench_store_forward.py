@@ -26,8 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.config import load_config
 from agent.demo import DAY_START, write_demo_config
-from agent.local_broker import LocalBroker, free_port
-from agent.publish import Publisher
+from agent.demo.local_broker import LocalBroker, free_port
+from agent.pipeline.publish import Publisher
 from agent.store import Store
 
 BACKLOG = 10_000

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import AgentConfig, load_config
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 
 BASE_CONFIG = """
 [agent]

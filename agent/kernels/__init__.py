@@ -1,1 +1,1 @@
-"""numba kernels: pure functions on numpy arrays, compiled through agent.numba_shim."""
+"""numba kernels: pure functions on numpy arrays, compiled through agent.kernels.numba_shim."""

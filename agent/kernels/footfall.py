@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from agent.numba_shim import njit
+from agent.kernels.numba_shim import njit
 
 Int64Array = npt.NDArray[np.int64]
 

@@ -26,7 +26,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from agent.numba_shim import njit
+from agent.kernels.numba_shim import njit
 
 F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.errors import PrivacyError
-from agent.numba_shim import njit
+from agent.kernels.numba_shim import njit
 
 Int64Array = npt.NDArray[np.int64]
 Word32Array = npt.NDArray[np.uint32]

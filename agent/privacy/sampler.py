@@ -24,7 +24,7 @@ from fractions import Fraction
 import numpy as np
 
 from agent.errors import PrivacyError
-from agent.numba_shim import njit
+from agent.kernels.numba_shim import njit
 from agent.privacy.bits import (
     ERROR_BOUND,
     ERROR_NONE,

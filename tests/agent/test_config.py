@@ -121,7 +121,7 @@ def test_bad_config_is_one_line_naming_file_key_and_fix(
 ) -> None:
     text, key = BAD_CONFIGS[case]
     path = write(tmp_path, text)
-    monkeypatch.setattr("agent.config.installed_drivers", lambda: DRIVERS)
+    monkeypatch.setattr("agent.config.load.installed_drivers", lambda: DRIVERS)
     code = main(["check-config", str(path)])
     err = capsys.readouterr().err
     assert code == 2

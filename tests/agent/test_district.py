@@ -9,9 +9,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.cli import main
-from agent.local_broker import LocalBroker
-from agent.publish import Publisher
-from agent.release import WindowReleaser
+from agent.demo.local_broker import LocalBroker
+from agent.pipeline.publish import Publisher
+from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 from tests.conftest import ManualClock, make_config
 from tests.mqtt_watch import Subscriber

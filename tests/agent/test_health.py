@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from agent.local_broker import LocalBroker
-from agent.runtime import Agent
+from agent.demo.local_broker import LocalBroker
+from agent.ops.runtime import Agent
 from tests.conftest import ManualClock, make_config
 from tests.mqtt_watch import Subscriber
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from agent.config import AgentConfig
-from agent.local_broker import LocalBroker
-from agent.publish import Publisher
-from agent.release import WindowReleaser
+from agent.demo.local_broker import LocalBroker
+from agent.pipeline.publish import Publisher
+from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 from tests.conftest import ManualClock, make_config
 from tests.mqtt_watch import Subscriber

@@ -10,10 +10,10 @@ import pytest
 from agent.clock import NS_PER_S
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
-from agent.migrations import MIGRATIONS
+from agent.store.migrations import MIGRATIONS
 from agent.privacy.ledger import verify_chain
 from agent.privacy.sampler import DeterministicBitSource, discrete_laplace
-from agent.release import WindowReleaser
+from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 from tests.conftest import T0_NS, ManualClock
 
@@ -154,8 +154,8 @@ def test_each_event_counts_in_exactly_one_window(config: AgentConfig, clock: Man
     # (a reading that arrived after its window was closed): it counts late, in the oldest open window.
     add_events(store, [(T0_NS + 5, "front", 1, 0), (T0_NS + HOUR, "front", 10, 0), (T0_NS - 1, "back", 100, 0)])
     releaser.settle_event_times()
-    first = releaser._door_counts(T0_NS, T0_NS + HOUR)
-    second = releaser._door_counts(T0_NS + HOUR, T0_NS + 2 * HOUR)
+    first = releaser.aggregate.door_counts(T0_NS, T0_NS + HOUR)
+    second = releaser.aggregate.door_counts(T0_NS + HOUR, T0_NS + 2 * HOUR)
     assert first.tolist() == [[1, 0], [100, 0]] and second.tolist() == [[10, 0], [0, 0]]
     assert store.counters()["events_counted_late"] == 1
 

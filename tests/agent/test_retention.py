@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agent.clock import NS_PER_S
 from agent.config import AgentConfig
-from agent.release import WindowReleaser
-from agent.retention import Retention
+from agent.pipeline.release import WindowReleaser
+from agent.pipeline.retention import Retention
 from agent.store import Store
 from tests.conftest import T0_NS, ManualClock
 

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 
 from agent.driver_api import DoorCount, Sink
-from agent.supervisor import DriverSupervisor
+from agent.ops.supervisor import DriverSupervisor
 
 
 class CrashingDriver:

@@ -20,9 +20,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.config import load_config
-from agent.local_broker import free_port, mosquitto_binary
-from agent.publish import Publisher
-from agent.release import WindowReleaser
+from agent.demo.local_broker import free_port, mosquitto_binary
+from agent.pipeline.publish import Publisher
+from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 from tests.conftest import ManualClock
 

@@ -16,7 +16,7 @@ import pytest
 
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.demo import simulator_command, write_demo_config
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 from tests.mqtt_watch import Subscriber
 
 REPO = Path(__file__).resolve().parents[2]

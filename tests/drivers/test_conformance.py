@@ -13,7 +13,7 @@ import pytest
 from agent import driver_kit
 from agent.driver_api import installed_drivers
 from agent.driver_kit import Harness
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 from firmware_sim.ld2410 import LD2410Simulator
 from firmware_sim.modbus_counter import ModbusCounterSimulator
 from firmware_sim.pty_device import PtyDevice

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 from agent.privacy.sampler import laplace_tail_bound
 from tests.e2e.harness import DOORS, Shop, wait_until
 from tests.mqtt_watch import Subscriber

@@ -18,7 +18,7 @@ import pytest
 
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.demo import DAY_START
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 from agent.privacy.bounds import BasketBounds, LineItem, bound_basket
 from agent.privacy.sampler import laplace_tail_bound
 from firmware_sim.escpos import CATALOGUE

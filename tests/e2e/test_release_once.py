@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.local_broker import LocalBroker, free_port
+from agent.demo.local_broker import LocalBroker, free_port
 from tests.e2e.harness import Shop, wait_until
 from tests.mqtt_watch import Subscriber
 

@@ -23,7 +23,7 @@ import pytest
 
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.demo import simulator_command, write_demo_config
-from agent.local_broker import LocalBroker, free_port
+from agent.demo.local_broker import LocalBroker, free_port
 from hub.contract import hub_validator
 from hub.db import Database
 from tests.hub.conftest import REPO, HubProcess, http_get, wait_for, write_hub_config

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.local_broker import LocalBroker, free_port
+from agent.demo.local_broker import LocalBroker, free_port
 from hub.db import Database
 from hub.loadgen import FastPublisher, shop_days, synthetic_summary
 from tests.hub.conftest import ARTIFACTS, HubProcess, count, http_get, wait_for, write_hub_config

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 from hub.db import Database
 from hub.loadgen import FastPublisher, shop_days
 from hub.storage import counters

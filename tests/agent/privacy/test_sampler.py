@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 from agent.errors import PrivacyError
-from agent.numba_shim import njit
+from agent.kernels.numba_shim import njit
 from agent.privacy import bits, sampler
 from agent.privacy.bits import ERROR_BOUND, ERROR_OUT_OF_BITS, STATE_ERROR, draw_bernoulli_exp, new_state
 from agent.privacy.sampler import (

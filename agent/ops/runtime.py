@@ -13,14 +13,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
-from agent.health import HealthServer
-from agent.ingest import IngestWriter
-from agent.publish import Publisher
-from agent.release import WindowReleaser
-from agent.retention import Retention
-from agent.sdnotify import notify, watchdog_interval_s
+from agent.ops.health import HealthServer
+from agent.ops.sdnotify import notify, watchdog_interval_s
+from agent.ops.supervisor import DriverSupervisor
+from agent.pipeline.ingest import IngestWriter
+from agent.pipeline.publish import Publisher
+from agent.pipeline.release import WindowReleaser
+from agent.pipeline.retention import Retention
 from agent.store import Store
-from agent.supervisor import DriverSupervisor
 
 log = logging.getLogger(__name__)
 # A tick that is still running when the next is due is skipped by design (max_instances=1, coalesce);

@@ -18,9 +18,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent import __version__, district
+from agent import __version__
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
+from agent.coop import district
 from agent.store import Store
 
 log = logging.getLogger(__name__)

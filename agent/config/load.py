@@ -13,10 +13,10 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.config_reader import NAME_RE, TableReader, parse_duration
+from agent.config.pos import CategoryRule, PosSettings
+from agent.config.reader import NAME_RE, TableReader, parse_duration
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError
-from agent.pos import CategoryRule, PosSettings
 from agent.privacy.bounds import OTHER, BasketBounds
 from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from agent.errors import StoreError
-from agent.migrations import MIGRATIONS
+from agent.store.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agent.runtime import Agent
+    from agent.ops.runtime import Agent
 
 log = logging.getLogger(__name__)
 

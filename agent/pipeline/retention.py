@@ -12,7 +12,7 @@ import dataclasses
 import logging
 
 from agent.clock import NS_PER_S, Clock
-from agent.store import Store
+from agent.store import Store, raw_events
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,7 @@ class Retention:
         released_before = int(self.store.get_state("next_window_start_ns") or 0)
         now = self.clock.wall_ns()
         with self.store.transaction() as conn:
-            report.dropped_age = conn.execute(
-                "DELETE FROM events WHERE window_ns < ? AND wall_ns < ?", (released_before, now - self.max_age_ns)
-            ).rowcount
-            conn.execute("DELETE FROM presence_events WHERE wall_ns < ?", (now - self.max_age_ns,))
-            report.dropped_age += conn.execute(
-                "DELETE FROM baskets WHERE window_ns < ? AND wall_ns < ?", (released_before, now - self.max_age_ns)
-            ).rowcount
+            report.dropped_age = raw_events.drop_released_older_than(conn, released_before, now - self.max_age_ns)
             report.pruned_delivered = conn.execute(
                 "DELETE FROM outbox WHERE delivered_wall_ns IS NOT NULL AND created_wall_ns < ?",
                 (now - DELIVERED_KEEP_S * NS_PER_S,),
@@ -58,10 +52,7 @@ class Retention:
                 Store.bump_counter(conn, "dropped_raw_age", report.dropped_age)
         while self.store.used_bytes() > self.max_bytes:
             with self.store.transaction() as conn:
-                dropped = conn.execute(
-                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE window_ns < ? ORDER BY id LIMIT ?)",
-                    (released_before, CHUNK),
-                ).rowcount
+                dropped = raw_events.drop_oldest_released(conn, released_before, CHUNK)
                 if dropped:
                     Store.bump_counter(conn, "dropped_raw_size", dropped)
             if not dropped:

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from agent.config import AgentConfig
-from agent.district import my_shop_vs_district
+from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
+from agent.pipeline.release import iso_utc
 from agent.privacy.ledger import verify_chain
-from agent.release import iso_utc
 from agent.store import Store
 
 

@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.config import load_config
-from agent.local_broker import LocalBroker
+from agent.demo.local_broker import LocalBroker
 
 DAY_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # a Monday
 DOORS = ("front", "back")
@@ -111,7 +111,7 @@ class Watcher:
 
 def run_demo(directory: str, factor: float = 1440.0, hours: int = 24, seed: int = 42) -> int:
     """Run the demo; returns 0 when every window of the day was published."""
-    from agent.runtime import Agent  # imported here so numba loads before the clock starts
+    from agent.ops.runtime import Agent  # imported here so numba loads before the clock starts
 
     workdir = Path(directory).resolve()
     if workdir.exists():

@@ -18,7 +18,7 @@ from typing import Any
 from agent.clock import Clock, boot_id
 from agent.driver_api import Basket, BasketLine, DoorCount, PresenceChange, Reading
 from agent.privacy.bounds import OTHER
-from agent.store import Store
+from agent.store import Store, raw_events
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +126,8 @@ class IngestWriter:
         with self.store.transaction() as conn:
             for stamped in baskets:
                 self._insert_basket(conn, stamped)
-            conn.executemany(
-                "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                doors,
-            )
-            conn.executemany(
-                "INSERT INTO presence_events (boot_id, mono_ns, wall_ns, synced, driver, zone, present)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                presence,
-            )
+            raw_events.insert_door_counts(conn, doors)
+            raw_events.insert_presence(conn, presence)
         with self._lock:
             self.accepted += len(batch)
 
@@ -143,44 +135,34 @@ class IngestWriter:
         """Store a basket once per (driver, source_id): a replayed webhook or re-read file adds nothing."""
         b = stamped.reading
         assert isinstance(b, Basket)
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO baskets (boot_id, mono_ns, wall_ns, synced, driver, source_id, kind, payment,"
-            " currency, total_cents, flagged, pos_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        basket = (
+            stamped.boot_id,
+            stamped.mono_ns,
+            stamped.wall_ns,
+            int(stamped.synced),
+            stamped.driver,
+            b.source_id,
+            b.kind,
+            b.payment,
+            b.currency,
+            b.total_cents,
+            b.flagged,
+            b.pos_time,
+        )
+        lines = [
             (
-                stamped.boot_id,
-                stamped.mono_ns,
-                stamped.wall_ns,
-                int(stamped.synced),
-                stamped.driver,
-                b.source_id,
-                b.kind,
-                b.payment,
-                b.currency,
-                b.total_cents,
-                b.flagged,
-                b.pos_time,
-            ),
-        )
-        if cursor.rowcount == 0:
+                line.name,
+                line.sku,
+                line.pos_category,
+                self.categorize(line),
+                line.quantity,
+                line.unit_price_cents,
+                line.line_total_cents,
+            )
+            for line in b.lines
+        ]
+        if not raw_events.insert_basket(conn, basket, lines):
             self.duplicates += 1
-            return
-        conn.executemany(
-            "INSERT INTO basket_lines (basket_id, name, sku, pos_category, category, quantity, unit_price_cents,"
-            " line_total_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    cursor.lastrowid,
-                    line.name,
-                    line.sku,
-                    line.pos_category,
-                    self.categorize(line),
-                    line.quantity,
-                    line.unit_price_cents,
-                    line.line_total_cents,
-                )
-                for line in b.lines
-            ],
-        )
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Running the agent: wiring (runtime), driver supervision, health and metrics, systemd, status."""

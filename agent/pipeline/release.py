@@ -1,0 +1,208 @@
+"""Privacy release: draw every cell's noise once, then ledger, spends and outbox rows in ONE transaction.
+
+At each window end plus grace (window_close.py), the true tables of every planned stream
+(aggregate.py) get their noise, drawn in one batch from the OS CSPRNG, and the ledger rows, the
+accountant's spends and the outbox rows are written in ONE transaction. A (window, stream) that has a
+ledger row is never drawn again: restarts and retries publish the stored values (DESIGN.md promises 2-4).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from agent.clock import NS_PER_S, Clock
+from agent.config import AgentConfig
+from agent.errors import PrivacyError
+from agent.pipeline.aggregate import Aggregator
+from agent.pipeline.window_close import WindowClose
+from agent.privacy import accountant, ledger
+from agent.privacy.plan import StreamPlan
+from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
+from agent.store import Store, releases
+
+log = logging.getLogger(__name__)
+
+
+def iso_utc(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns / NS_PER_S, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fraction_or_none(value: Fraction | None) -> tuple[float | None, str | None]:
+    return (None, None) if value is None else (float(value), str(value))
+
+
+class WindowReleaser:
+    """Closes due windows in order and releases each (window, stream) exactly once."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        clock: Clock,
+        flush_ingest: Callable[[], object] = lambda: None,
+        bits: BitSource | None = None,
+    ) -> None:
+        self.config, self.store, self.clock = config, store, clock
+        self.flush_ingest = flush_ingest
+        self.bits = bits
+        self.window_ns = config.window_s * NS_PER_S
+        self.grace_ns = config.grace_s * NS_PER_S
+        # A window released this long after its end was held up (agent down, clock unsynced, backlog).
+        self.late_after_ns = 2 * self.grace_ns + 60 * NS_PER_S
+        self.windows = WindowClose(config, store, clock)
+        self.aggregate = Aggregator(config, store)
+
+    def next_window_start(self) -> int:
+        return self.windows.next_window_start()
+
+    def tick(self) -> int:
+        """Release every window whose end plus grace has passed; returns how many were released."""
+        if not self.clock.synced():
+            return 0
+        self.flush_ingest()
+        return self.windows.run_due(self.release_window)
+
+    def settle_event_times(self) -> None:
+        self.windows.settle_event_times()
+
+    def release_window(self, start_ns: int) -> None:
+        """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
+        end_ns = start_ns + self.window_ns
+        true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
+        noisy: dict[str, np.ndarray] = {}
+        # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
+        for plan in self.config.streams:
+            true = true_tables[plan.name]
+            noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
+        with self.store.transaction() as conn:
+            for plan in self.config.streams:
+                if releases.is_released(conn, start_ns, plan.name):
+                    continue  # its stored values stand; never draw again
+                self._check_budget(conn, start_ns, plan)
+                self._record(conn, start_ns, end_ns, plan, noisy[plan.name])
+            WindowClose.mark_released(conn, end_ns)
+        log.info("released window %s (%s)", iso_utc(start_ns), ", ".join(p.name for p in self.config.streams))
+
+    def _noise(self, plan: StreamPlan, count: int) -> np.ndarray:
+        num, den = plan.noise_parameters()
+        if plan.mechanism == "discrete_laplace":
+            return discrete_laplace(num, den, count, self.bits)
+        return discrete_gaussian(num, den, count, self.bits)
+
+    # -- the transaction's parts -------------------------------------------------------------------
+    def _check_budget(self, conn: sqlite3.Connection, start_ns: int, plan: StreamPlan) -> None:
+        """Fail closed: refuse the whole window if this stream would take a unit over its budget."""
+        problem = accountant.over_budget(conn, self.config.budget, start_ns, plan)
+        if problem is not None:
+            raise PrivacyError(
+                f"window {iso_utc(start_ns)}: releasing {plan.name} would spend {problem} "
+                f"per {plan.unit}; nothing was released"
+            )
+
+    def _record(
+        self, conn: sqlite3.Connection, start_ns: int, end_ns: int, plan: StreamPlan, noisy: np.ndarray
+    ) -> None:
+        num, den = plan.noise_parameters()
+        values = {
+            key: {field: int(noisy[i, j]) for j, field in enumerate(plan.fields)} for i, key in enumerate(plan.keys)
+        }
+        parameters = {
+            "noise_parameter": f"{num}/{den}",
+            "l1_sensitivity": plan.l1_sensitivity,
+            "l2_sensitivity_squared": plan.l2_sensitivity_squared,
+            "unit": plan.unit,
+            "keys": list(plan.keys),
+            "clamp_negative": plan.clamp_negative,
+            "suppress_below": plan.suppress_below,
+        }
+        row: dict[str, Any] = {
+            "window_start_ns": start_ns,
+            "window_end_ns": end_ns,
+            "stream": plan.name,
+            "noisy_values": json.dumps(values, sort_keys=True),
+            "mechanism": plan.mechanism,
+            "parameters": json.dumps(parameters, sort_keys=True),
+            "epsilon": str(plan.epsilon) if plan.epsilon is not None else f"rho={plan.rho}",
+            "sampler_version": SAMPLER_VERSION,
+            "released_wall_ns": self.clock.wall_ns(),
+        }
+        row["prev_hash"] = ledger.last_hash(conn)
+        row["hash"] = ledger.row_hash(row["prev_hash"], row)
+        ledger_id = releases.insert_ledger_row(conn, row)
+        releases.insert_spend(
+            conn,
+            start_ns,
+            plan.name,
+            plan.unit,
+            str(plan.epsilon) if plan.epsilon is not None else "",
+            str(plan.rho) if plan.rho is not None else "",
+            ledger_id,
+        )
+        for key in plan.keys:
+            published = {field: plan.post_process(v) for field, v in values[key].items()}
+            self._queue_message(conn, ledger_id, start_ns, end_ns, plan, key, published)
+
+    def _queue_message(
+        self,
+        conn: sqlite3.Connection,
+        ledger_id: int,
+        start_ns: int,
+        end_ns: int,
+        plan: StreamPlan,
+        key: str,
+        values: dict[str, int | None],
+    ) -> None:
+        cfg = self.config
+        stream_path = f"{plan.topic_stream}/{cfg.window_name}"
+        msg_id = f"{cfg.coop}/{cfg.store}/{stream_path}/{iso_utc(start_ns)}"
+        if plan.key_field is not None:
+            msg_id += f"/{key}"
+        cursor = conn.execute(
+            "INSERT INTO outbox (msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
+            " VALUES (?, ?, '', ?, ?, ?)",
+            (msg_id, cfg.topic(plan.tier, plan.topic_stream), start_ns, ledger_id, self.clock.wall_ns()),
+        )
+        seq = int(cursor.lastrowid or 0)
+        num, den = plan.noise_parameters()
+        epsilon, epsilon_exact = fraction_or_none(plan.epsilon)
+        rho, rho_exact = fraction_or_none(plan.rho)
+        payload: dict[str, Any] = {
+            "schema": plan.schema,
+            "msg_id": msg_id,
+            "seq": seq,
+            "coop": cfg.coop,
+            "store": cfg.store,
+            "stream": stream_path,
+            "tier": plan.tier,
+            "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": cfg.window_s},
+            "values": values,
+            "late": self.clock.wall_ns() - end_ns > self.late_after_ns,
+            "privacy": {
+                "mechanism": plan.mechanism,
+                "epsilon": epsilon,
+                "epsilon_exact": epsilon_exact,
+                "rho": rho,
+                "rho_exact": rho_exact,
+                "sensitivity": plan.l1_sensitivity,
+                "sensitivity_l2_squared": plan.l2_sensitivity_squared,
+                "scale": f"{num}/{den}" if plan.mechanism == "discrete_laplace" else None,
+                "sigma2": f"{num}/{den}" if plan.mechanism == "discrete_gaussian" else None,
+                "unit": plan.unit,
+                "sampler": SAMPLER_VERSION,
+                "post_processing": {"clamp_negative": plan.clamp_negative, "suppress_below": plan.suppress_below},
+            },
+        }
+        if plan.key_field is not None:
+            payload[plan.key_field] = key
+        conn.execute(
+            "UPDATE outbox SET payload = ? WHERE seq = ?",
+            (json.dumps(payload, sort_keys=True, separators=(",", ":")), seq),
+        )

@@ -1,0 +1,128 @@
+"""SQL on the raw tables (events, presence_events, baskets, basket_lines): local only, never published.
+
+Each function takes the caller's connection, so the caller's transaction decides what lands together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+
+TIMED_TABLES = ("events", "baskets")  # raw records whose window is fixed once their time is trusted
+
+DoorRow = tuple[str, int, int, int, str, str, int, int]  # boot, mono, wall, synced, driver, door, in, out
+PresenceRow = tuple[str, int, int, int, str, str, int]  # boot, mono, wall, synced, driver, zone, present
+BasketRow = tuple[str, int, int, int, str, str, str, str, str, int, str, str]
+LineRow = tuple[str, str, str, str, int, int, int]  # name, sku, pos_category, category, qty, unit, total
+
+
+def insert_door_counts(conn: sqlite3.Connection, rows: Sequence[DoorRow]) -> None:
+    conn.executemany(
+        "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def insert_presence(conn: sqlite3.Connection, rows: Sequence[PresenceRow]) -> None:
+    conn.executemany(
+        "INSERT INTO presence_events (boot_id, mono_ns, wall_ns, synced, driver, zone, present)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+def insert_basket(conn: sqlite3.Connection, basket: BasketRow, lines: Iterable[LineRow]) -> bool:
+    """Store a basket once per (driver, source_id); False when it was already stored (a replay)."""
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO baskets (boot_id, mono_ns, wall_ns, synced, driver, source_id, kind, payment,"
+        " currency, total_cents, flagged, pos_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        basket,
+    )
+    if cursor.rowcount == 0:
+        return False
+    conn.executemany(
+        "INSERT INTO basket_lines (basket_id, name, sku, pos_category, category, quantity, unit_price_cents,"
+        " line_total_cents) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(cursor.lastrowid, *line) for line in lines],
+    )
+    return True
+
+
+def oldest_synced_event_ns(conn: sqlite3.Connection) -> int | None:
+    value = conn.execute("SELECT min(wall_ns) FROM events WHERE synced = 1").fetchone()[0]
+    return None if value is None else int(value)
+
+
+def rebase_unsynced(conn: sqlite3.Connection, boot_id: str, mono_ns: int, wall_ns: int) -> tuple[int, int]:
+    """Give same-boot unsynced records wall = sync_wall - (sync_mono - mono); older boots keep theirs.
+
+    Returns (re-based, from an earlier boot).
+    """
+    rebased = stale = 0
+    for table in TIMED_TABLES:
+        rebased += conn.execute(
+            f"UPDATE {table} SET wall_ns = ? - (? - mono_ns), synced = 1 WHERE synced = 0 AND boot_id = ?",
+            (wall_ns, mono_ns, boot_id),
+        ).rowcount
+        stale += conn.execute(f"UPDATE {table} SET synced = 1 WHERE synced = 0").rowcount
+    return rebased, stale
+
+
+def fix_windows(conn: sqlite3.Connection, next_open_ns: int, window_ns: int) -> int:
+    """Fix each trusted record's window once; one that falls before `next_open_ns` counts there (late).
+
+    Returns how many records were counted late.
+    """
+    late = 0
+    for table in TIMED_TABLES:
+        late += conn.execute(
+            f"UPDATE {table} SET window_ns = ? WHERE window_ns IS NULL AND synced = 1 AND wall_ns < ?",
+            (next_open_ns, next_open_ns),
+        ).rowcount
+        conn.execute(
+            f"UPDATE {table} SET window_ns = wall_ns - (wall_ns % ?) WHERE window_ns IS NULL AND synced = 1",
+            (window_ns,),
+        )
+    return late
+
+
+def door_counts_in(conn: sqlite3.Connection, window_start_ns: int) -> list[tuple[str, int, int]]:
+    """(door, entries, exits) of every door reading fixed to one window."""
+    return [
+        (str(d), int(e), int(x))
+        for d, e, x in conn.execute("SELECT door, entries, exits FROM events WHERE window_ns = ?", (window_start_ns,))
+    ]
+
+
+def sale_lines_in(conn: sqlite3.Connection, window_start_ns: int) -> list[tuple[int, str, int, int]]:
+    """(basket id, category, quantity, line total) of completed, unflagged sales fixed to one window."""
+    return [
+        (int(b), str(c), int(q), int(t))
+        for b, c, q, t in conn.execute(
+            "SELECT l.basket_id, l.category, l.quantity, l.line_total_cents FROM basket_lines l"
+            " JOIN baskets b ON b.id = l.basket_id WHERE b.window_ns = ? AND b.kind = 'sale' AND b.flagged = ''",
+            (window_start_ns,),
+        )
+    ]
+
+
+def drop_released_older_than(conn: sqlite3.Connection, released_before_ns: int, cutoff_wall_ns: int) -> int:
+    """Delete raw records of released windows older than the cutoff; presence is never released, so it
+    goes by age alone. Returns how many events and baskets went."""
+    dropped = conn.execute(
+        "DELETE FROM events WHERE window_ns < ? AND wall_ns < ?", (released_before_ns, cutoff_wall_ns)
+    ).rowcount
+    conn.execute("DELETE FROM presence_events WHERE wall_ns < ?", (cutoff_wall_ns,))
+    dropped += conn.execute(
+        "DELETE FROM baskets WHERE window_ns < ? AND wall_ns < ?", (released_before_ns, cutoff_wall_ns)
+    ).rowcount
+    return dropped
+
+
+def drop_oldest_released(conn: sqlite3.Connection, released_before_ns: int, limit: int) -> int:
+    """Delete up to `limit` of the oldest door events of released windows; returns how many went."""
+    return conn.execute(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE window_ns < ? ORDER BY id LIMIT ?)",
+        (released_before_ns, limit),
+    ).rowcount
