@@ -7,6 +7,7 @@ one line and exits with code 2. See hub/sample-hub.toml for every key and its de
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -74,6 +75,13 @@ class HubConfig:
             return None
         host, _, port = self.dashboard.rpartition(":")
         return host, int(port)
+
+
+def sqlite_base_dir(config_path: Path) -> Path:
+    """Where a relative SQLite path points: the unit's state directory under systemd (the config then
+    arrives read-only, as a credential), else the folder of the configuration file."""
+    state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) if state else config_path.parent
 
 
 def is_postgres_dsn(database: str) -> bool:
@@ -148,7 +156,7 @@ def load_hub_config(path: str | Path) -> HubConfig:
     if not database:
         raise hub.fail("database", "is empty", 'write a SQLite path such as "hub.db" or a postgresql:// DSN')
     if not is_postgres_dsn(database) and not Path(database).is_absolute():
-        database = str((path.parent / database).resolve())
+        database = str((sqlite_base_dir(path) / database).resolve())
     k_min = hub.int_in("k_min", 5, 2, 100_000)
     dashboard = hub.get("dashboard", str, "127.0.0.1:8080")
     if dashboard:

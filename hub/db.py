@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import sqlite3
 import time
@@ -192,6 +193,8 @@ class Database:
                 raise StorageError(f"cannot connect to PostgreSQL ({str(exc).strip()[:200]})") from None
             return Connection(raw, True)
         Path(self.url).parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # owner-only: outside systemd the umask may be 022
+            os.close(os.open(self.url, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         try:
             raw = sqlite3.connect(self.url, isolation_level=None, check_same_thread=False, timeout=30)
             raw.execute("PRAGMA journal_mode=WAL")

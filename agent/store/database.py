@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -23,6 +24,16 @@ from agent.store.migrations import MIGRATIONS
 log = logging.getLogger(__name__)
 
 
+def create_private(path: Path) -> None:
+    """Create an empty database file readable by its owner only, unless it exists.
+
+    The file holds raw sales and door events; SQLite gives its -wal and -shm files the same mode.
+    Outside systemd (whose unit sets UMask=0077) the process umask would otherwise leave it 0644.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 class Store:
     """Owns one SQLite file; hands each thread its own connection to it."""
 
@@ -32,6 +43,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(self.path)
         self.recovered_from: Path | None = None
         if check_integrity and self.path.exists():
             problem = self._integrity_problem()

@@ -10,11 +10,11 @@ import pytest
 from agent.clock import NS_PER_S
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
-from agent.store.migrations import MIGRATIONS
+from agent.pipeline.release import WindowReleaser
 from agent.privacy.ledger import verify_chain
 from agent.privacy.sampler import DeterministicBitSource, discrete_laplace
-from agent.pipeline.release import WindowReleaser
 from agent.store import Store
+from agent.store.migrations import MIGRATIONS
 from tests.conftest import T0_NS, ManualClock
 
 HOUR = 3600 * NS_PER_S

@@ -10,8 +10,8 @@ import jsonschema
 from agent.config import AgentConfig, load_config
 from agent.driver_api import Basket, BasketLine
 from agent.pipeline.ingest import IngestWriter
-from agent.privacy.sampler import DeterministicBitSource, discrete_laplace
 from agent.pipeline.release import WindowReleaser
+from agent.privacy.sampler import DeterministicBitSource, discrete_laplace
 from agent.store import Store
 from tests.conftest import BASE_CONFIG, ManualClock
 

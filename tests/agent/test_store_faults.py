@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -51,3 +52,18 @@ def test_healthy_file_is_kept(tmp_path: Path) -> None:
     store = Store(path)
     assert store.recovered_from is None
     assert store.conn().execute("SELECT count(*) FROM events").fetchone()[0] == 10
+
+
+def test_a_new_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """Raw sales and door events: 0600 even when the umask would give 0644 (outside systemd)."""
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "data" / "shopkeeper.db")
+        with store.transaction() as conn:
+            Store.set_state(conn, "probe", "1")
+    finally:
+        os.umask(old)
+    for suffix in ("", "-wal"):
+        mode = (tmp_path / "data" / f"shopkeeper.db{suffix}").stat().st_mode & 0o777
+        assert mode == 0o600, f"shopkeeper.db{suffix} is {oct(mode)}"
+    store.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -80,3 +82,79 @@ def test_numba_cannot_even_load_under_memory_deny_write_execute(tmp_path: Path) 
     assert "cannot allocate executable memory" in result.stderr
     control = subprocess.run([sys.executable, "-c", "import numba"], capture_output=True, text=True, cwd=tmp_path)
     assert control.returncode == 0, control.stderr
+
+
+def exec_start_argv(name: str, substitutions: dict[str, str]) -> list[str]:
+    """The unit's own ExecStart command line, with its install paths pointed elsewhere."""
+    (line,) = unit_settings(name)["ExecStart"]
+    for old, new in substitutions.items():
+        line = line.replace(old, new)
+    return shlex.split(line)
+
+
+def test_hub_unit_exec_start_runs_the_hub_with_config_as_credential(tmp_path: Path) -> None:
+    """ExecStart as written (the `run` subcommand, the config read from the credentials directory %d,
+    a relative database in $STATE_DIRECTORY) starts a hub that subscribes, and stops cleanly."""
+    from agent.demo.local_broker import LocalBroker
+    from tests.hub.conftest import wait_for
+
+    credentials, state = tmp_path / "credentials", tmp_path / "state"
+    credentials.mkdir(mode=0o700)
+    state.mkdir()
+    settings = unit_settings("shopkeeper-hub.service")
+    loaded = dict(item.split(":", 1) for item in settings["LoadCredential"])
+    assert loaded["hub.toml"] == "/etc/shopkeeper/hub.toml", "the config must arrive as a credential"
+    assert settings["StateDirectory"] == ["shopkeeper-hub"]
+    with LocalBroker(tmp_path / "broker") as broker:
+        (credentials / "hub.toml").write_text(
+            f'[hub]\ncoop = "riverside"\ndashboard = ""\n\n[mqtt]\nport = {broker.port}\n'
+        )
+        (credentials / "hub.toml").chmod(0o400)
+        argv = exec_start_argv(
+            "shopkeeper-hub.service", {INSTALLED_EXE: shutil_which_shopkeeper(), "%d": str(credentials)}
+        )
+        assert argv[1:3] == ["hub", "run"]
+        log = tmp_path / "hub.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=out, cwd=state, env={**os.environ, "STATE_DIRECTORY": str(state)}
+            )
+        try:
+            wait_for(lambda: "subscribing to" in log.read_text(errors="replace"), 30, "the hub to subscribe")
+            assert (state / "hub.db").exists(), "a relative database belongs in the state directory"
+            assert not (credentials / "hub.db").exists()
+        finally:
+            process.terminate()
+            code = process.wait(30)
+    assert code == 0, log.read_text(errors="replace")
+
+
+def test_agent_unit_exec_start_runs_the_agent(tmp_path: Path) -> None:
+    """The agent unit's ExecStart, with /etc/shopkeeper pointed at a temporary folder, starts an agent
+    that connects to the broker and exits 0 on SIGTERM."""
+    from agent.demo import write_demo_config
+    from agent.demo.local_broker import LocalBroker
+    from tests.hub.conftest import wait_for
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    with LocalBroker(tmp_path / "broker") as broker:
+        config = write_demo_config(etc, broker.port, {"front": etc / "no-such-port-front", "back": etc / "no-back"})
+        assert config == etc / "agent.toml"
+        argv = exec_start_argv(
+            "shopkeeper-agent.service", {INSTALLED_EXE: shutil_which_shopkeeper(), "/etc/shopkeeper": str(etc)}
+        )
+        assert argv[1:] == ["run", str(etc / "agent.toml")]
+        log = tmp_path / "agent.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(argv, stdout=out, stderr=out, cwd=tmp_path)
+        try:
+            wait_for(lambda: "connected to" in log.read_text(errors="replace"), 60, "the agent to connect")
+        finally:
+            process.terminate()
+            code = process.wait(30)
+    assert code == 0, log.read_text(errors="replace")
+
+
+def shutil_which_shopkeeper() -> str:
+    return str(Path(sys.executable).parent / "shopkeeper")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from agent import driver_kit
+from agent.demo.local_broker import LocalBroker
 from agent.driver_api import installed_drivers
 from agent.driver_kit import Harness
-from agent.demo.local_broker import LocalBroker
 from firmware_sim.ld2410 import LD2410Simulator
 from firmware_sim.modbus_counter import ModbusCounterSimulator
 from firmware_sim.pty_device import PtyDevice

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 from hub.config import AlertSettings
 from hub.contract import Rejected, Status, Summary, hub_validator, parse_message, summary_schemas, validator
@@ -153,3 +155,14 @@ def test_an_offline_shop_is_flagged_once(conn: Connection) -> None:
     first = liveness_alerts(conn, "riverside", AlertSettings(), now=1000.0)
     assert [json.loads(p)["kind"] for _t, p in first] == ["offline"]
     assert liveness_alerts(conn, "riverside", AlertSettings(), now=1000.0) == []
+
+
+def test_a_new_sqlite_hub_database_is_owner_only(tmp_path: Path) -> None:
+    from hub.db import Database
+
+    old = os.umask(0o022)
+    try:
+        Database(str(tmp_path / "hub.db")).migrate()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "hub.db").stat().st_mode & 0o777 == 0o600

@@ -10,9 +10,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.demo.local_broker import LocalBroker
 from agent.driver_api import DriverOptionError, PresenceChange
 from agent.driver_kit import RecordingSink
-from agent.demo.local_broker import LocalBroker
 from drivers.mqtt_sensors.driver import MqttSensorsDriver
 
 SENSORS = [
