@@ -85,7 +85,15 @@ def coop_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoopBroker
 class Member:
     """A paho client logged in as one coop account, recording what it receives."""
 
-    def __init__(self, broker: CoopBroker, name: str, *, certificate: bool = True, password: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: CoopBroker,
+        name: str,
+        *,
+        certificate: bool = True,
+        password: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
         self.name = name
         self.received: list[tuple[str, bytes]] = []
         self._lock = threading.Lock()
@@ -93,7 +101,9 @@ class Member:
         self._suback = threading.Event()
         self.connect_code: Any = None
         self.granted: list[Any] = []
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{name}-{time.monotonic_ns()}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id or f"test-{name}-{time.monotonic_ns()}"
+        )
         pki = broker.pki
         if certificate:
             self.client.tls_set(str(pki / "ca.crt"), str(pki / f"{name}.crt"), str(pki / f"{name}.key"))
@@ -189,7 +199,7 @@ def test_tier2_and_status_reach_the_hub_but_not_another_store(members: dict[str,
 
 def test_hub_results_are_readable_by_every_store(members: dict[str, Member]) -> None:
     members["store-a"].subscribe(f"{COOP}/_hub/#")
-    members["_hub"].publish(f"{COOP}/_hub/benchmarks/footfall", b"district-benchmark")
+    members["_hub"].publish(f"{COOP}/_hub/t1/benchmarks/footfall/2026-11-16T10:00:00Z", b"district-benchmark")
     members["store-a"].wait_for(b"district-benchmark")
 
 
@@ -265,3 +275,72 @@ def test_the_agents_publisher_delivers_over_tls_with_the_stores_certificate(
     topics = [t for t, _p in hub.received]
     assert topics.count(f"{COOP}/store-a/t1/footfall/hourly") == 2
     assert f"{COOP}/store-a/status" in topics
+
+
+def test_a_store_cannot_read_another_stores_alerts_only_its_own(members: dict[str, Member]) -> None:
+    hub, store_a, store_b = members["_hub"], members["store-a"], members["store-b"]
+    store_a.subscribe(f"{COOP}/_hub/#")
+    store_b.subscribe(f"{COOP}/_hub/#")
+    hub.publish(f"{COOP}/_hub/t2/alerts/store-b", b"alert-for-b")
+    hub.publish(f"{COOP}/_hub/t2/alerts/store-a", b"alert-for-a")
+    hub.publish(f"{COOP}/_hub/t1/benchmarks/footfall/hourly", b"benchmark-for-all")
+    for member, own in ((store_a, b"alert-for-a"), (store_b, b"alert-for-b")):
+        member.wait_for(own)
+        member.wait_for(b"benchmark-for-all")
+    assert store_a.payloads() == {b"alert-for-a", b"benchmark-for-all"}
+    assert store_b.payloads() == {b"alert-for-b", b"benchmark-for-all"}
+
+
+def test_a_store_cannot_write_topics_outside_the_contract_shapes(members: dict[str, Member]) -> None:
+    hub, store_a = members["_hub"], members["store-a"]
+    hub.subscribe(f"{COOP}/#")
+    for junk in ("junk", "t1/a/b/c/d", "t3/footfall/hourly", "status/extra", "t1/footfall"):
+        store_a.publish(f"{COOP}/store-a/{junk}", b"junk-" + junk.encode())
+    store_a.publish(f"{COOP}/store-a/t1/footfall/hourly", b"a-own")  # same connection, so it arrives last
+    hub.wait_for(b"a-own")
+    assert [p for p in hub.payloads() if p.startswith(b"junk-")] == []
+
+
+class ClientIdSquatter:
+    """Connects as one store's certificate while asking for someone else's client id."""
+
+    def __init__(self, broker: CoopBroker, name: str, client_id: str) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.tls_set(
+            str(broker.pki / "ca.crt"), str(broker.pki / f"{name}.crt"), str(broker.pki / f"{name}.key")
+        )
+        self.connected = threading.Event()
+        self.client.on_connect = lambda *_args: self.connected.set()
+        self.client.connect("127.0.0.1", broker.cert_port)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_store_cannot_take_over_the_hubs_or_another_stores_session(coop_broker: CoopBroker) -> None:
+    """Client ids are the authenticated identity: reusing the hub's or store-b's id kicks nobody off."""
+    disconnects: dict[str, list[Any]] = {"_hub": [], "store-b": []}
+    documented_ids = {"_hub": "shopkeeper-hub-riverside-hub-1", "store-b": "shopkeeper-riverside-store-b"}
+    victims = {}
+    for name in disconnects:
+        member = Member(coop_broker, name, client_id=documented_ids[name])
+        member.client.on_disconnect = lambda _c, _u, _f, rc, _p, name=name: disconnects[name].append(rc)
+        victims[name] = member.wait_connected()
+    victims["_hub"].subscribe(f"{COOP}/#")
+    squatters = [
+        ClientIdSquatter(coop_broker, "store-a", client_id)
+        for client_id in ("shopkeeper-hub-riverside-hub-1", "_hub", "store-b", "shopkeeper-riverside-store-b")
+    ]
+    try:
+        for squatter in squatters:
+            assert squatter.connected.wait(10)
+        victims["store-b"].publish(f"{COOP}/store-b/t1/footfall/hourly", b"b-still-here")
+        victims["_hub"].wait_for(b"b-still-here")
+        assert disconnects == {"_hub": [], "store-b": []}
+    finally:
+        for squatter in squatters:
+            squatter.close()
+        for member in victims.values():
+            member.close()
