@@ -73,9 +73,9 @@ class WindowReleaser:
     def settle_event_times(self) -> None:
         self.windows.settle_event_times()
 
-    def release_window(self, start_ns: int) -> None:
+    def release_window(self, start_ns: int, end_ns: int | None = None) -> None:
         """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
-        end_ns = start_ns + self.window_ns
+        end_ns = start_ns + self.windows.window_ns if end_ns is None else end_ns
         true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
         noisy: dict[str, np.ndarray] = {}
         # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
@@ -88,7 +88,8 @@ class WindowReleaser:
                     continue  # its stored values stand; never draw again
                 self._check_budget(conn, start_ns, plan)
                 self._record(conn, start_ns, end_ns, plan, noisy[plan.name])
-            WindowClose.mark_released(conn, end_ns)
+            self.windows.mark_released(conn, end_ns)
+        self.windows.refresh()
         log.info("released window %s (%s)", iso_utc(start_ns), ", ".join(p.name for p in self.config.streams))
 
     def _noise(self, plan: StreamPlan, count: int) -> np.ndarray:
@@ -182,7 +183,7 @@ class WindowReleaser:
             "store": cfg.store,
             "stream": stream_path,
             "tier": plan.tier,
-            "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": cfg.window_s},
+            "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": (end_ns - start_ns) // NS_PER_S},
             "values": values,
             "late": self.clock.wall_ns() - end_ns > self.late_after_ns,
             "privacy": {

@@ -4,6 +4,11 @@ Windows lie on a fixed grid of the configured length. A window is due once its e
 passed on a trusted clock; nothing is released while the clock is unsynchronised (DESIGN.md promise 7).
 Records stamped before the clock synced are re-based from their monotonic stamps first, then every
 trusted record's window is fixed once, so each record counts in exactly one window.
+
+A change of window length (say 15 minutes to 1 hour) never drops a record: windows go on at the old
+length until the next window start lies on the new grid (at the latest at midnight UTC, since both
+lengths divide a day), then records already fixed to a not-yet-released window are fixed again on
+the new grid. The grid length in force is kept in the database beside the next window start.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from agent.store import Store, raw_events
 log = logging.getLogger(__name__)
 
 NEXT_WINDOW_KEY = "next_window_start_ns"
+GRID_KEY = "window_grid_s"  # the window length the next window start lies on
 
 
 class WindowClose:
@@ -26,11 +32,45 @@ class WindowClose:
 
     def __init__(self, config: AgentConfig, store: Store, clock: Clock) -> None:
         self.store, self.clock = store, clock
-        self.window_ns = config.window_s * NS_PER_S
+        self.configured_ns = config.window_s * NS_PER_S
         self.grace_ns = config.grace_s * NS_PER_S
         self.boot_id = boot_id()
+        self.window_ns = self._grid_in_force()
+        next_start = self.store.get_state(NEXT_WINDOW_KEY)
+        if (
+            self.window_ns != self.configured_ns
+            and next_start is not None
+            and int(next_start) % self.configured_ns == 0
+        ):
+            with self.store.transaction() as conn:
+                self._take_up_new_grid(conn, int(next_start))
+            self.window_ns = self.configured_ns
+        elif self.window_ns != self.configured_ns:
+            log.warning(
+                "window length changed from %ds to %ds: windows go on at %ds until the new grid is reached",
+                self.window_ns // NS_PER_S,
+                config.window_s,
+                self.window_ns // NS_PER_S,
+            )
         if clock.synced():
             self.ensure_first_window()
+
+    def _grid_in_force(self) -> int:
+        """The window length the stored next window start lies on; the configured one for a new store.
+
+        Stores from before the grid was recorded fall back to the length of the last released window.
+        """
+        stored = self.store.get_state(GRID_KEY)
+        if stored is not None:
+            return int(stored) * NS_PER_S
+        if self.store.get_state(NEXT_WINDOW_KEY) is None:
+            return self.configured_ns
+        row = (
+            self.store.conn()
+            .execute("SELECT window_end_ns - window_start_ns FROM release_ledger ORDER BY id DESC LIMIT 1")
+            .fetchone()
+        )
+        return self.configured_ns if row is None else int(row[0])
 
     def ensure_first_window(self) -> None:
         """The first window holds the first trusted reading: now, or the oldest event re-based at sync."""
@@ -40,13 +80,15 @@ class WindowClose:
             if self.store.get_state(NEXT_WINDOW_KEY) is None:
                 oldest = raw_events.oldest_synced_event_ns(conn)
                 first_ns = min(self.clock.wall_ns(), oldest) if oldest is not None else self.clock.wall_ns()
+                self.window_ns = self.configured_ns
                 Store.set_state(conn, NEXT_WINDOW_KEY, str(first_ns // self.window_ns * self.window_ns))
+                Store.set_state(conn, GRID_KEY, str(self.window_ns // NS_PER_S))
 
     def next_window_start(self) -> int:
         return int(self.store.get_state(NEXT_WINDOW_KEY) or 0)
 
-    def run_due(self, release: Callable[[int], None]) -> int:
-        """Call `release(start_ns)` for every window whose end plus grace has passed, oldest first."""
+    def run_due(self, release: Callable[[int, int], None]) -> int:
+        """Call `release(start_ns, end_ns)` for every window whose end plus grace has passed, oldest first."""
         if not self.clock.synced():
             log.debug("clock not synchronised; holding window release")
             return 0
@@ -61,7 +103,7 @@ class WindowClose:
                 return released
             # Readings that arrive while a backlog of windows is released are settled at the next
             # tick (in their own window, or late in the oldest open one): never lost, never twice.
-            release(start)
+            release(start, start + self.window_ns)
             released += 1
 
     def settle_event_times(self) -> None:
@@ -97,7 +139,22 @@ class WindowClose:
                     Store.bump_counter(conn, name, count)
         return rebased, stale
 
-    @staticmethod
-    def mark_released(conn: sqlite3.Connection, end_ns: int) -> None:
-        """Inside the release transaction: the next window to release starts where this one ended."""
+    def refresh(self) -> None:
+        """After the release transaction committed: take up the grid it recorded."""
+        self.window_ns = self._grid_in_force()
+
+    def mark_released(self, conn: sqlite3.Connection, end_ns: int) -> None:
+        """Inside the release transaction: the next window starts where this one ended, on the new grid
+        once that is reached."""
         Store.set_state(conn, NEXT_WINDOW_KEY, str(end_ns))
+        if self.window_ns != self.configured_ns and end_ns % self.configured_ns == 0:
+            self._take_up_new_grid(conn, end_ns)
+        else:
+            Store.set_state(conn, GRID_KEY, str(self.window_ns // NS_PER_S))
+
+    def _take_up_new_grid(self, conn: sqlite3.Connection, next_start_ns: int) -> None:
+        """Records fixed to unreleased windows of the old grid are fixed again on the configured one."""
+        unfixed = raw_events.unfix_windows_from(conn, next_start_ns)
+        raw_events.fix_windows(conn, next_start_ns, self.configured_ns)
+        Store.set_state(conn, GRID_KEY, str(self.configured_ns // NS_PER_S))
+        log.info("window length change reaches the new grid; %d record(s) re-windowed", unfixed)

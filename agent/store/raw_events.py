@@ -87,6 +87,15 @@ def fix_windows(conn: sqlite3.Connection, next_open_ns: int, window_ns: int) -> 
     return late
 
 
+def unfix_windows_from(conn: sqlite3.Connection, start_ns: int) -> int:
+    """Forget the window of every record fixed to a window starting at or after `start_ns` (none of
+    them is released yet), so the next settle fixes them on the grid now in force."""
+    return sum(
+        conn.execute(f"UPDATE {table} SET window_ns = NULL WHERE window_ns >= ?", (start_ns,)).rowcount
+        for table in TIMED_TABLES
+    )
+
+
 def door_counts_in(conn: sqlite3.Connection, window_start_ns: int) -> list[tuple[str, int, int]]:
     """(door, entries, exits) of every door reading fixed to one window."""
     return [
