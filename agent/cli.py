@@ -59,7 +59,11 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         problems = verify_ledger(config)
         for problem in problems:
             print(problem)
-        print("ledger chain intact" if not problems else f"{len(problems)} problem(s) in the ledger chain")
+        print(
+            "ledger chain intact; database and release journal agree"
+            if not problems
+            else f"{len(problems)} problem(s) in the ledger or between it and the release journal"
+        )
         return 0 if not problems else 1
     rows = ledger_rows(config)
     print(json.dumps(rows, indent=2) if args.json else format_ledger(rows))

@@ -10,7 +10,9 @@ from agent.config import AgentConfig
 from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
 from agent.pipeline.release import iso_utc
+from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
+from agent.privacy.reconcile import problems as journal_problems
 from agent.store import Store
 
 
@@ -136,8 +138,13 @@ def format_ledger(rows: list[dict[str, Any]]) -> str:
 
 
 def verify_ledger(config: AgentConfig) -> list[str]:
+    """Problems in the ledger's hash chain, in the release journal, or between the two."""
     store = _open(config)
     try:
-        return verify_chain(store.conn())
+        journal = ReleaseJournal(config.data_dir / JOURNAL_NAME)
+        try:
+            return verify_chain(store.conn()) + journal_problems(store, journal)
+        except JournalError as exc:
+            return [*verify_chain(store.conn()), str(exc)]
     finally:
         store.close()

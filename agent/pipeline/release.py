@@ -24,7 +24,9 @@ from agent.errors import PrivacyError
 from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
+from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.plan import StreamPlan
+from agent.privacy.reconcile import entries_for_ledger_ids, reconcile
 from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
 from agent.store import Store, releases
 
@@ -57,6 +59,10 @@ class WindowReleaser:
         self.grace_ns = config.grace_s * NS_PER_S
         # A window released this long after its end was held up (agent down, clock unsynced, backlog).
         self.late_after_ns = 2 * self.grace_ns + 60 * NS_PER_S
+        # The journal is reconciled before the window grid is read: it may move the next window on.
+        self.journal = ReleaseJournal(config.data_dir / JOURNAL_NAME)
+        reconcile(store, self.journal)
+        self._reconcile_due = False
         self.windows = WindowClose(config, store, clock)
         self.aggregate = Aggregator(config, store)
 
@@ -68,6 +74,10 @@ class WindowReleaser:
         if not self.clock.synced():
             return 0
         self.flush_ingest()
+        if self._reconcile_due:  # a journal append failed: what it left decides, never a second draw
+            reconcile(self.store, self.journal)
+            self.windows.refresh()
+            self._reconcile_due = False
         return self.windows.run_due(self.release_window)
 
     def settle_event_times(self) -> None:
@@ -83,12 +93,19 @@ class WindowReleaser:
             true = true_tables[plan.name]
             noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
         with self.store.transaction() as conn:
+            recorded = []
             for plan in self.config.streams:
                 if releases.is_released(conn, start_ns, plan.name):
                     continue  # its stored values stand; never draw again
                 self._check_budget(conn, start_ns, plan)
-                self._record(conn, start_ns, end_ns, plan, noisy[plan.name])
+                recorded.append(self._record(conn, start_ns, end_ns, plan, noisy[plan.name]))
             self.windows.mark_released(conn, end_ns)
+            # The journal line is durable before the transaction commits (privacy/journal.py).
+            try:
+                self.journal.append(entries_for_ledger_ids(conn, recorded))
+            except JournalError:
+                self._reconcile_due = True
+                raise
         self.windows.refresh()
         log.info("released window %s (%s)", iso_utc(start_ns), ", ".join(p.name for p in self.config.streams))
 
@@ -110,7 +127,8 @@ class WindowReleaser:
 
     def _record(
         self, conn: sqlite3.Connection, start_ns: int, end_ns: int, plan: StreamPlan, noisy: np.ndarray
-    ) -> None:
+    ) -> int:
+        """Ledger row, spend and outbox messages of one stream; returns the ledger id."""
         num, den = plan.noise_parameters()
         values = {
             key: {field: int(noisy[i, j]) for j, field in enumerate(plan.fields)} for i, key in enumerate(plan.keys)
@@ -150,6 +168,7 @@ class WindowReleaser:
         for key in plan.keys:
             published = {field: plan.post_process(v) for field, v in values[key].items()}
             self._queue_message(conn, ledger_id, start_ns, end_ns, plan, key, published)
+        return ledger_id
 
     def _queue_message(
         self,

@@ -42,3 +42,72 @@ def insert_spend(
         "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id, rho) VALUES (?, ?, ?, ?, ?, ?)",
         (window_start_ns, stream, unit, epsilon, ledger_id, rho),
     )
+
+
+LEDGER_COLUMNS = (
+    "window_start_ns",
+    "window_end_ns",
+    "stream",
+    "noisy_values",
+    "mechanism",
+    "parameters",
+    "epsilon",
+    "sampler_version",
+    "released_wall_ns",
+    "prev_hash",
+    "hash",
+)
+MESSAGE_COLUMNS = ("seq", "msg_id", "topic", "payload", "window_start_ns", "created_wall_ns")
+
+
+def ledger_keys(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, str]]:
+    """(window start, stream) -> (ledger id, hash) of every release the database holds."""
+    return {
+        (int(s), str(st)): (int(i), str(h))
+        for i, s, st, h in conn.execute("SELECT id, window_start_ns, stream, hash FROM release_ledger ORDER BY id")
+    }
+
+
+def release_record(
+    conn: sqlite3.Connection, ledger_id: int
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """One release as committed: its ledger row, its spend and its outbox messages."""
+    row = conn.execute(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM release_ledger WHERE id = ?", (ledger_id,)).fetchone()
+    spend_row = conn.execute(
+        "SELECT unit, epsilon, rho FROM privacy_spend WHERE ledger_id = ?", (ledger_id,)
+    ).fetchone()
+    messages = [
+        dict(zip(MESSAGE_COLUMNS, m, strict=True))
+        for m in conn.execute(
+            f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM outbox WHERE ledger_id = ? ORDER BY seq", (ledger_id,)
+        )
+    ]
+    spend = dict(zip(("unit", "epsilon", "rho"), spend_row, strict=True)) if spend_row else {}
+    return dict(zip(LEDGER_COLUMNS, row, strict=True)), spend, messages
+
+
+def restore_release(
+    conn: sqlite3.Connection, release: dict[str, Any], spend: dict[str, Any], messages: list[dict[str, Any]]
+) -> int:
+    """Put a release back as it was committed (same hashes, seqs and message ids); returns how many of
+    its messages could not be put back because their seq or msg_id is taken."""
+    ledger_id = insert_ledger_row(conn, {k: release[k] for k in LEDGER_COLUMNS})
+    if spend:
+        insert_spend(
+            conn,
+            release["window_start_ns"],
+            release["stream"],
+            spend["unit"],
+            spend["epsilon"],
+            spend.get("rho", ""),
+            ledger_id,
+        )
+    clashes = 0
+    for m in messages:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO outbox (seq, msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (m["seq"], m["msg_id"], m["topic"], m["payload"], m["window_start_ns"], ledger_id, m["created_wall_ns"]),
+        )
+        clashes += cursor.rowcount == 0
+    return clashes
