@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 
 CHUNK = 5_000
 DELIVERED_KEEP_S = 7 * 86400  # delivered summaries stay a week for `status`; the ledger keeps the values for ever
+# POS record ids outlive the raw baskets by far, so that a late duplicate is never counted again (no
+# vendor retries or replays for anywhere near this long); their own bound is age, then count (~40 B each).
+SOURCE_IDS_KEEP_S = 400 * 86400
+SOURCE_IDS_MAX = 2_000_000
 
 
 @dataclasses.dataclass
@@ -50,6 +54,9 @@ class Retention:
             ).rowcount
             if report.dropped_age:
                 Store.bump_counter(conn, "dropped_raw_age", report.dropped_age)
+            forgotten = raw_events.forget_source_ids(conn, now - SOURCE_IDS_KEEP_S * NS_PER_S, SOURCE_IDS_MAX)
+            if forgotten:
+                Store.bump_counter(conn, "pos_source_ids_forgotten", forgotten)
         while self.store.used_bytes() > self.max_bytes:
             with self.store.transaction() as conn:
                 dropped = raw_events.drop_oldest_released(conn, released_before, CHUNK)

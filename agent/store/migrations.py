@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import sqlite_utils
@@ -125,3 +126,25 @@ def _unsynced_index(db: sqlite_utils.Database) -> None:
     # keep that a lookup of the (usually empty) unsynced set instead of a scan of all raw events.
     db.execute("CREATE INDEX events_unsynced ON events(boot_id) WHERE synced = 0")
     db.execute("CREATE INDEX baskets_unsynced ON baskets(boot_id) WHERE synced = 0")
+
+
+@migration("0008_pos_source_ids")
+def _pos_source_ids(db: sqlite_utils.Database) -> None:
+    # Which POS records (order, receipt, file row) were already counted, kept far longer than the raw
+    # baskets so that a late duplicate (a webhook replayed weeks later) is never counted again. Compact:
+    # a 16-byte digest of (driver, source id) and when it was first seen.
+    db.execute(
+        """CREATE TABLE pos_source_ids (
+            digest BLOB PRIMARY KEY, first_seen_wall_ns INTEGER NOT NULL) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX pos_source_ids_age ON pos_source_ids(first_seen_wall_ns)")
+    rows = db.execute("SELECT driver, source_id, wall_ns FROM baskets").fetchall()
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO pos_source_ids VALUES (?, ?)",
+        [(source_digest(driver, source_id), wall) for driver, source_id, wall in rows],
+    )
+
+
+def source_digest(driver: str, source_id: str) -> bytes:
+    """The key of one POS record in `pos_source_ids` (SHA-256, first 16 bytes)."""
+    return hashlib.sha256(f"{driver}\0{source_id}".encode()).digest()[:16]

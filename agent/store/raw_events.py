@@ -8,6 +8,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 
+from agent.store.migrations import source_digest
+
+UNTRUSTED_FIRST_SEEN = 1 << 62
 TIMED_TABLES = ("events", "baskets")  # raw records whose window is fixed once their time is trusted
 
 DoorRow = tuple[str, int, int, int, str, str, int, int]  # boot, mono, wall, synced, driver, door, in, out
@@ -33,7 +36,16 @@ def insert_presence(conn: sqlite3.Connection, rows: Sequence[PresenceRow]) -> No
 
 
 def insert_basket(conn: sqlite3.Connection, basket: BasketRow, lines: Iterable[LineRow]) -> bool:
-    """Store a basket once per (driver, source_id); False when it was already stored (a replay)."""
+    """Store a basket once per (driver, source_id) for life; False for a replay, even one that arrives
+    after retention deleted the basket itself (`pos_source_ids` outlives the raw tables)."""
+    driver, source_id = basket[4], basket[5]
+    # A time from an unsynchronised clock may be decades off; such an id is kept until the count bound.
+    first_seen = basket[2] if basket[3] else UNTRUSTED_FIRST_SEEN
+    seen = conn.execute(
+        "INSERT OR IGNORE INTO pos_source_ids VALUES (?, ?)", (source_digest(driver, source_id), first_seen)
+    )
+    if seen.rowcount == 0:
+        return False
     cursor = conn.execute(
         "INSERT OR IGNORE INTO baskets (boot_id, mono_ns, wall_ns, synced, driver, source_id, kind, payment,"
         " currency, total_cents, flagged, pos_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -126,6 +138,19 @@ def drop_released_older_than(conn: sqlite3.Connection, released_before_ns: int, 
     dropped += conn.execute(
         "DELETE FROM baskets WHERE window_ns < ? AND wall_ns < ?", (released_before_ns, cutoff_wall_ns)
     ).rowcount
+    return dropped
+
+
+def forget_source_ids(conn: sqlite3.Connection, cutoff_wall_ns: int, keep_at_most: int) -> int:
+    """Drop remembered POS ids older than the cutoff, then the oldest beyond `keep_at_most`."""
+    dropped = conn.execute("DELETE FROM pos_source_ids WHERE first_seen_wall_ns < ?", (cutoff_wall_ns,)).rowcount
+    excess = conn.execute("SELECT count(*) FROM pos_source_ids").fetchone()[0] - keep_at_most
+    if excess > 0:
+        dropped += conn.execute(
+            "DELETE FROM pos_source_ids WHERE digest IN"
+            " (SELECT digest FROM pos_source_ids ORDER BY first_seen_wall_ns LIMIT ?)",
+            (excess,),
+        ).rowcount
     return dropped
 
 

@@ -63,3 +63,30 @@ def test_age_bound_drops_only_released_raw(config: AgentConfig, clock: ManualClo
     )
     assert store.counters()["dropped_raw_age"] == 20
     assert not report.over_bound
+
+
+def test_a_pos_record_is_counted_once_for_life_even_after_retention_dropped_it(
+    config: AgentConfig, clock: ManualClock
+) -> None:
+    """A webhook replayed (or a payment re-sent on a refund) 40 days later adds no sale."""
+    from agent.driver_api import Basket, BasketLine
+    from agent.pipeline.ingest import IngestWriter
+
+    store = Store(config.db_path)
+    ingest = IngestWriter(store, clock)
+    ingest.start()
+    sale = Basket("sq-payment-1", (BasketLine("Rye loaf", 1, 450, 450),), 450)
+    ingest.submit("square", sale)
+    assert ingest.flush()
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(40 * 86400)
+    releaser.tick()
+    Retention(store, clock, max_age_s=30 * 86400, max_bytes=10**9).run()
+    assert store.conn().execute("SELECT count(*) FROM baskets").fetchone()[0] == 0, "raw basket dropped by age"
+    ingest.submit("square", sale)
+    ingest.submit("square", Basket("sq-payment-2", (BasketLine("Rye loaf", 1, 450, 450),), 450))
+    assert ingest.flush()
+    ingest.stop()
+    ids = [r[0] for r in store.conn().execute("SELECT source_id FROM baskets")]
+    assert ids == ["sq-payment-2"]
+    assert ingest.stats()["duplicate_baskets"] == 1
