@@ -26,7 +26,11 @@ def _load(path: str) -> AgentConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from agent.privacy.plan import plan_warnings
+
     config = _load(args.config)
+    for warning in plan_warnings(config.streams):
+        print(f"warning: {args.config}: privacy: {warning}", file=sys.stderr)
     print(
         f"{args.config}: ok (coop {config.coop}, store {config.store}, doors {', '.join(config.doors)}, "
         f"{len(config.drivers)} driver(s), window {config.window_s}s)"
@@ -38,6 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args.config)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from agent.ops.runtime import Agent
+    from agent.privacy.plan import plan_warnings
+
+    for warning in plan_warnings(config.streams):
+        logging.getLogger("agent.privacy").warning("%s", warning)
 
     Agent(config).run_forever()
     return 0

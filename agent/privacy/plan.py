@@ -10,6 +10,7 @@ sequentially, so their costs add up.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from fractions import Fraction
 
@@ -200,3 +201,30 @@ def _int_or_none(value: object) -> int | None:
     if value is None or isinstance(value, int):
         return value
     raise TypeError(f"expected an int, got {value!r}")
+
+
+#: Above this, `check-config` warns: a unit's odds can then move by more than e^2 (about 7x) in a window.
+SANE_EPSILON_PER_WINDOW = Fraction(2)
+
+
+def epsilon_per_unit(plans: Sequence[StreamPlan]) -> dict[str, Fraction]:
+    """What one unit costs per window over every stream (pure epsilon-DP units only; zCDP units are
+    accounted in rho)."""
+    out: dict[str, Fraction] = {}
+    for unit in sorted({p.unit for p in plans}):
+        streams = [p for p in plans if p.unit == unit]
+        if all(p.rho is None for p in streams):
+            out[unit] = sum((p.epsilon or Fraction(0) for p in streams), Fraction(0))
+    return out
+
+
+def plan_warnings(plans: Sequence[StreamPlan]) -> list[str]:
+    """Plans that fit their budget but spend more than a sane epsilon per window, in plain words."""
+    return [
+        f"each {unit} costs epsilon {float(total):g} per window over all streams, above {SANE_EPSILON_PER_WINDOW}: an"
+        f" observer's odds about any one {unit} may move by a factor of up to e^{float(total):g} (about"
+        f" {math.exp(total):,.0f}x); a person who causes k of them in a window costs k times that."
+        " Lower the streams' epsilon unless the coop asked for this knowingly (docs/privacy.md)"
+        for unit, total in epsilon_per_unit(plans).items()
+        if total > SANE_EPSILON_PER_WINDOW
+    ]

@@ -70,3 +70,26 @@ def test_disabled_store_stream_frees_its_budget(tmp_path: Path) -> None:
     path.write_text(text + "\n[privacy.footfall_store]\nenabled = false\n")
     config = load_config(path, drivers={})
     assert [p.name for p in config.streams] == ["footfall_door"]
+
+
+def test_check_config_warns_above_a_sane_epsilon_per_window_and_says_what_it_means(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        BASE_CONFIG.format(port=1883).replace("epsilon = 0.5", "epsilon = 5")
+        + "\n[privacy]\nbudget_epsilon_per_window = 10\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "door event costs epsilon 5.5 per window" in result.stderr
+    assert "odds" in result.stderr and "docs/privacy.md" in result.stderr
+    sane = tmp_path / "sane.toml"
+    sane.write_text(BASE_CONFIG.format(port=1883))
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "check-config", str(sane)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0 and "warning" not in result.stderr
