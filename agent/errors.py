@@ -23,3 +23,7 @@ class StoreError(AgentError):
 
 class PrivacyError(AgentError):
     """A release would break a privacy promise (budget, randomness); nothing is released."""
+
+
+class InternalThreadDied(AgentError):
+    """An internal thread of the agent ended on an exception; the process exits non-zero to be restarted."""

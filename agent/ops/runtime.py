@@ -12,7 +12,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
-from agent.errors import PrivacyError
+from agent.errors import InternalThreadDied, PrivacyError
 from agent.ops.health import HealthServer
 from agent.ops.sdnotify import notify, watchdog_interval_s
 from agent.ops.supervisor import DriverSupervisor
@@ -21,6 +21,7 @@ from agent.pipeline.publish import Publisher
 from agent.pipeline.release import WindowReleaser
 from agent.pipeline.retention import Retention
 from agent.store import Store
+from agent.threads import set_fatal_handler
 
 log = logging.getLogger(__name__)
 # A tick that is still running when the next is due is skipped by design (max_instances=1, coalesce);
@@ -54,6 +55,7 @@ class Agent:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.health_server: HealthServer | None = None
         self.stopped = threading.Event()
+        self.fatal: str | None = None  # why an internal thread died; the process then exits non-zero
         self._release_failed = False
         self._last_tick = time.monotonic()
 
@@ -114,8 +116,17 @@ class Agent:
         """True while the release loop keeps ticking (what the systemd watchdog checks)."""
         return time.monotonic() - self._last_tick < 3 * self.tick_real_s() + 30
 
+    def _thread_died(self, name: str, exc: BaseException) -> None:
+        self.fatal = f"internal thread {name} died: {type(exc).__name__}: {exc}"
+        self.stopped.set()
+
     def run_forever(self) -> None:
-        """Start, then serve until SIGTERM or SIGINT; pings the systemd watchdog while healthy."""
+        """Start, then serve until SIGTERM or SIGINT; pings the systemd watchdog while healthy.
+
+        Raises InternalThreadDied (the CLI exits 1, systemd restarts the agent) when one of the agent's
+        own threads died, instead of running on without it.
+        """
+        set_fatal_handler(self._thread_died)
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: stopping", signum)
@@ -131,6 +142,9 @@ class Agent:
             else:
                 log.error("the release loop has not ticked for a while; withholding the watchdog ping")
         self.stop()
+        set_fatal_handler(None)
+        if self.fatal is not None:
+            raise InternalThreadDied(f"{self.fatal}; stopped so that systemd restarts the agent")
 
     def stop(self) -> None:
         notify("STOPPING=1")

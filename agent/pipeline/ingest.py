@@ -6,6 +6,7 @@ is bounded, so a flood of readings slows the drivers down instead of growing mem
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -17,13 +18,54 @@ from typing import Any
 
 from agent.clock import Clock, boot_id
 from agent.driver_api import Basket, BasketLine, DoorCount, PresenceChange, Reading
+from agent.logs import RateLimitedLog
 from agent.privacy.bounds import OTHER
 from agent.store import Store, raw_events
+from agent.threads import start_guarded
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500
 BATCH_WAIT_S = 0.05
+QUEUE_WAIT_S = 5.0  # how long a driver may be held up by a full queue before its reading is refused
+MAX_COUNT = 1_000_000  # entries or exits in one DoorCount: far above any door, far below int64
+MAX_CENTS = 10**13  # |amount| of one basket or line: 100 billion in cents, far below int64
+MAX_QUANTITY = 10**6
+MAX_TEXT = 4096  # characters in one stored text field
+
+
+def unstorable(reading: Reading) -> str | None:
+    """Why the store cannot take this reading as it is, or None. Checked before it is queued, so one
+    absurd value (an amount of 1e30) is refused alone and never reaches a batch."""
+    if isinstance(reading, DoorCount):
+        for name, value in (("entries", reading.entries), ("exits", reading.exits)):
+            if not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+                return f"{name} {value!r} is not a count between 0 and {MAX_COUNT}"
+        return None
+    if isinstance(reading, Basket):
+        if not isinstance(reading.total_cents, int) or abs(reading.total_cents) > MAX_CENTS:
+            return f"total {reading.total_cents!r} is not an amount in cents within +-{MAX_CENTS}"
+        texts = [reading.source_id, reading.kind, reading.payment, reading.currency, reading.flagged, reading.pos_time]
+        for line in reading.lines:
+            for name, value, bound in (
+                ("quantity", line.quantity, MAX_QUANTITY),
+                ("unit price", line.unit_price_cents, MAX_CENTS),
+                ("line total", line.line_total_cents, MAX_CENTS),
+            ):
+                if not isinstance(value, int) or abs(value) > bound:
+                    return f"line {line.name[:40]!r}: {name} {value!r} is out of range (at most {bound})"
+            texts += [line.name, line.sku, line.pos_category]
+        if any(not isinstance(s, str) or len(s) > MAX_TEXT for s in texts):
+            return f"a text field is not text of at most {MAX_TEXT} characters"
+        if not reading.source_id:
+            return "no source id (order, receipt or row id): it could not be de-duplicated"
+    return None
+
+
+def is_disk_problem(exc: sqlite3.OperationalError) -> bool:
+    """A full disk or an I/O error: wait and retry, the data is still in memory."""
+    text = str(exc).lower()
+    return any(s in text for s in ("full", "disk i/o", "readonly", "unable to open", "locked", "busy"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -47,41 +89,73 @@ class IngestWriter:
         self.duplicates = 0
         self.boot = boot_id()
         self._queue: queue.Queue[StampedReading | threading.Event | None] = queue.Queue(maxsize=queue_max)
-        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.accepted = 0
         self.bad_frames: Counter[str] = Counter()
         self.problems: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter()  # "driver:reason" -> readings the store could not take
+        self.store_error = ""  # why the store is not writable right now (a full disk), "" when it is
         self._lock = threading.Lock()
+        self._refusal_log = RateLimitedLog(log)
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread = start_guarded("ingest-writer", self._run)
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def sink_for(self, driver: str) -> DriverSink:
         """The Sink handed to one driver instance."""
         return DriverSink(self, driver)
 
-    def submit(self, driver: str, reading: Reading) -> None:
-        """Stamp now and queue; blocks while the queue is full (back-pressure on the driver)."""
-        stamped = StampedReading(
-            self.boot, self.clock.monotonic_ns(), self.clock.wall_ns(), self.clock.synced(), driver, reading
-        )
-        self._queue.put(stamped)
+    def submit(self, driver: str, reading: Reading) -> bool:
+        """Stamp now and queue; False (counted, logged) when the reading is refused.
+
+        A reading the store could never hold is refused at once, on its own. A full queue (the store is
+        not keeping up, e.g. a full disk) blocks the driver for up to QUEUE_WAIT_S, then refuses: a
+        webhook then answers 503 and its sender retries later; nothing that was acknowledged is lost.
+        """
+        reason = unstorable(reading)
+        if reason is None:
+            stamped = StampedReading(
+                self.boot, self.clock.monotonic_ns(), self.clock.wall_ns(), self.clock.synced(), driver, reading
+            )
+            try:
+                self._queue.put(stamped, timeout=QUEUE_WAIT_S)
+                return True
+            except queue.Full:
+                reason = "queue full: the store is not keeping up" + (
+                    f" ({self.store_error})" if self.store_error else ""
+                )
+        self._refuse(driver, reason)
+        return False
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until everything submitted so far is committed."""
+        """Wait until everything submitted so far is committed (False on timeout)."""
         done = threading.Event()
-        self._queue.put(done)
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
         return done.wait(timeout)
 
     def stop(self) -> None:
-        """Commit what is queued, then end the writer thread."""
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Commit what is queued, then end the writer thread (never hangs on a full queue)."""
+        self._stopping.set()
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                stopping = self._stopping.is_set()
+                continue
             batch: list[StampedReading] = []
             waiters: list[threading.Event] = []
             while True:
@@ -97,10 +171,54 @@ class IngestWriter:
                     item = self._queue.get(timeout=BATCH_WAIT_S if batch else 0.001)
                 except queue.Empty:
                     break
-            if batch:
-                self._commit(batch)
+            if batch and not self._commit_until_stored(batch):
+                return  # stopping while the store refused every write: nothing of it was acknowledged
             for waiter in waiters:
                 waiter.set()
+
+    def _commit_until_stored(self, batch: list[StampedReading]) -> bool:
+        """Commit the batch, retrying while the disk is full; a record the store rejects goes alone."""
+        delay = 0.5
+        while True:
+            try:
+                self._commit(batch)
+                if self.store_error:
+                    log.warning("the store is writable again; %d waiting reading(s) committed", len(batch))
+                    self.store_error = ""
+                return True
+            except sqlite3.OperationalError as exc:
+                if not is_disk_problem(exc):
+                    raise
+                if not self.store_error:
+                    log.error(
+                        "cannot write %s: %s; %d reading(s) wait in memory and new ones are refused once %d are"
+                        " queued; retrying until space is freed",
+                        self.store.path,
+                        exc,
+                        len(batch),
+                        self._queue.maxsize,
+                    )
+                self.store_error = f"database not writable: {exc}"
+                if self._stopping.wait(delay):
+                    log.error("stopping with %d reading(s) not stored (never acknowledged)", len(batch))
+                    return False
+                delay = min(delay * 2, 10.0)
+            except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError):
+                self._commit_one_by_one(batch)
+                return True
+
+    def _commit_one_by_one(self, batch: list[StampedReading]) -> None:
+        """Find the records the store cannot take; refuse each alone, keep every other one."""
+        for stamped in batch:
+            try:
+                self._commit([stamped])
+            except (sqlite3.IntegrityError, sqlite3.InterfaceError, OverflowError, ValueError, TypeError) as exc:
+                self._refuse(stamped.driver, f"the store cannot hold it ({type(exc).__name__}: {exc})")
+
+    def _refuse(self, driver: str, reason: str) -> None:
+        with self._lock:
+            self.refused[f"{driver}:{reason[:120]}"] += 1
+        self._refusal_log.warning(f"{driver}:{reason[:60]}", "driver %s: reading refused: %s", driver, reason)
 
     def _commit(self, batch: list[StampedReading]) -> None:
         doors = [
@@ -172,6 +290,8 @@ class IngestWriter:
                 "duplicate_baskets": self.duplicates,
                 "bad_frames": dict(self.bad_frames),
                 "problems": dict(self.problems),
+                "refused": dict(self.refused),
+                "store_error": self.store_error,
             }
 
 
