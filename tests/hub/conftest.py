@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hub.db import Connection, Database
-from hub.local_postgres import LocalPostgres, postgres_bin_dir
+from devtools.local_postgres import LocalPostgres, postgres_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

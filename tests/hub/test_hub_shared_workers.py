@@ -20,7 +20,7 @@ import pytest
 
 from agent.local_broker import LocalBroker
 from hub.db import Database
-from hub.loadgen import FastPublisher, shop_days
+from devtools.loadgen import FastPublisher, shop_days
 from hub.storage import counters
 from tests.hub.conftest import HubProcess, count, wait_for, write_hub_config
 
