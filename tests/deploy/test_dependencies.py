@@ -80,7 +80,7 @@ def test_the_agent_alone_installs_no_hub_gpio_or_test_packages(tmp_path: Path) -
     installed = resolve(tmp_path)
     unwanted = (NEVER_ON_THE_BOX | extra_names("hub", "gpio", "test", "bench")) - CARD
     assert installed & unwanted == set(), sorted(installed & unwanted)
-    assert CARD <= installed, sorted(CARD - installed)
+    assert installed >= CARD, sorted(CARD - installed)
 
 
 def test_the_hub_extra_adds_the_postgresql_driver_and_the_schema_validator(tmp_path: Path) -> None:
@@ -99,6 +99,9 @@ def test_test_tooling_is_not_in_an_installed_package() -> None:
     assert not any(p.startswith("devtools") for p in packages)
     for moved in ("hub/loadgen.py", "hub/local_postgres.py", "agent/kernels/thermal_numpy.py"):
         assert not (REPO / moved).exists(), f"{moved} is test tooling: it lives in devtools/"
+    # NumPy twins of the numba kernels are benchmark baselines and test references, not runtime code.
+    twins = [str(p) for p in (REPO / "agent").rglob("*.py") if re.search(r"^def \w+_numpy\(", p.read_text(), re.M)]
+    assert twins == [], twins
 
 
 @pytest.mark.parametrize("blocked", [("jsonschema", "psycopg"), ("psycopg",), ("jsonschema",)])

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from agent.local_broker import LocalBroker
-from hub.db import Database
 from devtools.loadgen import FastPublisher, shop_days
+from hub.db import Database
 from hub.storage import counters
 from tests.hub.conftest import HubProcess, count, wait_for, write_hub_config
 
