@@ -49,16 +49,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     missing = missing_hub_modules()
     if missing:
-        print(f"error: shopkeeper hub needs the hub extra (missing {', '.join(missing)}): {HUB_EXTRA_HINT}",
-              file=sys.stderr)
+        print(
+            f"error: shopkeeper hub needs the hub extra (missing {', '.join(missing)}): {HUB_EXTRA_HINT}",
+            file=sys.stderr,
+        )
         return EXIT_CONFIG
     from hub.config import load_hub_config
 
     try:
         config = load_hub_config(args.config)
         if args.command == "check-config":
-            print(f"{args.config}: ok (coop {config.coop}, database {'postgresql' if config.is_postgres else 'sqlite'},"
-                  f" subscribing to {config.topic_filter})")
+            print(
+                f"{args.config}: ok (coop {config.coop}, database {'postgresql' if config.is_postgres else 'sqlite'},"
+                f" subscribing to {config.topic_filter})"
+            )
             return 0
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from hub.runtime import Hub

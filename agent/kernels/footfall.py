@@ -33,4 +33,3 @@ def count_footfall(
         out[w, d, 0] += entries[i]
         out[w, d, 1] += exits[i]
     return out
-

@@ -51,8 +51,18 @@ def resolve(tmp_path: Path, extras: str = "") -> set[str]:
     report = tmp_path / "report.json"
     target = f"{source}[{extras}]" if extras else str(source)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet", "--report",
-         str(report), target],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            target,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
