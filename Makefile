@@ -19,7 +19,7 @@ unit: setup
 	$(PY) -m pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check agent drivers firmware_sim hub tests bench
+	$(VENV)/bin/ruff check agent drivers firmware_sim hub devtools tests bench
 	$(VENV)/bin/mypy
 
 bench: setup

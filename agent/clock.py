@@ -76,8 +76,6 @@ class SyncCheck:
                 check=False,
             )
             return out.stdout.strip() == "yes"
-        if source.startswith("file:"):
-            return Path(source[5:]).exists()
         raise ValueError(f"unknown clock sync source {self.source!r}")
 
 

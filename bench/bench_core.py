@@ -26,11 +26,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.clock import NS_PER_S, AcceleratedClock, SystemClock
-from agent.driver_api import DoorCount
-from agent.pipeline.ingest import IngestWriter
-from agent.kernels.footfall import count_footfall, count_footfall_numpy
 from agent.demo.local_broker import LocalBroker
+from agent.driver_api import DoorCount
+from agent.kernels.footfall import count_footfall
+from agent.pipeline.ingest import IngestWriter
 from agent.store import Store
+from devtools.footfall_numpy import count_footfall_numpy
 
 
 def bench_ingest(n: int, workdir: Path) -> dict[str, float]:

@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.demo.local_broker import LocalBroker
+from devtools.loadgen import FastPublisher, shop_days
+from devtools.local_postgres import LocalPostgres, postgres_bin_dir
 from hub.db import Database
-from hub.loadgen import FastPublisher, shop_days
-from hub.local_postgres import LocalPostgres, postgres_bin_dir
 
 SHOPS, HOURS = 500, 24
 DAY = 1_763_251_200

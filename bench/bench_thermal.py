@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.kernels.thermal import ThermalCounter
-from agent.kernels.thermal_numpy import ThermalCounterNumpy
+from devtools.thermal_numpy import ThermalCounterNumpy
 from firmware_sim.thermal90640 import SCENARIOS, render_frames, scenario, score_crossings
 
 

@@ -31,6 +31,6 @@ fi
 
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -e ".[test,bench]"
+"$VENV/bin/python" -m pip install -q -e ".[test,bench,hub,gpio]"
 touch "$VENV/.installed"
 echo "bootstrap: ready ($("$VENV/bin/python" --version), $("$VENV/bin/shopkeeper" --version))"

@@ -7,7 +7,8 @@
 #     sudo deploy/install.sh --uninstall          remove the venv, units and rules; keep config and data
 #     sudo deploy/install.sh --uninstall --purge  also delete /etc/shopkeeper, /var/lib/shopkeeper, the user
 # Options: --prefix DIR, --etc-dir DIR, --state-dir DIR, --source PATH (checkout, sdist or wheel),
-#          --python PYTHON, --no-systemd (no user, units, udev: for tests and containers).
+#          --python PYTHON, --no-systemd (no user, units, udev: for tests and containers),
+#          --extras LIST (comma-separated: gpio for drivers/beam_gpio, hub for the coop's hub machine).
 set -euo pipefail
 umask 022
 
@@ -22,6 +23,7 @@ SERVICE_USER=shopkeeper
 WITH_SYSTEMD=1
 UNINSTALL=0
 PURGE=0
+EXTRAS=
 MARKER=.shopkeeper-prefix
 
 say() { echo "install: $*"; }
@@ -35,6 +37,7 @@ while [ $# -gt 0 ]; do
         --state-dir) STATE_DIR=$2; shift 2 ;;
         --source) SOURCE=$2; shift 2 ;;
         --python) PYTHON=$2; shift 2 ;;
+        --extras) EXTRAS=$2; shift 2 ;;
         --no-systemd) WITH_SYSTEMD=0; shift ;;
         --uninstall) UNINSTALL=1; shift ;;
         --purge) PURGE=1; shift ;;
@@ -45,6 +48,10 @@ done
 for d in "$PREFIX" "$ETC_DIR" "$STATE_DIR"; do
     case $d in /*) ;; *) die "$d: use an absolute path" ;; esac
     [ "$d" != / ] || die "refusing to use / as a directory"
+done
+# The agent alone needs no extra; a typo would otherwise only show as a pip warning and a driver problem later.
+for extra in ${EXTRAS//,/ }; do
+    case $extra in gpio|hub) ;; *) echo "install: unknown extra $extra (known: gpio, hub)" >&2; exit 2 ;; esac
 done
 VENV=$PREFIX/venv
 CACHE_DIR=$STATE_DIR/numba-cache
@@ -98,8 +105,8 @@ install_package() {
             --exclude=.mypy_cache --exclude=.ruff_cache -cf - . | tar -C "$work" -xf -
         what=$work
     fi
-    say "installing shopkeeper from $SOURCE into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$what"
+    say "installing shopkeeper${EXTRAS:+[$EXTRAS]} from $SOURCE into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade "$what${EXTRAS:+[$EXTRAS]}"
     [ -z "$work" ] || rm -rf "$work"
     if [ -f "$SOURCE/docs/operations.md" ]; then
         mkdir -p "$PREFIX/docs"

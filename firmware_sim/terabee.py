@@ -147,7 +147,6 @@ class TerabeeSimulator:
         self._rngs = {door: np.random.default_rng([seed, i]) for i, door in enumerate(self.devices)}
         self._commands = {door: bytearray() for door in self.devices}
         self._scanned = {door: 0 for door in self.devices}
-        self.resets = {door: 0 for door in self.devices}
         self._sent = dict.fromkeys(self.devices, 0)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -191,7 +190,6 @@ class TerabeeSimulator:
         found = buffer.find(RESET_COUNTERS_COMMAND, start)
         while found != -1:
             self.counters[door].power_cycle()
-            self.resets[door] += 1
             found = buffer.find(RESET_COUNTERS_COMMAND, found + len(RESET_COUNTERS_COMMAND))
         self._scanned[door] = len(buffer)
 
@@ -200,11 +198,6 @@ class TerabeeSimulator:
         self._collect_commands(door)
         with self._lock:
             return bytes(self._commands[door])
-
-    def crossings_sent(self, door: str) -> int:
-        """How many of this door's crossings have been counted by the device so far."""
-        with self._lock:
-            return self._sent[door]
 
     def done(self) -> bool:
         """True once every door has replayed all its crossings."""

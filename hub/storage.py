@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from hub.contract import Ignored, Parsed, Rejected, Status, Summary
+from hub.contract import Parsed, Rejected, Status, Summary
 from hub.db import Connection
 
 MAX_REJECTED_BYTES = 65536
@@ -69,7 +69,6 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
     statuses: int = 0
-    ignored: int = 0
 
 
 def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: float | None = None) -> BatchResult:
@@ -79,7 +78,6 @@ def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: flo
     summaries = [m for m in items if isinstance(m, Summary)]
     statuses = [m for m in items if isinstance(m, Status)]
     rejected = [m for m in items if isinstance(m, Rejected)]
-    result.ignored = sum(1 for m in items if isinstance(m, Ignored))
     with conn.transaction():
         if summaries:
             result.stored = conn.executemany(

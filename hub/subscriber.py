@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from hub.config import HubConfig
 from hub.contract import Summary, parse_message
 from hub.db import Connection, Database
-from hub.storage import BatchResult, store_batch
+from hub.storage import store_batch
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,6 @@ class HubSubscriber:
         self.subscribed = threading.Event()
         self.connected = threading.Event()
         self._writer = threading.Thread(target=self._write_loop, name="hub-writer", daemon=True)
-        self.totals = BatchResult()
-        self._totals_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -165,9 +163,6 @@ class HubSubscriber:
             for _topic, _payload, mid, qos in batch:
                 if qos > 0:
                     self.client.ack(mid, qos)
-            with self._totals_lock:
-                for field in ("stored", "duplicates", "rejected", "statuses", "ignored"):
-                    setattr(self.totals, field, getattr(self.totals, field) + getattr(result, field))
             if result.rejected:
                 log.warning("rejected %d invalid message(s); kept in table `rejected`", result.rejected)
             summaries = [p for p in parsed if isinstance(p, Summary)]

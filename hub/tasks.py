@@ -64,7 +64,6 @@ class PeriodicTasks:
         self.since = 0.0  # the first pass looks at everything
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hub-tasks", daemon=True)
-        self.passes = 0
 
     def run_once(self, conn: Connection, now: float | None = None) -> int:
         """One pass; returns how many messages it published."""
@@ -81,7 +80,6 @@ class PeriodicTasks:
         for topic, payload in messages:
             self.publish(topic, payload)
         self.since = start
-        self.passes += 1
         return len(messages)
 
     def start(self) -> None:

@@ -33,20 +33,3 @@ def count_footfall(
         out[w, d, 0] += entries[i]
         out[w, d, 1] += exits[i]
     return out
-
-
-def count_footfall_numpy(
-    window_idx: Int64Array,
-    door_idx: Int64Array,
-    entries: Int64Array,
-    exits: Int64Array,
-    n_windows: int,
-    n_doors: int,
-) -> Int64Array:
-    """The same aggregation in plain NumPy (a baseline for the benchmark and a fallback)."""
-    keep = (window_idx >= 0) & (window_idx < n_windows) & (door_idx >= 0) & (door_idx < n_doors)
-    flat = window_idx[keep] * n_doors + door_idx[keep]
-    out = np.zeros((n_windows * n_doors, 2), dtype=np.int64)
-    out[:, 0] = np.bincount(flat, weights=entries[keep], minlength=n_windows * n_doors).astype(np.int64)
-    out[:, 1] = np.bincount(flat, weights=exits[keep], minlength=n_windows * n_doors).astype(np.int64)
-    return out.reshape(n_windows, n_doors, 2)

@@ -281,7 +281,3 @@ class ThermalCounter:
     def reset_tracks(self) -> None:
         """Forget everyone being followed (after a gap in the frames); the background is kept."""
         self.tracks[:] = 0.0
-
-    def active_tracks(self) -> int:
-        """How many people are being followed right now."""
-        return int((self.tracks[:, T_ACTIVE] != 0).sum())

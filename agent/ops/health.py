@@ -28,6 +28,9 @@ HELP = {
     "shopkeeper_driver_reconnects_total": ("counter", "Reconnects after an unplug or error."),
     "shopkeeper_driver_bad_frames_total": ("counter", "Corrupt or truncated frames skipped."),
     "shopkeeper_driver_restarts_total": ("counter", "Restarts of a driver by the supervisor."),
+    "shopkeeper_bad_frames_reported_total": ("counter", "Unusable frames or requests drivers reported, by reason."),
+    "shopkeeper_driver_problems_total": ("counter", "Problems drivers reported (logged, rate-limited)."),
+    "shopkeeper_duplicate_baskets_total": ("counter", "POS baskets refused as already recorded (same source id)."),
     "shopkeeper_windows_released_total": ("counter", "Windows released, by stream."),
     "shopkeeper_epsilon_spent_total": ("counter", "Sum of epsilon spent over released windows, by stream."),
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
@@ -44,19 +47,27 @@ def collect(agent: Agent) -> list[Sample]:
     ).fetchone()
     now = agent.clock.wall_ns()
     counters = agent.store.counters()
+    ingest = agent.ingest.stats()
     samples: list[Sample] = [
         ("shopkeeper_outbox_pending", {}, pending),
         ("shopkeeper_outbox_oldest_pending_age_seconds", {}, max(0, now - oldest) / 1e9 if oldest else 0),
         ("shopkeeper_raw_events", {}, conn.execute("SELECT count(*) FROM events").fetchone()[0]),
         ("shopkeeper_db_used_bytes", {}, agent.store.used_bytes()),
         ("shopkeeper_disk_bound_reached", {}, int(agent.store.get_state("disk_bound_reached", "0") or 0)),
-        ("shopkeeper_events_accepted_total", {}, agent.ingest.stats()["accepted"]),
+        ("shopkeeper_events_accepted_total", {}, ingest["accepted"]),
+        ("shopkeeper_duplicate_baskets_total", {}, ingest["duplicate_baskets"]),
         ("shopkeeper_mqtt_connected", {}, int(agent.publisher.connected)),
         ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
         ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
     ]
     for reason in ("age", "size"):
         samples.append(("shopkeeper_dropped_total", {"reason": reason}, counters.get(f"dropped_raw_{reason}", 0)))
+    # The sink's own counts: every driver reports through it, whatever its health() keeps.
+    for key, n in sorted(ingest["bad_frames"].items()):
+        driver, _, reason = key.partition(":")  # driver names never contain ":" (config_reader.NAME_RE)
+        samples.append(("shopkeeper_bad_frames_reported_total", {"driver": driver, "reason": reason}, n))
+    for driver, n in sorted(ingest["problems"].items()):
+        samples.append(("shopkeeper_driver_problems_total", {"driver": driver}, n))
     for name, health in agent.supervisor.health().items():
         labels = {"driver": name}
         samples += [

@@ -167,7 +167,10 @@ class BeamGpioDriver:
             self._close()
             with self._health.lock:
                 self._health.last_error = str(exc) or type(exc).__name__
-            hint = "pip install gpiozero" if isinstance(exc, ImportError) else "check pin_a/pin_b and the pin factory"
+            if isinstance(exc, ImportError):  # gpiozero is the `gpio` extra, not in a plain agent install
+                hint = "install the gpio extra: pip install 'shopkeeper[gpio]' (or Debian's python3-gpiozero)"
+            else:
+                hint = "check pin_a/pin_b and the pin factory"
             self._report(sink, "problem", f"GPIO {self.pin_a}/{self.pin_b}: {type(exc).__name__}: {exc}; {hint}")
             return False
         with self._health.lock:

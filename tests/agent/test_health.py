@@ -9,6 +9,7 @@ from pathlib import Path
 
 from agent.demo.local_broker import LocalBroker
 from agent.ops.runtime import Agent
+from agent.pipeline.ingest import DriverSink
 from tests.conftest import ManualClock, make_config
 from tests.mqtt_watch import Subscriber
 
@@ -31,6 +32,10 @@ def test_metrics_and_health_over_http(tmp_path: Path, broker: LocalBroker, clock
         agent._window_tick()
         sub.wait_for(lambda: len(sub.summaries()) >= 6, 15, "two released windows at the broker")
         assert agent.health_server is not None
+        sink = DriverSink(agent.ingest, "front_sensor")  # what a driver reports, as the supervisor wires it
+        sink.bad_frame("front_sensor", "crc")
+        sink.bad_frame("front_sensor", "crc")
+        sink.problem("front_sensor", "unplugged")
         base = f"http://127.0.0.1:{agent.health_server.port}"
         code, body = get(base + "/metrics")
         assert code == 200
@@ -43,6 +48,9 @@ def test_metrics_and_health_over_http(tmp_path: Path, broker: LocalBroker, clock
         assert metrics['shopkeeper_epsilon_spent_total{stream="footfall_door"}'] == 1.0  # 2 windows x 0.5
         assert metrics["shopkeeper_mqtt_connected"] == 1 and metrics["shopkeeper_clock_synced"] == 1
         assert 'shopkeeper_dropped_total{reason="size"}' in metrics
+        assert metrics['shopkeeper_bad_frames_reported_total{driver="front_sensor",reason="crc"}'] == 2
+        assert metrics['shopkeeper_driver_problems_total{driver="front_sensor"}'] == 1
+        assert metrics["shopkeeper_duplicate_baskets_total"] == 0
         assert "# TYPE shopkeeper_outbox_pending gauge" in body
         code, body = get(base + "/health")
         assert code == 200 and json.loads(body)["status"] == "ok"

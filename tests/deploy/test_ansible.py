@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -59,3 +60,41 @@ def test_template_renders_a_config_that_validates(tmp_path: Path, host: str) -> 
     assert check.returncode == 0, check.stderr
     store = host.replace("shop-", "store-")
     assert f"store {store}" in check.stdout
+
+
+@pytest.mark.parametrize(
+    ("drivers", "extras", "expected"),
+    [
+        ('[{"kind": "terabee"}]', None, ""),
+        ('[{"kind": "terabee"}, {"kind": "beam_gpio"}]', None, "gpio"),
+        ('[{"kind": "terabee"}]', "gpio,hub", "gpio,hub"),  # set by hand, it wins
+    ],
+)
+def test_install_extras_follow_the_drivers(tmp_path: Path, drivers: str, extras: str | None, expected: str) -> None:
+    import yaml  # ansible-core's own dependency
+
+    play = yaml.safe_load((ANSIBLE / "playbook.yml").read_text())[1]
+    expression = play["vars"]["shopkeeper_install_extras"]
+    overrides = {"shopkeeper_drivers": yaml.safe_load(drivers)}
+    if extras is not None:
+        overrides["shopkeeper_extras"] = extras
+    result = subprocess.run(
+        [
+            str(BIN / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            json.dumps({**overrides, "ansible_python_interpreter": sys.executable}),
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            f"msg=[{expression.strip()}]",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f'"msg": "[{expected}]"' in result.stdout, result.stdout

@@ -30,6 +30,12 @@ count_footfall(idx, idx, idx + 1, idx, 1, 2)
 discrete_laplace(2, 1, 10)
 """
 
+# Prints the import names of the extras' and the tests' packages that are not installed.
+MISSING_PROBE = """
+import importlib.util
+print(*[m for m in ("jsonschema", "psycopg", "gpiozero", "pytest") if importlib.util.find_spec(m) is None])
+"""
+
 
 def install(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
@@ -132,6 +138,18 @@ def test_installed_agent_runs_and_a_second_install_changes_nothing(tmp_path: Pat
     check = subprocess.run([str(shopkeeper), "check-config", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
     print(f"install.sh: first {first_install_s:.1f} s, second {second_install_s:.1f} s")
+
+    # The box has the agent alone: no hub, no GPIO library, and the hub says which extra it needs.
+    python = root / "opt" / "venv" / "bin" / "python"
+    absent = subprocess.run([str(python), "-c", MISSING_PROBE], capture_output=True, text=True, check=True)
+    assert absent.stdout.split() == ["jsonschema", "psycopg", "gpiozero", "pytest"], absent.stdout
+    hub = subprocess.run([str(shopkeeper), "hub", "run", str(root / "hub.toml")], capture_output=True, text=True)
+    assert hub.returncode == 2 and "pip install 'shopkeeper[hub]'" in hub.stderr, hub.stderr
+    # --extras adds an extra to the same venv, and keeps the owner's configuration.
+    install(root, "--extras", "gpio")
+    with_gpio = subprocess.run([str(python), "-c", MISSING_PROBE], capture_output=True, text=True, check=True)
+    assert with_gpio.stdout.split() == ["jsonschema", "psycopg", "pytest"], with_gpio.stdout
+    assert config.read_bytes() == owner_config
 
     # Uninstall keeps configuration and data; --purge removes them.
     install(root, "--uninstall")

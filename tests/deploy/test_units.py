@@ -69,6 +69,15 @@ def test_agent_unit_keeps_the_notify_and_watchdog_contract() -> None:
     assert s["DevicePolicy"] == ["closed"] and "char-ttyUSB rw" in s["DeviceAllow"]
 
 
+def test_hub_unit_starts_a_command_the_hub_accepts() -> None:
+    from hub.cli import build_parser
+
+    exe, *args = unit_settings("shopkeeper-hub.service")["ExecStart"][0].split()
+    assert exe == INSTALLED_EXE and args[0] == "hub"
+    parsed = build_parser().parse_args(args[1:])  # argparse exits 2 on a command the hub does not know
+    assert parsed.command == "run" and parsed.config == "/etc/shopkeeper/hub.toml"
+
+
 def test_numba_cannot_even_load_under_memory_deny_write_execute(tmp_path: Path) -> None:
     """Why the units leave MemoryDenyWriteExecute off: with the kernel's equivalent W^X rule
     (prctl PR_SET_MDWE), importing numba fails, warm cache or not."""

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from devtools.local_postgres import LocalPostgres, postgres_bin_dir
 from hub.db import Connection, Database
-from hub.local_postgres import LocalPostgres, postgres_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

@@ -15,8 +15,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.demo.local_broker import LocalBroker, free_port
+from devtools.loadgen import FastPublisher, shop_days, synthetic_summary
 from hub.db import Database
-from hub.loadgen import FastPublisher, shop_days, synthetic_summary
 from tests.hub.conftest import ARTIFACTS, HubProcess, count, http_get, wait_for, write_hub_config
 
 DAY = 1_763_251_200  # 2025-11-16T00:00:00Z

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from agent.demo.local_broker import LocalBroker
+from devtools.loadgen import FastPublisher, shop_days
 from hub.db import Database
-from hub.loadgen import FastPublisher, shop_days
 from hub.storage import counters
 from tests.hub.conftest import HubProcess, count, wait_for, write_hub_config
 

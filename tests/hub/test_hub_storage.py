@@ -6,11 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from devtools.loadgen import shop_hour_sales, synthetic_sales, synthetic_summary
 from hub.config import AlertSettings
 from hub.contract import Rejected, Status, Summary, hub_validator, parse_message, summary_schemas, validator
 from hub.db import Connection, _backfill_amount
 from hub.early_warning import footfall_alerts, judge, liveness_alerts
-from hub.loadgen import shop_hour_sales, synthetic_sales, synthetic_summary
 from hub.queries import open_gaps, stores
 from hub.storage import counters, store_batch
 from hub.tasks import reconcile_gaps

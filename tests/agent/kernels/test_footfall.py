@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from agent.kernels.footfall import count_footfall, count_footfall_numpy
+from agent.kernels.footfall import count_footfall
+from devtools.footfall_numpy import count_footfall_numpy
 
 
 def reference(window_idx, door_idx, entries, exits, n_windows, n_doors):  # type: ignore[no-untyped-def]

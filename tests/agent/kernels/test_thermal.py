@@ -29,7 +29,7 @@ from agent.kernels.thermal import (
     track_blobs,
     update_background,
 )
-from agent.kernels.thermal_numpy import ThermalCounterNumpy, label_blobs_numpy
+from devtools.thermal_numpy import ThermalCounterNumpy, label_blobs_numpy
 from firmware_sim.thermal90640 import SCENARIOS, Score, render_frames, scenario, score_crossings
 
 ACCURACY_SEEDS = (1, 2, 3)

@@ -121,7 +121,7 @@ def test_missing_gpiozero_is_a_problem_not_a_crash(monkeypatch: pytest.MonkeyPat
     driver.start(sink)
     try:
         sink.wait_for(lambda: len(sink.problems) == 1, 5, "a problem report")
-        assert "pip install gpiozero" in sink.problems[0] and not driver.health()["connected"]
+        assert "pip install 'shopkeeper[gpio]'" in sink.problems[0] and not driver.health()["connected"]
     finally:
         driver.stop()
 

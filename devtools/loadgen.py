@@ -2,11 +2,15 @@
 
 The payloads follow agent/schemas/footfall-door.v1.json and sales-category.v1.json exactly; the values
 are made up, so this is never a privacy release, only load for a hub.
+
+From a checkout: python -m devtools.loadgen --port 1883 --shops 50 --hours 24 [--categories food,drink,other]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -160,3 +164,37 @@ class FastPublisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devtools.loadgen", description="Publish synthetic shop days.")
+    parser.add_argument("--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=1883, help="broker port (default 1883)")
+    parser.add_argument("--coop", default="riverside", help="coop segment of every topic (default riverside)")
+    parser.add_argument("--shops", type=int, default=10, help="number of synthetic shops (default 10)")
+    parser.add_argument("--hours", type=int, default=24, help="hourly windows per shop (default 24)")
+    parser.add_argument("--day-start", type=int, default=1_763_251_200,
+                        help="first window start, Unix seconds (default 2025-11-16T00:00:00Z)")
+    parser.add_argument("--categories", default="", help="comma-separated categories for t2 sales (default none)")
+    parser.add_argument("--inflight", type=int, default=1000, help="QoS 1 messages in flight (default 1000)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Publish the synthetic days and wait for every PUBACK; exit 1 when some were not acknowledged."""
+    args = build_parser().parse_args(argv)
+    categories = tuple(c for c in args.categories.split(",") if c)
+    messages = list(shop_days(args.coop, args.shops, args.day_start, hours=args.hours, categories=categories))
+    publisher = FastPublisher(args.port, host=args.host, inflight=args.inflight)
+    try:
+        started = time.monotonic()
+        acked = publisher.publish_all(messages)
+        elapsed = time.monotonic() - started
+    finally:
+        publisher.close()
+    print(f"loadgen: {acked}/{len(messages)} acknowledged in {elapsed:.1f} s", file=sys.stderr)
+    return 0 if acked == len(messages) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
