@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.clock import SyncCheck
-from agent.config import SYNC_SOURCES
+from agent.config.load import SYNC_SOURCES
 
 
 @pytest.mark.parametrize("source", SYNC_SOURCES)

@@ -75,7 +75,7 @@ def test_hub_unit_starts_a_command_the_hub_accepts() -> None:
     exe, *args = unit_settings("shopkeeper-hub.service")["ExecStart"][0].split()
     assert exe == INSTALLED_EXE and args[0] == "hub"
     parsed = build_parser().parse_args(args[1:])  # argparse exits 2 on a command the hub does not know
-    assert parsed.command == "run" and parsed.config == "/etc/shopkeeper/hub.toml"
+    assert parsed.command == "run" and parsed.config == "%d/hub.toml"  # %d: the credentials directory
 
 
 def test_numba_cannot_even_load_under_memory_deny_write_execute(tmp_path: Path) -> None:
