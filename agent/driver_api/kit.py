@@ -23,6 +23,7 @@ Every check raises AssertionError with a sentence saying what the driver did wro
 
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import dataclasses
@@ -36,8 +37,37 @@ from pathlib import Path
 from typing import Any, Protocol
 from unittest import mock
 
-from agent.driver_api import Driver, DriverOptionError, Reading
+from agent.driver_api.contract import Driver, DriverOptionError
+from agent.driver_api.options import Options
+from agent.driver_api.readings import Reading
+from agent.driver_api.sample_toml import sample_problems
 
+__all__ = [
+    "ALL_CHECKS",
+    "DEPRECATED_MODULES",
+    "README_SECTIONS",
+    "Harness",
+    "RecordingSink",
+    "SimulatedDevice",
+    "check_imports_current_api",
+    "check_no_emission_after_stop",
+    "check_readme_includes_sample",
+    "check_recovers_after_unplug",
+    "check_resyncs_after_garbage",
+    "check_sample_matches_options",
+    "check_start_never_raises",
+    "check_start_stop",
+    "check_validates_options_without_io",
+    "occupy_tcp_port",
+    "run_all",
+]
+
+# Old homes of the driver API, kept as re-exports for one release: a driver should not import them.
+DEPRECATED_MODULES = {
+    "agent.driver_kit": "agent.driver_api.kit",
+    "agent.serial_driver": "agent.driver_api.serial",
+    "drivers.webhook_http": "agent.driver_api.webhook",
+}
 README_SECTIONS = ("## Configuration", "## What it emits", "## Wiring and troubleshooting", "## Example output")
 
 
@@ -62,6 +92,17 @@ class Harness:
     supports_garbage: bool = True
     timeout_s: float = 10.0
     readme: Path | None = None  # default: README.md next to the driver's module
+    # Makes the device unreachable before start() and returns what makes it reachable again; by default
+    # device.unplug() / device.replug() where supported. A listener's harness passes occupy_tcp_port.
+    block: Callable[[Any, Mapping[str, Any]], Callable[[], None]] | None = None
+
+
+def occupy_tcp_port(device: Any, options: Mapping[str, Any]) -> Callable[[], None]:
+    """Harness.block for a driver that listens on options["port"]: another socket holds that port."""
+    holder = socket.socket()
+    holder.bind((str(options.get("host", "127.0.0.1")), int(options["port"])))
+    holder.listen()
+    return holder.close
 
 
 class RecordingSink:
@@ -124,12 +165,22 @@ def _running(driver_class: type[Driver], harness: Harness, workdir: Path) -> Ite
         if harness.tune is not None:
             harness.tune(driver)
         sink = RecordingSink()
-        driver.start(sink)
+        _start(driver, sink)
         yield driver, device, sink
     finally:
         if driver is not None:
             driver.stop()
         device.close()
+
+
+def _start(driver: Any, sink: RecordingSink) -> None:
+    try:
+        driver.start(sink)
+    except Exception as exc:
+        raise AssertionError(
+            f"start() raised {type(exc).__name__}: {exc}; a driver must report a device it cannot reach "
+            "(sink.problem, health()['last_error']) and retry in the background, never raise"
+        ) from exc
 
 
 def _produce_and_wait(device: Any, sink: RecordingSink, timeout: float, what: str) -> None:
@@ -180,10 +231,13 @@ def check_start_stop(driver_class: type[Driver], harness: Harness, workdir: Path
     with _running(driver_class, harness, workdir) as (driver, device, sink):
         _poll(lambda: driver.health()["connected"], harness.timeout_s, "health()['connected'] to become true")
         _produce_and_wait(device, sink, harness.timeout_s, "after start")
+        assert driver.alive(), "alive() is false while the driver runs"
         started = time.monotonic()
         driver.stop()
         assert time.monotonic() - started < 5, "stop() took more than 5 s"
         assert not driver.health()["connected"], "health() still says connected after stop()"
+        assert driver.name == harness.instance, f"driver.name is {driver.name!r}, not the instance name"
+        assert driver.alive(), "alive() is false after stop(); it is false only when the driver died by itself"
         for key in ("connected", "frames", "bad_frames", "reconnects", "last_error"):
             assert key in driver.health(), f"health() lacks {key!r}"
     _poll(
@@ -257,9 +311,67 @@ def check_readme_includes_sample(driver_class: type[Driver], readme: Path | None
         driver_class.from_options(name, table)
 
 
+def check_start_never_raises(driver_class: type[Driver], harness: Harness, workdir: Path) -> None:
+    """With its device unreachable, start() returns, the driver reports why (sink.problem, health()
+    last_error, not connected) and keeps trying; once the device is back it connects and emits."""
+    device, options = harness.start_device(workdir)
+    driver: Any = None
+    try:
+        if harness.block is not None:
+            unblock = harness.block(device, options)
+        elif harness.supports_unplug:
+            device.unplug()
+            unblock = device.replug
+        else:
+            return  # the transport cannot be made unreachable from the harness
+        driver = driver_class.from_options(harness.instance, options)
+        if harness.tune is not None:
+            harness.tune(driver)
+        sink = RecordingSink()
+        _start(driver, sink)
+        sink.wait_for(
+            lambda: len(sink.problems) >= 1, harness.timeout_s, "a problem() report of the unreachable device"
+        )
+        health = driver.health()
+        assert not health["connected"], "health() says connected while the device is unreachable"
+        assert health["last_error"], "health()['last_error'] does not say why the driver cannot reach its device"
+        assert driver.alive(), "the driver gave up (alive() is false); keep retrying in the background"
+        unblock()
+        _poll(lambda: driver.health()["connected"], harness.timeout_s, "health() to show connected once reachable")
+        _produce_and_wait(device, sink, harness.timeout_s, "once the device was reachable")
+    finally:
+        if driver is not None:
+            driver.stop()
+        device.close()
+
+
+def check_imports_current_api(driver_class: type[Driver]) -> None:
+    """The driver's module imports none of the deprecated homes of the driver API."""
+    module = inspect.getmodule(driver_class)
+    assert module is not None and module.__file__, "cannot find the driver's module"
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+    old = sorted({name for name in found if name in DEPRECATED_MODULES})
+    assert not old, f"{module.__file__} imports {', '.join(old)}; use " + ", ".join(DEPRECATED_MODULES[n] for n in old)
+
+
+def check_sample_matches_options(driver_class: type[Driver]) -> None:
+    """sample.toml shows every declared option with its default, sets every required one, and no other key."""
+    options = getattr(driver_class, "options", None)
+    assert isinstance(options, Options), "the driver declares no `options`; declare them with agent.driver_api.Options"
+    problems = sample_problems(options, driver_class.sample_config(), driver_class.kind)
+    assert not problems, "sample.toml disagrees with the declared options: " + "; ".join(problems)
+
+
 ALL_CHECKS = (
     check_validates_options_without_io,
     check_start_stop,
+    check_start_never_raises,
     check_no_emission_after_stop,
     check_recovers_after_unplug,
     check_resyncs_after_garbage,
@@ -271,3 +383,5 @@ def run_all(driver_class: type[Driver], harness: Harness, workdir: Path) -> None
     for check in ALL_CHECKS:
         check(driver_class, harness, workdir / check.__name__)
     check_readme_includes_sample(driver_class, harness.readme)
+    check_sample_matches_options(driver_class)
+    check_imports_current_api(driver_class)

@@ -1,4 +1,4 @@
-"""A tiny webhook receiver shared by the POS webhook drivers (Square, Shopify): stdlib HTTP, one path.
+"""WebhookDriver: a BackgroundDriver that receives POS webhooks (Square, Shopify): stdlib HTTP, one path.
 
 The contract every webhook driver keeps:
 - a bad or missing signature -> 401, nothing stored;
@@ -17,11 +17,14 @@ import os
 import re
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
-from agent.driver_api import Basket, DriverHealth, DriverOptionError, Sink
+from agent.driver_api.base import BackgroundDriver
+from agent.driver_api.contract import Sink
+from agent.driver_api.options import Check, Option, Options, integer, number, secret, tcp_port, text
+from agent.driver_api.readings import Basket
 
 MAX_BODY_BYTES = 1 << 20
 COMMON_OPTIONS = ("host", "port", "path", "recent_ids", "flush_timeout_s")
@@ -65,32 +68,34 @@ class RecentIds:
                 self._ids.popitem(last=False)
 
 
+def webhook_options(default_port: int, default_path: str, *extra: Option, checks: Sequence[Check] = ()) -> Options:
+    """The receiver's declared options (host, port, path, recent_ids, flush_timeout_s), then the driver's own."""
+    return Options(
+        text("host", "127.0.0.1", what="an address", fix='use "127.0.0.1" behind a reverse proxy'),
+        tcp_port("port", default_port, allow_zero=True),
+        Option(
+            "path",
+            default_path,
+            lambda v: isinstance(v, str) and bool(PATH.match(v)),
+            "a URL path",
+            f'use e.g. "{default_path}"',
+        ),
+        integer("recent_ids", 10000, low=1),
+        number("flush_timeout_s", 10.0, low=0, high=60, above=True),
+        *extra,
+        checks=checks,
+    )
+
+
 def common_options(options: Mapping[str, Any], default_port: int, default_path: str) -> dict[str, Any]:
-    """Validate host, port, path, recent_ids and flush_timeout_s (no I/O)."""
-    host = options.get("host", "127.0.0.1")
-    if not isinstance(host, str) or not host:
-        raise DriverOptionError("host", f"{host!r} is not an address", 'use "127.0.0.1" behind a reverse proxy')
-    port = options.get("port", default_port)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise DriverOptionError("port", f"{port!r} is not a TCP port", f"use e.g. {default_port}")
-    path = options.get("path", default_path)
-    if not isinstance(path, str) or not PATH.match(path):
-        raise DriverOptionError("path", f"{path!r} is not a URL path", f'use e.g. "{default_path}"')
-    recent = options.get("recent_ids", 10000)
-    if isinstance(recent, bool) or not isinstance(recent, int) or recent < 1:
-        raise DriverOptionError("recent_ids", f"{recent!r} is not a positive integer", "use 10000 (the default)")
-    flush = options.get("flush_timeout_s", 10.0)
-    if isinstance(flush, bool) or not isinstance(flush, int | float) or not 0 < flush <= 60:
-        raise DriverOptionError("flush_timeout_s", f"{flush!r} is not between 0 and 60", "use 10 (the default)")
-    return {"host": host, "port": port, "path": path, "recent_ids": recent, "flush_timeout_s": float(flush)}
+    """Validate host, port, path, recent_ids and flush_timeout_s (no I/O); kept for drivers written before Options."""
+    declared = webhook_options(default_port, default_path)
+    return declared.parse({k: v for k, v in options.items() if k in COMMON_OPTIONS})
 
 
 def secret_option(options: Mapping[str, Any], key: str, what: str) -> str:
-    """A secret given inline or as "env:VARIABLE"; the variable is read when used (see resolve_secret)."""
-    value = options.get(key)
-    if not isinstance(value, str) or not value or value == "env:":
-        raise DriverOptionError(key, "missing or empty", f'set {key} = "env:VARIABLE" holding the {what}')
-    return value
+    """A secret given inline or as "env:VARIABLE"; kept for drivers written before Options (use `secret`)."""
+    return str(secret(key, what).read(options, ""))
 
 
 def resolve_secret(spec: str) -> str:
@@ -98,26 +103,19 @@ def resolve_secret(spec: str) -> str:
     return os.environ.get(spec[4:], "") if spec.startswith("env:") else spec
 
 
-class WebhookDriver:
-    """Lifecycle, HTTP and the acknowledgement rules; a subclass verifies and interprets events."""
-
-    kind: ClassVar[str] = ""
+class WebhookDriver(BackgroundDriver):
+    """Binding, HTTP and the acknowledgement rules; a subclass verifies and interprets events."""
 
     def __init__(
         self, name: str, *, host: str, port: int, path: str, recent_ids: int = 10000, flush_timeout_s: float = 10.0
     ) -> None:
-        self.name, self.host, self.port, self.path = name, host, port, path
+        super().__init__(name, backoff_initial_s=0.5, backoff_max_s=10.0)
+        self.host, self.port, self.path = host, port, path
         self.flush_timeout_s = flush_timeout_s
-        self.backoff_initial_s, self.backoff_max_s = 0.5, 10.0
         self.recent = RecentIds(recent_ids)
         self.outcomes: Counter[str] = Counter()
         self.bound_port = 0
-        self._health = DriverHealth()
-        self._stop = threading.Event()
-        self._emit_lock = threading.Lock()
-        self._stopped = False
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- subclass hooks --------------------------------------------------------------------------
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
@@ -128,103 +126,55 @@ class WebhookDriver:
         """Turn a verified body into baskets; raise BadPayload or Unavailable."""
         raise NotImplementedError
 
-    # -- driver contract -------------------------------------------------------------------------
-    def doors(self) -> list[str]:
-        """A POS feed watches no door."""
-        return []
-
-    def alive(self) -> bool:
-        """False once the server thread has ended without stop()."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
-
-    def health(self) -> dict[str, Any]:
-        """The standard health keys plus counts per response kind."""
-        snapshot = self._health.snapshot()
+    # -- BackgroundDriver hooks ------------------------------------------------------------------
+    def _health_extra(self) -> dict[str, Any]:
         with self._health.lock:
             keys = ("accepted", "duplicates", "ignored", "unauthorised", "malformed", "unavailable")
-            snapshot.update({k: self.outcomes[k] for k in keys})
-            snapshot["port"] = self.bound_port
-        return snapshot
+            return {**{k: self.outcomes[k] for k in keys}, "port": self.bound_port}
 
-    def start(self, sink: Sink) -> None:
-        """Bind and serve in a background thread (binding is retried and reported, never raised)."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError(f"driver {self.name} already started")
-        with self._emit_lock:
-            self._stopped = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"{self.kind}-{self.name}", daemon=True)
-        self._thread.start()
+    def _where(self) -> str:
+        return f"cannot listen on {self.host}:{self.port}"
 
-    def stop(self) -> None:
-        """Stop serving; once this returns nothing more reaches the sink."""
-        with self._emit_lock:
-            self._stopped = True
-        self._stop.set()
+    def _connect(self, sink: Sink) -> None:
+        server = ThreadingHTTPServer((self.host, self.port), _handler_class(self, sink))
+        server.daemon_threads = True
+        server.timeout = 0.1  # how long stop() may wait for the accept loop
+        self._server = server
+        with self._health.lock:
+            self.bound_port = server.server_address[1]
+
+    def _session(self, sink: Sink) -> None:
         server = self._server
+        assert server is not None
+        while not self._stop.is_set():
+            server.handle_request()  # one request (answered in its own thread) or a 0.1 s timeout
+
+    def _disconnect(self) -> None:
+        server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            with contextlib.suppress(OSError):
+                server.server_close()
 
     def _count(self, outcome: str) -> None:
         with self._health.lock:
             self.outcomes[outcome] += 1
 
-    def _report(self, sink: Sink, kind: str, text: str) -> None:
-        with self._emit_lock:
-            if self._stopped:
-                return
-            if kind == "problem":
-                sink.problem(self.name, text)
-            else:
-                sink.bad_frame(self.name, text)
-                with self._health.lock:
-                    self._health.bad_frames += 1
-
-    def _run(self, sink: Sink) -> None:
-        delay, reported = self.backoff_initial_s, False
-        while not self._stop.is_set():
-            try:
-                server = ThreadingHTTPServer((self.host, self.port), _handler_class(self, sink))
-            except OSError as exc:
-                with self._health.lock:
-                    self._health.last_error = str(exc)
-                if not reported:
-                    self._report(sink, "problem", f"cannot listen on {self.host}:{self.port}: {exc}; retrying")
-                    reported = True
-                if self._stop.wait(delay):
-                    break
-                delay = min(delay * 2, self.backoff_max_s)
-                continue
-            server.daemon_threads = True
-            self._server = server
-            with self._health.lock:
-                self.bound_port = server.server_address[1]
-                self._health.connected = True
-                self._health.reconnects += int(reported)
-            try:
-                if not self._stop.is_set():
-                    server.serve_forever(poll_interval=0.1)
-            finally:
-                with contextlib.suppress(OSError):
-                    server.server_close()
-                self._server = None
-                with self._health.lock:
-                    self._health.connected = False
-            break
+    def _report_bad_request(self, sink: Sink, reason: str) -> None:
+        self._report(sink, "bad_frame", reason)
+        with self._health.lock:
+            self._health.bad_frames += 1
 
     def handle(self, sink: Sink, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
         """Apply the acknowledgement rules to one request; returns (status, text)."""
         if not self.verify(headers, body):
             self._count("unauthorised")
-            self._report(sink, "bad_frame", "bad_signature")
+            self._report_bad_request(sink, "bad_signature")
             return 401, "bad or missing signature\n"
         try:
             handled = self.interpret(headers, body)
         except BadPayload as exc:
             self._count("malformed")
-            self._report(sink, "bad_frame", f"malformed: {exc}")
+            self._report_bad_request(sink, f"malformed: {exc}")
             return 400, f"malformed event: {exc}\n"
         except Unavailable as exc:
             self._count("unavailable")
@@ -233,11 +183,8 @@ class WebhookDriver:
         if handled.event_id in self.recent:
             self._count("duplicates")
             return 200, "duplicate, already stored\n"
-        with self._emit_lock:
-            if self._stopped:
-                return 503, "shutting down\n"
-            for basket in handled.baskets:
-                sink.emit(basket)
+        if not self._emit_all(sink, handled.baskets):
+            return 503, "shutting down\n"
         if handled.baskets and not sink.flush(self.flush_timeout_s):
             self._count("unavailable")
             self._report(sink, "problem", f"event {handled.event_id}: the store did not commit in time")

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agent import driver_kit
 from agent.driver_api import installed_drivers
-from agent.driver_kit import Harness
+from agent.driver_api import kit as driver_kit
+from agent.driver_api.kit import Harness
 from agent.local_broker import LocalBroker
 from firmware_sim.ld2410 import LD2410Simulator
 from firmware_sim.modbus_counter import ModbusCounterSimulator

@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.driver_api import DriverOptionError, PresenceChange
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from agent.local_broker import LocalBroker
 from drivers.mqtt_sensors.driver import MqttSensorsDriver
 
