@@ -45,10 +45,16 @@ class DeclaredOptions:
 
     @classmethod
     def sample_config(cls) -> str:
-        """The commented sample.toml shipped next to the driver's module."""
-        module = sys.modules[cls.__module__]
-        package = module.__name__ if hasattr(module, "__path__") else module.__package__
-        return resources.files(package or module.__name__).joinpath("sample.toml").read_text(encoding="utf-8")
+        """The commented sample.toml shipped next to the driver's module (or, for a subclass, its base's)."""
+        for klass in cls.__mro__:
+            module = sys.modules.get(klass.__module__)
+            if klass is DeclaredOptions or module is None:
+                break
+            package = module.__name__ if hasattr(module, "__path__") else module.__package__
+            sample = resources.files(package or module.__name__).joinpath("sample.toml")
+            if sample.is_file():
+                return sample.read_text(encoding="utf-8")
+        raise FileNotFoundError(f"no sample.toml next to {cls.__module__} (ship it as package data)")
 
 
 class BackgroundDriver(DeclaredOptions):
