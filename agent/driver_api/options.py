@@ -162,6 +162,11 @@ def text(key: str, default: Any = REQUIRED, *, fix: str = "", what: str = "a non
     return Option(key, default, lambda v: isinstance(v, str) and bool(v.strip()), what, fix, str.strip)
 
 
+def serial_port(key: str = "port") -> Option:
+    """A serial port: a /dev/serial/by-id/... path or any pyserial URL (loop://, socket://, spy://)."""
+    return text(key, fix=f'set {key} = "/dev/serial/by-id/usb-..." (or a pyserial URL such as socket://host:port)')
+
+
 def string(key: str, default: Any, *, fix: str = "quote it") -> Option:
     """Any string, the empty one included (user names, optional labels)."""
     return Option(key, default, lambda v: isinstance(v, str), "a string", fix)

@@ -7,7 +7,7 @@ from typing import ClassVar
 import serial
 
 from agent.driver_api import DoorCount, Sink
-from agent.driver_api.options import Options, integer, name, text
+from agent.driver_api.options import Options, integer, name, serial_port
 from agent.driver_api.serial import SerialDriver
 
 from .protocol import CounterDeltas, LineParser
@@ -20,7 +20,7 @@ class MyDeviceDriver(SerialDriver):
     # Each option once: from_options validates against this, fills in the defaults and names the bad key;
     # the conformance kit checks sample.toml against it. Keys are the constructor's keyword arguments.
     options: ClassVar[Options] = Options(
-        text("port", fix='set port = "/dev/serial/by-id/usb-..."'),
+        serial_port(),
         name("door"),
         integer("baudrate", 9600, low=1),
     )

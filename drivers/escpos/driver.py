@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import serial
 
 from agent.driver_api import DriverOptionError, Sink
-from agent.driver_api.options import Option, Options, codec, currency, flag, integer, number, table, text
+from agent.driver_api.options import Option, Options, codec, currency, flag, integer, number, serial_port, table
 from agent.driver_api.serial import SerialDriver
 from drivers.escpos.protocol import EscPosParser, PrintedReceipt
 from drivers.escpos.receipt import DEFAULT_ITEMS, CompiledPatterns, ReceiptPatterns, receipt_to_basket
@@ -48,7 +48,7 @@ class EscPosDriver(SerialDriver):
 
     kind: ClassVar[str] = "escpos"
     options: ClassVar[Options] = Options(
-        text("port", fix='set port = "/dev/serial/by-id/usb-..." (or a URL)'),
+        serial_port(),
         integer("baudrate", 9600, low=1, fix="use the printer's, e.g. 9600"),
         flag("rtscts", False),
         codec("code_page", "cp437", fix='use e.g. "cp437" or "cp1252"'),

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import serial
 
 from agent.driver_api import PresenceChange, Sink
-from agent.driver_api.options import Options, flag, integer, name, number, text
+from agent.driver_api.options import Options, flag, integer, name, number, serial_port
 from agent.driver_api.serial import SerialDriver
 from drivers.ld2410.protocol import (
     CMD_ENABLE_CONFIG,
@@ -33,7 +33,7 @@ class LD2410Driver(SerialDriver):
 
     kind: ClassVar[str] = "ld2410"
     options: ClassVar[Options] = Options(
-        text("port", fix='set port = "/dev/serial/by-id/usb-..."'),
+        serial_port(),
         name("zone", what="zone"),
         integer("baudrate", 256000, low=1),
         flag("engineering_mode", False),

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import serial
 
 from agent.driver_api import DoorCount, Sink
-from agent.driver_api.options import Options, choice, flag, integer, name, number, text
+from agent.driver_api.options import Options, choice, flag, integer, name, number, serial_port
 from agent.driver_api.serial import SerialDriver
 from drivers.modbus_counter.protocol import (
     REGISTER_COUNT,
@@ -29,7 +29,7 @@ class ModbusCounterDriver(SerialDriver):
 
     kind: ClassVar[str] = "modbus_counter"
     options: ClassVar[Options] = Options(
-        text("port", fix='set port = "/dev/serial/by-id/usb-..."'),
+        serial_port(),
         name("door"),
         integer("slave", 1, low=1, high=247, fix="use the address set on the unit"),
         integer("baudrate", 19200, low=1),

@@ -7,7 +7,7 @@ from typing import ClassVar
 import serial
 
 from agent.driver_api import DoorCount, Sink
-from agent.driver_api.options import Options, choice, flag, integer, name, text
+from agent.driver_api.options import Options, choice, flag, integer, name, serial_port
 from agent.driver_api.serial import SerialDriver
 from drivers.terabee.protocol import (
     CounterDeltas,
@@ -25,7 +25,7 @@ class TerabeeDriver(SerialDriver):
 
     kind: ClassVar[str] = "terabee"
     options: ClassVar[Options] = Options(
-        text("port", fix='set port = "/dev/serial/by-id/usb-..." (or a pyserial URL)'),
+        serial_port(),
         name("door"),
         integer("baudrate", 115200, low=1),
         flag("swap_direction", False),

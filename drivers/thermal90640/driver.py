@@ -10,7 +10,7 @@ import numpy.typing as npt
 import serial
 
 from agent.driver_api import DoorCount, DriverOptionError, Sink
-from agent.driver_api.options import Option, Options, choice, integer, name, number, table, text
+from agent.driver_api.options import Option, Options, choice, integer, name, number, serial_port, table
 from agent.driver_api.serial import SerialDriver
 from agent.kernels.thermal import CountingParams, ThermalCounter
 from drivers.thermal90640.protocol import (
@@ -102,7 +102,7 @@ class Thermal90640Driver(SerialDriver):
 
     kind: ClassVar[str] = "thermal90640"
     options: ClassVar[Options] = Options(
-        text("port", fix='set port = "/dev/serial/by-id/usb-..." (or a pyserial URL)'),
+        serial_port(),
         name("door"),
         choice("baudrate", 115200, tuple(BAUD_CODES), fix="use 115200 (the default) or 460800"),
         choice("rate_hz", 4, tuple(RATE_CODES), fix="use 0.5, 1, 2, 4 or 8", convert=float),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Mapping
@@ -79,10 +80,8 @@ class Knock:
         self.port = port
 
     def produce(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # not listening yet: the kit produces again
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-        except OSError:
-            pass  # not listening yet: the kit produces again
 
     def close(self) -> None:
         pass

@@ -482,7 +482,7 @@ def test_the_kit_flags_a_driver_module_that_imports_an_old_path(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # tests/drivers/test_deprecated_paths.py has it
         spec.loader.exec_module(module)
-    with pytest.raises(AssertionError, match="agent.driver_api.serial"):
+    with pytest.raises(AssertionError, match=r"agent\.driver_api\.serial"):
         driver_kit.check_imports_current_api(module.OldStyle)
 
 

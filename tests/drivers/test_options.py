@@ -28,7 +28,7 @@ DECLARED = Options(
         Options(name("zone", what="zone"), integer("switch", 1, low=1, high=28)),
         what="a sensor",
         fix="add one [[drivers.<name>.sensors]] per sensor",
-    ),  # fmt: skip
+    ),
 )
 GOOD = {"port": " /dev/x ", "door": "front", "sensors": [{"zone": "till"}]}
 
