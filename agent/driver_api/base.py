@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -133,7 +133,7 @@ class BackgroundDriver(DeclaredOptions):
             sink.emit(reading)
             return True
 
-    def _emit_all(self, sink: Sink, readings: list[Any] | tuple[Any, ...]) -> bool:
+    def _emit_all(self, sink: Sink, readings: Sequence[Reading]) -> bool:
         """Emit several readings under one hold of the gate (all or, after stop(), none)."""
         with self._emit_lock:
             if self._stopped:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 from agent.config_reader import NAME_RE
@@ -116,7 +116,7 @@ class Options:
         self.by_key = {option.key: option for option in options}
         self.checks = tuple(checks)  # cross-option rules; each raises DriverOptionError with its own key
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Option]:
         return iter(self.options)
 
     def keys(self) -> list[str]:
