@@ -25,7 +25,9 @@ def _pin(key: str) -> Option:
     return Option(key, accept=_is_pin, what="a GPIO pin", fix='use a BCM number 0-27 (e.g. 17) or "GPIO17"/"BOARD11"')
 
 
-def _seconds(key: str, default: float) -> Option:
+def _seconds(key: str) -> Option:
+    """A timing of the state machine; its default is the one BeamDirection (protocol.py) declares."""
+    default = getattr(BeamDirection, key)
     return number(key, default, low=0, high=60, fix=f"use {default}")
 
 
@@ -43,10 +45,10 @@ class BeamGpioDriver(BackgroundDriver):
         _pin("pin_a"),
         _pin("pin_b"),
         flag("pull_up", True),
-        _seconds("min_broken_s", 0.04),
-        _seconds("simultaneous_s", 0.01),
-        _seconds("timeout_s", 2.0),
-        _seconds("rearm_s", 0.15),
+        _seconds("min_broken_s"),
+        _seconds("simultaneous_s"),
+        _seconds("timeout_s"),
+        _seconds("rearm_s"),
         flag("swap_direction", False),
         checks=(_two_pins,),
     )

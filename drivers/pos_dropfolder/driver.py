@@ -29,8 +29,15 @@ class PosDropFolderDriver(BackgroundDriver):
         number("stable_s", 5.0, low=0, high=3600),
         flag("require_marker", False),
         codec("encoding", "utf-8", fix='use "utf-8"'),
-        choice("decimal", ".", (".", ","), fix='use "." or ","'),
-        Option("delimiter", ",", lambda v: isinstance(v, str) and len(v) == 1, "one character", 'use "," or ";"'),
+        # The format's defaults are the ones ExportFormat (protocol.py) declares.
+        choice("decimal", ExportFormat.decimal, (".", ","), fix='use "." or ","'),
+        Option(
+            "delimiter",
+            ExportFormat.delimiter,
+            lambda v: isinstance(v, str) and len(v) == 1,
+            "one character",
+            'use "," or ";"',
+        ),
         currency(),
         table("columns", COLUMNS),
     )
