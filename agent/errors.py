@@ -14,7 +14,11 @@ class ConfigError(AgentError):
 
 
 class DriverError(AgentError):
-    """A driver could not talk to its device; the message names the device."""
+    """A driver cannot start or cannot talk to its device; the message names the driver or the device.
+
+    Drivers raise it from their BackgroundDriver hooks (the base reports it and retries); the supervisor
+    turns an exception out of a driver's start() into one, logs it and retries.
+    """
 
 
 class StoreError(AgentError):

@@ -2,66 +2,72 @@
 
 from __future__ import annotations
 
-import codecs
+import dataclasses
 import time
 from collections import Counter
-from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar
 
 import serial
 
 from agent.driver_api import DriverOptionError, Sink
-from agent.serial_driver import SerialDriver
+from agent.driver_api.options import Option, Options, codec, currency, flag, integer, number, serial_port, table
+from agent.driver_api.serial import SerialDriver
 from drivers.escpos.protocol import EscPosParser, PrintedReceipt
-from drivers.escpos.receipt import CompiledPatterns, ReceiptPatterns, receipt_to_basket
+from drivers.escpos.receipt import DEFAULT_ITEMS, CompiledPatterns, ReceiptPatterns, receipt_to_basket
 
-OPTIONS = ("port", "baudrate", "rtscts", "code_page", "currency", "idle_flush_s", "patterns")
-PATTERN_KEYS = tuple(f for f in ReceiptPatterns.__dataclass_fields__)
 READ_TIMEOUT_S = 0.1
 
 
-def _patterns(raw: object) -> CompiledPatterns:
-    if not isinstance(raw, Mapping):
-        raise DriverOptionError("patterns", "is not a table", "write [drivers.<name>.patterns]")
-    for key in raw:
-        if key not in PATTERN_KEYS:
-            raise DriverOptionError(f"patterns.{key}", "unknown pattern", f"use one of {', '.join(PATTERN_KEYS)}")
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "items":
-            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-                raise DriverOptionError("patterns.items", "is not a list of regex strings", 'use ["^(?P<name>...)$"]')
-            values[key] = tuple(value)
-        elif not isinstance(value, str):
-            raise DriverOptionError(f"patterns.{key}", f"{value!r} is not a string", "write the regex as a string")
-        else:
-            values[key] = value
+def _regexes(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _pattern(field: dataclasses.Field[Any]) -> Option:
+    """One `patterns` key, declared from the ReceiptPatterns field it sets (its default included)."""
+    if field.name == "items":
+        return Option(
+            "items", list(DEFAULT_ITEMS), _regexes, "a list of regex strings", 'use ["^(?P<name>...)$"]', tuple
+        )
+    return Option(field.name, field.default, lambda v: isinstance(v, str), "a string", "write the regex as a string")
+
+
+def _compiles(values: dict[str, Any]) -> None:
     try:
-        return ReceiptPatterns(**values).compile()
+        ReceiptPatterns(**values).compile()
     except ValueError as exc:
         key = str(exc).split(":")[0].split("[")[0]
-        raise DriverOptionError(f"patterns.{key}", str(exc), "fix the regex (test it on a printed receipt)") from exc
+        raise DriverOptionError(key, str(exc), "fix the regex (test it on a printed receipt)") from exc
+
+
+# The README documents every pattern; sample.toml shows the ones shops change most.
+PATTERNS = Options(*(_pattern(f) for f in dataclasses.fields(ReceiptPatterns)), checks=(_compiles,))
 
 
 class EscPosDriver(SerialDriver):
     """Reads the POS-to-printer serial stream and emits one Basket per printed receipt."""
 
     kind: ClassVar[str] = "escpos"
+    options: ClassVar[Options] = Options(
+        serial_port(),
+        integer("baudrate", 9600, low=1, fix="use the printer's, e.g. 9600"),
+        flag("rtscts", False),
+        codec("code_page", "cp437", fix='use e.g. "cp437" or "cp1252"'),
+        currency(),
+        number("idle_flush_s", 2.0, low=0, high=60, above=True),
+        table("patterns", PATTERNS, convert=lambda v: ReceiptPatterns(**v).compile(), sample_lists_all=False),
+    )
 
     def __init__(
         self,
         name: str,
         port: str,
         *,
-        baudrate: int = 9600,
-        rtscts: bool = False,
-        code_page: str = "cp437",
-        currency: str = "",
-        idle_flush_s: float = 2.0,
-        patterns: CompiledPatterns | None = None,
-        backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        baudrate: int,
+        rtscts: bool,
+        code_page: str,
+        currency: str,
+        idle_flush_s: float,
+        patterns: CompiledPatterns,
     ) -> None:
         # Reads time out at most half the idle flush, so a receipt is closed that soon after the printer
         # falls silent (a receipt's time is when it is accepted).
@@ -70,70 +76,21 @@ class EscPosDriver(SerialDriver):
             port,
             baudrate,
             read_timeout_s=min(READ_TIMEOUT_S, idle_flush_s / 2),
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
             serial_options={"rtscts": rtscts},
         )
         self.rtscts = rtscts
         self.code_page, self.currency, self.idle_flush_s = code_page, currency, idle_flush_s
-        self.patterns = patterns or ReceiptPatterns().compile()
+        self.patterns = patterns
         self.outcomes: Counter[str] = Counter()  # sales, refunds, voids, flagged, unread
         self._parser = EscPosParser(code_page)
 
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> EscPosDriver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; escpos takes {', '.join(OPTIONS)}")
-        port = options.get("port")
-        if not isinstance(port, str) or not port.strip():
-            raise DriverOptionError("port", "missing or empty", 'set port = "/dev/serial/by-id/usb-..." (or a URL)')
-        baudrate = options.get("baudrate", 9600)
-        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
-            raise DriverOptionError(
-                "baudrate", f"{baudrate!r} is not a positive integer", "use the printer's, e.g. 9600"
-            )
-        rtscts = options.get("rtscts", False)
-        if not isinstance(rtscts, bool):
-            raise DriverOptionError("rtscts", f"{rtscts!r} is not true or false", "use true or false")
-        code_page = options.get("code_page", "cp437")
-        try:
-            codecs.lookup(code_page)
-        except (LookupError, TypeError) as exc:
-            raise DriverOptionError(
-                "code_page", f"{code_page!r} is not a code page", 'use e.g. "cp437" or "cp1252"'
-            ) from exc
-        currency = options.get("currency", "")
-        if not isinstance(currency, str) or (currency and not (len(currency) == 3 and currency.isalpha())):
-            raise DriverOptionError("currency", f"{currency!r} is not an ISO 4217 code", 'use e.g. "EUR" or ""')
-        idle = options.get("idle_flush_s", 2.0)
-        if isinstance(idle, bool) or not isinstance(idle, int | float) or not 0 < idle <= 60:
-            raise DriverOptionError("idle_flush_s", f"{idle!r} is not between 0 and 60 s", "use 2.0 (the default)")
-        patterns = _patterns(options.get("patterns", {}))
-        return cls(
-            name, port.strip(), baudrate=baudrate, rtscts=rtscts, code_page=code_page, currency=currency.upper(),
-            idle_flush_s=float(idle), patterns=patterns,
-        )  # fmt: skip
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.escpos").joinpath("sample.toml").read_text(encoding="utf-8")
-
-    def doors(self) -> list[str]:
-        """A receipt tap watches no door."""
-        return []
-
-    def health(self) -> dict[str, Any]:
-        """connected, frames (receipts), bad_frames, reconnects, last_error, plus receipt outcome counters."""
-        snapshot = self._health.snapshot()
+    def _health_extra(self) -> dict[str, Any]:
         with self._health.lock:
-            parser: EscPosParser | None = self._parser
-            snapshot.update({k: self.outcomes[k] for k in ("sales", "refunds", "voids", "total_mismatch", "unread")})
-        if parser is not None:
-            snapshot.update(drawer_kicks=parser.drawer_kicks, images_skipped=parser.images, barcodes=parser.barcodes)
-        return snapshot
+            extra: dict[str, Any] = {k: self.outcomes[k] for k in ("sales", "refunds", "voids", "total_mismatch",
+                                                                    "unread")}  # fmt: skip
+        parser = self._parser
+        extra.update(drawer_kicks=parser.drawer_kicks, images_skipped=parser.images, barcodes=parser.barcodes)
+        return extra
 
     def _serve(self, sink: Sink, port: serial.SerialBase) -> None:
         parser = self._parser

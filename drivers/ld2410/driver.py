@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar
 
 import serial
 
-from agent.driver_api import DriverOptionError, PresenceChange, Sink
-from agent.serial_driver import SerialDriver
+from agent.driver_api import PresenceChange, Sink
+from agent.driver_api.options import Options, flag, integer, name, number, serial_port
+from agent.driver_api.serial import SerialDriver
 from drivers.ld2410.protocol import (
     CMD_ENABLE_CONFIG,
     CMD_READ_FIRMWARE,
@@ -26,23 +24,22 @@ from drivers.ld2410.protocol import (
 )
 from drivers.ld2410.protocol import enable_config_command as _enable_config
 
-ZONE_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-OPTIONS = ("port", "zone", "baudrate", "engineering_mode", "hold_s", "configure")
 READ_TIMEOUT_S = 0.1
 ACK_TIMEOUT_S = 1.0
-
-
-def _check_bool(options: Mapping[str, Any], key: str, default: bool) -> bool:
-    value = options.get(key, default)
-    if not isinstance(value, bool):
-        raise DriverOptionError(key, f"{value!r} is not true or false", "use true or false")
-    return value
 
 
 class LD2410Driver(SerialDriver):
     """Reads report frames from one LD2410 radar and emits PresenceChange for its zone."""
 
     kind: ClassVar[str] = "ld2410"
+    options: ClassVar[Options] = Options(
+        serial_port(),
+        name("zone", what="zone"),
+        integer("baudrate", 256000, low=1),
+        flag("engineering_mode", False),
+        number("hold_s", 2.0, low=0, high=3600, fix="use a number such as 2.0"),
+        flag("configure", True),
+    )
 
     def __init__(
         self,
@@ -50,21 +47,12 @@ class LD2410Driver(SerialDriver):
         port: str,
         zone: str,
         *,
-        baudrate: int = 256000,
-        engineering_mode: bool = False,
-        hold_s: float = 2.0,
-        configure: bool = True,
-        backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        baudrate: int,
+        engineering_mode: bool,
+        hold_s: float,
+        configure: bool,
     ) -> None:
-        super().__init__(
-            name,
-            port,
-            baudrate,
-            read_timeout_s=READ_TIMEOUT_S,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-        )
+        super().__init__(name, port, baudrate, read_timeout_s=READ_TIMEOUT_S)
         self.zone, self.engineering_mode, self.configure = zone, engineering_mode, configure
         self.hold = PresenceHold(hold_s)  # kept across reconnects: a replug is not a change of presence
         self.firmware = ""
@@ -72,46 +60,8 @@ class LD2410Driver(SerialDriver):
         self._steps: list[tuple[int, bytes]] = []
         self._step_sent_at = 0.0
 
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> LD2410Driver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; ld2410 takes {', '.join(OPTIONS)}")
-        port = options.get("port")
-        if not isinstance(port, str) or not port.strip():
-            raise DriverOptionError("port", "missing or empty", 'set port = "/dev/serial/by-id/usb-..."')
-        zone = options.get("zone")
-        if not isinstance(zone, str) or not ZONE_NAME.match(zone):
-            raise DriverOptionError("zone", f"{zone!r} is not a zone name", 'use lowercase letters, digits, "_" or "-"')
-        baudrate = options.get("baudrate", 256000)
-        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
-            raise DriverOptionError("baudrate", f"{baudrate!r} is not a positive integer", "use 256000 (the default)")
-        hold_s = options.get("hold_s", 2.0)
-        if isinstance(hold_s, bool) or not isinstance(hold_s, int | float) or not 0 <= hold_s <= 3600:
-            raise DriverOptionError("hold_s", f"{hold_s!r} is not 0-3600 seconds", "use a number such as 2.0")
-        return cls(
-            name,
-            port.strip(),
-            zone,
-            baudrate=baudrate,
-            engineering_mode=_check_bool(options, "engineering_mode", False),
-            hold_s=float(hold_s),
-            configure=_check_bool(options, "configure", True),
-        )
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.ld2410").joinpath("sample.toml").read_text(encoding="utf-8")
-
-    def doors(self) -> list[str]:
-        """A presence radar watches a zone, not a door."""
-        return []
-
-    def health(self) -> dict[str, Any]:
-        """connected, frames, bad_frames, reconnects, last_error, plus firmware and present."""
-        return {**self._health.snapshot(), "firmware": self.firmware, "present": self.hold.present}
+    def _health_extra(self) -> dict[str, Any]:
+        return {"firmware": self.firmware, "present": self.hold.present}
 
     def _on_connect(self, port: serial.SerialBase, first: bool) -> None:
         self.parser.reset()  # resync on the next header; a partial frame from before is gone

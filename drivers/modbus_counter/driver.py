@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar
 
 import serial
 
-from agent.driver_api import DoorCount, DriverOptionError, Sink
-from agent.serial_driver import SerialDriver
+from agent.driver_api import DoorCount, Sink
+from agent.driver_api.options import Options, choice, flag, integer, name, number, serial_port
+from agent.driver_api.serial import SerialDriver
 from drivers.modbus_counter.protocol import (
     REGISTER_COUNT,
     CounterDeltas,
@@ -22,32 +20,24 @@ from drivers.modbus_counter.protocol import (
     read_request,
 )
 
-DOOR_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-OPTIONS = (
-    "port",
-    "door",
-    "slave",
-    "baudrate",
-    "parity",
-    "poll_interval_s",
-    "response_timeout_s",
-    "swap_direction",
-)
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 OFFLINE_AFTER_TIMEOUTS = 3
-
-
-def _number(options: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise DriverOptionError(key, f"{value!r} is not a number from {low} to {high}", f"use {default}")
-    return float(value)
 
 
 class ModbusCounterDriver(SerialDriver):
     """Polls one Modbus RTU counter (our register map) and emits DoorCount deltas for its door."""
 
     kind: ClassVar[str] = "modbus_counter"
+    options: ClassVar[Options] = Options(
+        serial_port(),
+        name("door"),
+        integer("slave", 1, low=1, high=247, fix="use the address set on the unit"),
+        integer("baudrate", 19200, low=1),
+        choice("parity", "E", tuple(PARITIES), fix='use "E" (the Modbus default)'),
+        number("poll_interval_s", 1.0, low=0.01, high=3600),
+        number("response_timeout_s", 0.5, low=0.01, high=10),
+        flag("swap_direction", False),
+    )
 
     def __init__(
         self,
@@ -55,24 +45,14 @@ class ModbusCounterDriver(SerialDriver):
         port: str,
         door: str,
         *,
-        slave: int = 1,
-        baudrate: int = 19200,
-        parity: str = "E",
-        poll_interval_s: float = 1.0,
-        response_timeout_s: float = 0.5,
-        swap_direction: bool = False,
-        backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        slave: int,
+        baudrate: int,
+        parity: str,
+        poll_interval_s: float,
+        response_timeout_s: float,
+        swap_direction: bool,
     ) -> None:
-        super().__init__(
-            name,
-            port,
-            baudrate,
-            read_timeout_s=0.02,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-            serial_options={"parity": PARITIES[parity]},
-        )
+        super().__init__(name, port, baudrate, read_timeout_s=0.02, serial_options={"parity": PARITIES[parity]})
         self.door, self.slave, self.parity = door, slave, parity
         self.poll_interval_s, self.response_timeout_s = poll_interval_s, response_timeout_s
         self.swap_direction = swap_direction
@@ -84,57 +64,13 @@ class ModbusCounterDriver(SerialDriver):
         self.exceptions = 0
         self._in_exception = False
 
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> ModbusCounterDriver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; modbus_counter takes {', '.join(OPTIONS)}")
-        port = options.get("port")
-        if not isinstance(port, str) or not port.strip():
-            raise DriverOptionError("port", "missing or empty", 'set port = "/dev/serial/by-id/usb-..."')
-        door = options.get("door")
-        if not isinstance(door, str) or not DOOR_NAME.match(door):
-            raise DriverOptionError("door", f"{door!r} is not a door name", 'use lowercase letters, digits, "_" or "-"')
-        slave = options.get("slave", 1)
-        if isinstance(slave, bool) or not isinstance(slave, int) or not 1 <= slave <= 247:
-            raise DriverOptionError(
-                "slave", f"{slave!r} is not a slave address 1-247", "use the address set on the unit"
-            )
-        baudrate = options.get("baudrate", 19200)
-        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
-            raise DriverOptionError("baudrate", f"{baudrate!r} is not a positive integer", "use 19200 (the default)")
-        parity = options.get("parity", "E")
-        if parity not in PARITIES:
-            raise DriverOptionError("parity", f"{parity!r} is not N, E or O", 'use "E" (the Modbus default)')
-        swap = options.get("swap_direction", False)
-        if not isinstance(swap, bool):
-            raise DriverOptionError("swap_direction", f"{swap!r} is not true or false", "use true or false")
-        return cls(
-            name,
-            port.strip(),
-            door,
-            slave=slave,
-            baudrate=baudrate,
-            parity=parity,
-            poll_interval_s=_number(options, "poll_interval_s", 1.0, 0.01, 3600),
-            response_timeout_s=_number(options, "response_timeout_s", 0.5, 0.01, 10),
-            swap_direction=swap,
-        )
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.modbus_counter").joinpath("sample.toml").read_text(encoding="utf-8")
-
     def doors(self) -> list[str]:
         """The one door this counter watches."""
         return [self.door]
 
-    def health(self) -> dict[str, Any]:
-        """connected, frames, bad_frames, reconnects, last_error, plus timeouts, exceptions, status, firmware."""
-        extra = {"timeouts": self.timeouts, "exceptions": self.exceptions, "status": self.status}
-        return {**self._health.snapshot(), **extra, "firmware": self.firmware}
+    def _health_extra(self) -> dict[str, Any]:
+        return {"timeouts": self.timeouts, "exceptions": self.exceptions, "status": self.status,
+                "firmware": self.firmware}  # fmt: skip
 
     def _on_connect(self, port: serial.SerialBase, first: bool) -> None:
         self.parser.reset()  # bytes from before the unplug are not a reply to anything

@@ -3,165 +3,98 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Mapping
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent.driver_api import DriverHealth, DriverOptionError, Sink
+from agent.driver_api import BackgroundDriver, Sink
+from agent.driver_api.options import Option, Options, choice, codec, currency, flag, number, table, text
 from drivers.pos_dropfolder.protocol import FIELDS, DropFileError, ExportFormat, parse_csv, parse_jsonl
 
-OPTIONS = ("folder", "done_folder", "failed_folder", "poll_interval_s", "stable_s", "require_marker", "encoding",
-           "decimal", "delimiter", "currency", "columns")  # fmt: skip
 SUFFIXES = {".csv": parse_csv, ".jsonl": parse_jsonl, ".ndjson": parse_jsonl}
 MARKER = ".done"
+COLUMNS = Options(*(text(field, field, what="a column name", fix=f'use the POS\'s column name, e.g. "{field}"')
+                    for field in FIELDS))  # fmt: skip
 
 
-def _number(options: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise DriverOptionError(key, f"{value!r} is not between {low} and {high}", f"use {default} (the default)")
-    return float(value)
-
-
-class PosDropFolderDriver:
+class PosDropFolderDriver(BackgroundDriver):
     """Emits one Basket per receipt in each finished export file, then moves the file out of the way."""
 
     kind: ClassVar[str] = "pos_dropfolder"
+    options: ClassVar[Options] = Options(
+        text("folder", fix='set folder = "/srv/pos-export"'),
+        text("done_folder", None, what="a folder", fix='use "<folder>/done" (the default)'),
+        text("failed_folder", None, what="a folder", fix='use "<folder>/failed" (the default)'),
+        number("poll_interval_s", 2.0, low=0.01, high=3600),
+        number("stable_s", 5.0, low=0, high=3600),
+        flag("require_marker", False),
+        codec("encoding", "utf-8", fix='use "utf-8"'),
+        # The format's defaults are the ones ExportFormat (protocol.py) declares.
+        choice("decimal", ExportFormat.decimal, (".", ","), fix='use "." or ","'),
+        Option(
+            "delimiter",
+            ExportFormat.delimiter,
+            lambda v: isinstance(v, str) and len(v) == 1,
+            "one character",
+            'use "," or ";"',
+        ),
+        currency(),
+        table("columns", COLUMNS),
+    )
 
-    def __init__(self, name: str, folder: Path, *, done: Path, failed: Path, fmt: ExportFormat,
-                 poll_interval_s: float = 2.0, stable_s: float = 5.0, require_marker: bool = False,
-                 encoding: str = "utf-8", flush_timeout_s: float = 10.0) -> None:  # fmt: skip
-        self.name, self.folder, self.done, self.failed, self.fmt = name, folder, done, failed, fmt
+    def __init__(
+        self,
+        name: str,
+        folder: str,
+        *,
+        done_folder: str | None,
+        failed_folder: str | None,
+        poll_interval_s: float,
+        stable_s: float,
+        require_marker: bool,
+        encoding: str,
+        decimal: str,
+        delimiter: str,
+        currency: str,
+        columns: dict[str, str],
+        flush_timeout_s: float = 10.0,
+    ) -> None:
+        # The folder is looked at every poll_interval_s, and so is a folder that has gone away.
+        super().__init__(name, backoff_initial_s=poll_interval_s, backoff_max_s=max(poll_interval_s, 5.0))
+        self.folder = Path(folder)
+        self.done = Path(done_folder) if done_folder else self.folder / "done"
+        self.failed = Path(failed_folder) if failed_folder else self.folder / "failed"
+        self.fmt = ExportFormat(columns, decimal, delimiter, currency)
         self.poll_interval_s, self.stable_s, self.require_marker = poll_interval_s, stable_s, require_marker
         self.encoding, self.flush_timeout_s = encoding, flush_timeout_s
         self.files_done = self.files_failed = 0
         self._seen: dict[Path, tuple[int, int, float]] = {}  # path -> (size, mtime_ns, unchanged since)
-        self._health = DriverHealth()
-        self._stop = threading.Event()
-        self._emit_lock = threading.Lock()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
 
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> PosDropFolderDriver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; pos_dropfolder takes {', '.join(OPTIONS)}")
-        folder = options.get("folder")
-        if not isinstance(folder, str) or not folder.strip():
-            raise DriverOptionError("folder", "missing or empty", 'set folder = "/srv/pos-export"')
-        root = Path(folder)
-        paths = {}
-        for key, default in (("done_folder", root / "done"), ("failed_folder", root / "failed")):
-            value = options.get(key, str(default))
-            if not isinstance(value, str) or not value:
-                raise DriverOptionError(key, f"{value!r} is not a folder", f'use "{default}"')
-            paths[key] = Path(value)
-        decimal = options.get("decimal", ".")
-        if decimal not in (".", ","):
-            raise DriverOptionError("decimal", f"{decimal!r} is not '.' or ','", 'use "." or ","')
-        delimiter = options.get("delimiter", ",")
-        if not isinstance(delimiter, str) or len(delimiter) != 1:
-            raise DriverOptionError("delimiter", f"{delimiter!r} is not one character", 'use "," or ";"')
-        columns = options.get("columns", {})
-        if not isinstance(columns, Mapping) or not all(isinstance(v, str) and v for v in columns.values()):
-            raise DriverOptionError("columns", "is not a table of column names", "write [drivers.<name>.columns]")
-        for key in columns:
-            if key not in FIELDS:
-                raise DriverOptionError(f"columns.{key}", "unknown field", f"use one of {', '.join(FIELDS)}")
-        currency = options.get("currency", "")
-        if not isinstance(currency, str) or (currency and not (len(currency) == 3 and currency.isalpha())):
-            raise DriverOptionError("currency", f"{currency!r} is not an ISO 4217 code", 'use e.g. "EUR" or ""')
-        encoding = options.get("encoding", "utf-8")
-        try:
-            "".encode(encoding)
-        except (LookupError, TypeError) as exc:
-            raise DriverOptionError("encoding", f"{encoding!r} is not an encoding", 'use "utf-8"') from exc
-        marker = options.get("require_marker", False)
-        if not isinstance(marker, bool):
-            raise DriverOptionError("require_marker", f"{marker!r} is not true or false", "use true or false")
-        fmt = ExportFormat({f: columns.get(f, f) for f in FIELDS}, decimal, delimiter, currency.upper())
-        return cls(name, root, done=paths["done_folder"], failed=paths["failed_folder"], fmt=fmt,
-                   poll_interval_s=_number(options, "poll_interval_s", 2.0, 0.01, 3600),
-                   stable_s=_number(options, "stable_s", 5.0, 0, 3600), require_marker=marker,
-                   encoding=encoding)  # fmt: skip
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.pos_dropfolder").joinpath("sample.toml").read_text(encoding="utf-8")
-
-    def doors(self) -> list[str]:
-        """A POS export watches no door."""
-        return []
-
-    def alive(self) -> bool:
-        """False once the polling thread has ended without stop()."""
-        return self._stop.is_set() or (self._thread is not None and self._thread.is_alive())
-
-    def health(self) -> dict[str, Any]:
-        """The standard keys (frames = files stored) plus files_done and files_failed."""
-        snapshot = self._health.snapshot()
+    def _health_extra(self) -> dict[str, Any]:
         with self._health.lock:
-            snapshot.update(files_done=self.files_done, files_failed=self.files_failed)
-        return snapshot
+            return {"files_done": self.files_done, "files_failed": self.files_failed}
 
-    def start(self, sink: Sink) -> None:
-        """Start polling."""
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError(f"driver {self.name} already started")
-        with self._emit_lock:
-            self._stopped = False
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name=f"dropfolder-{self.name}", daemon=True)
-        self._thread.start()
+    def _where(self) -> str:
+        return str(self.folder)
 
-    def stop(self) -> None:
-        """Stop polling; once this returns nothing more reaches the sink."""
-        with self._emit_lock:
-            self._stopped = True
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+    def _connect(self, sink: Sink) -> None:
+        self._check_folder()
 
-    def _report(self, sink: Sink, kind: str, text: str) -> None:
-        with self._emit_lock:
-            if self._stopped:
+    def _check_folder(self) -> None:
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"{self.folder} is not a folder (unmounted?)")
+        self.done.mkdir(parents=True, exist_ok=True)
+        self.failed.mkdir(parents=True, exist_ok=True)
+
+    def _session(self, sink: Sink) -> None:
+        while True:
+            for path in self._ready_files():
+                if self._stop.is_set():
+                    return
+                self._process(sink, path)
+            if self._stop.wait(self.poll_interval_s):
                 return
-            if kind == "problem":
-                sink.problem(self.name, text)
-            else:
-                sink.bad_frame(self.name, text)
-
-    def _run(self, sink: Sink) -> None:
-        ever, outage = False, False
-        while not self._stop.is_set():
-            try:
-                if not self.folder.is_dir():
-                    raise FileNotFoundError(f"{self.folder} is not a folder (unmounted?)")
-                self.done.mkdir(parents=True, exist_ok=True)
-                self.failed.mkdir(parents=True, exist_ok=True)
-                with self._health.lock:
-                    self._health.reconnects += int(outage and ever)
-                    self._health.connected = True
-                ever, outage = True, False
-                for path in self._ready_files():
-                    if self._stop.is_set():
-                        break
-                    self._process(sink, path)
-            except OSError as exc:
-                with self._health.lock:
-                    self._health.connected, self._health.last_error = False, str(exc)
-                if not outage:
-                    self._report(sink, "problem", f"{self.folder}: {exc}; retrying")
-                    outage = True
-            self._stop.wait(self.poll_interval_s)
-        with self._health.lock:
-            self._health.connected = False
+            self._check_folder()  # an unmounted share is an outage: reported once, retried
 
     def _ready_files(self) -> list[Path]:
         """Finished exports: with a NAME.done marker if required, else unchanged for stable_s seconds."""
@@ -197,11 +130,8 @@ class PosDropFolderDriver:
                 self._health.bad_frames += 1
             self._report(sink, "bad_frame", f"bad_file: {reason}")
             return
-        with self._emit_lock:
-            if self._stopped:
-                return
-            for basket in baskets:
-                sink.emit(basket)
+        if not self._emit_all(sink, baskets):
+            return
         if not sink.flush(self.flush_timeout_s):
             self._report(sink, "problem", f"{path.name}: the store did not commit in time; the file stays for a retry")
             return

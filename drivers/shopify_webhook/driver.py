@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar
 
-from agent.driver_api import DriverOptionError
+from agent.driver_api.options import Options, currency, secret
+from agent.driver_api.webhook import Handled, WebhookDriver, resolve_secret, webhook_options
 from drivers.shopify_webhook.protocol import (
     REFUND_TOPICS,
     SALE_TOPICS,
@@ -15,37 +15,19 @@ from drivers.shopify_webhook.protocol import (
     refund_basket,
     signature_ok,
 )
-from drivers.webhook_http import COMMON_OPTIONS, Handled, WebhookDriver, common_options, resolve_secret, secret_option
-
-OPTIONS = (*COMMON_OPTIONS, "secret", "currency")
 
 
 class ShopifyWebhookDriver(WebhookDriver):
     """Receives Shopify webhooks: an order becomes a sale Basket, a refund a refund Basket."""
 
     kind: ClassVar[str] = "shopify"
+    options: ClassVar[Options] = webhook_options(
+        8089, "/shopify/webhook", secret("secret", "app's webhook secret"), currency()
+    )
 
-    def __init__(self, name: str, *, secret: str, currency: str = "", **common: Any) -> None:
+    def __init__(self, name: str, *, secret: str, currency: str, **common: Any) -> None:
         super().__init__(name, **common)
         self.secret, self.currency = secret, currency
-
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> ShopifyWebhookDriver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; shopify takes {', '.join(OPTIONS)}")
-        common = common_options(options, 8089, "/shopify/webhook")
-        currency = options.get("currency", "")
-        if not isinstance(currency, str) or (currency and not (len(currency) == 3 and currency.isalpha())):
-            raise DriverOptionError("currency", f"{currency!r} is not an ISO 4217 code", 'use e.g. "EUR" or ""')
-        return cls(name, secret=secret_option(options, "secret", "app's webhook secret"), currency=currency.upper(),
-                   **common)  # fmt: skip
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.shopify_webhook").joinpath("sample.toml").read_text(encoding="utf-8")
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         """Shopify's HMAC over the raw body."""

@@ -7,10 +7,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar, Protocol
 
-from agent.driver_api import DriverOptionError
+from agent.driver_api.options import Option, Options, secret, text
+from agent.driver_api.webhook import BadPayload, Handled, Unavailable, WebhookDriver, resolve_secret, webhook_options
 from drivers.square_webhook.protocol import (
     PAYMENT_EVENTS,
     REFUND_EVENTS,
@@ -20,19 +20,18 @@ from drivers.square_webhook.protocol import (
     sale_basket,
     signature_ok,
 )
-from drivers.webhook_http import (
-    COMMON_OPTIONS,
-    BadPayload,
-    Handled,
-    Unavailable,
-    WebhookDriver,
-    common_options,
-    resolve_secret,
-    secret_option,
-)
 
-OPTIONS = (*COMMON_OPTIONS, "signature_key", "notification_url", "access_token", "api_base", "api_version")
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
+SQUARE_OPTIONS = (
+    Option("notification_url", accept=lambda v: isinstance(v, str) and v.startswith(("https://", "http://")),
+           what="a URL", fix="copy the URL exactly as set in Square's Developer Console"),
+    secret("signature_key", "webhook signature key"),
+    secret("access_token", "Square access token"),
+    Option("api_base", "https://connect.squareup.com",
+           lambda v: isinstance(v, str) and v.startswith(("https://", "http://127.0.0.1", "http://localhost")),
+           "an https URL", 'use "https://connect.squareup.com"'),
+    text("api_version", "2025-01-23", what="a version", fix='use e.g. "2025-01-23"'),
+)  # fmt: skip
 
 
 class OrderSource(Protocol):
@@ -73,42 +72,13 @@ class SquareWebhookDriver(WebhookDriver):
     """Receives Square webhooks; a completed payment becomes a sale Basket, a completed refund a refund Basket."""
 
     kind: ClassVar[str] = "square"
+    options: ClassVar[Options] = webhook_options(8088, "/square/webhook", *SQUARE_OPTIONS)
 
-    def __init__(self, name: str, *, signature_key: str, notification_url: str, orders: OrderSource,
-                 **common: Any) -> None:  # fmt: skip
+    def __init__(self, name: str, *, signature_key: str, notification_url: str, access_token: str, api_base: str,
+                 api_version: str, orders: OrderSource | None = None, **common: Any) -> None:  # fmt: skip
         super().__init__(name, **common)
-        self.signature_key, self.notification_url, self.orders = signature_key, notification_url, orders
-
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> SquareWebhookDriver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; square takes {', '.join(OPTIONS)}")
-        common = common_options(options, 8088, "/square/webhook")
-        url = options.get("notification_url")
-        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-            raise DriverOptionError(
-                "notification_url", f"{url!r} is not a URL", "copy the URL exactly as set in Square's Developer Console"
-            )
-        api_base = options.get("api_base", "https://connect.squareup.com")
-        if not isinstance(api_base, str) or not api_base.startswith(
-            ("https://", "http://127.0.0.1", "http://localhost")
-        ):
-            raise DriverOptionError(
-                "api_base", f"{api_base!r} is not an https URL", 'use "https://connect.squareup.com"'
-            )
-        version = options.get("api_version", "2025-01-23")
-        if not isinstance(version, str) or not version:
-            raise DriverOptionError("api_version", f"{version!r} is not a version", 'use e.g. "2025-01-23"')
-        orders = SquareOrdersApi(secret_option(options, "access_token", "Square access token"), api_base, version)
-        return cls(name, signature_key=secret_option(options, "signature_key", "webhook signature key"),
-                   notification_url=url, orders=orders, **common)  # fmt: skip
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.square_webhook").joinpath("sample.toml").read_text(encoding="utf-8")
+        self.signature_key, self.notification_url = signature_key, notification_url
+        self.orders = orders or SquareOrdersApi(access_token, api_base, api_version)
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> bool:
         """Square's HMAC over the notification URL and the raw body."""

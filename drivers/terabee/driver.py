@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from importlib import resources
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import serial
 
-from agent.driver_api import DoorCount, DriverOptionError, Sink
-from agent.serial_driver import SerialDriver
+from agent.driver_api import DoorCount, Sink
+from agent.driver_api.options import Options, choice, flag, integer, name, serial_port
+from agent.driver_api.serial import SerialDriver
 from drivers.terabee.protocol import (
     CounterDeltas,
     CountFrame,
@@ -19,8 +17,6 @@ from drivers.terabee.protocol import (
     reset_counters_command,
 )
 
-DOOR_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-OPTIONS = ("port", "door", "baudrate", "swap_direction", "frame_length", "reset_counters_on_start")
 READ_TIMEOUT_S = 0.2
 
 
@@ -28,6 +24,14 @@ class TerabeeDriver(SerialDriver):
     """Reads "PC" count frames from one Terabee sensor and emits DoorCount deltas for its door."""
 
     kind: ClassVar[str] = "terabee"
+    options: ClassVar[Options] = Options(
+        serial_port(),
+        name("door"),
+        integer("baudrate", 115200, low=1),
+        flag("swap_direction", False),
+        choice("frame_length", "auto", ("auto", 11, 15), convert=lambda v: None if v == "auto" else int(v)),
+        flag("reset_counters_on_start", True),
+    )
 
     def __init__(
         self,
@@ -35,10 +39,10 @@ class TerabeeDriver(SerialDriver):
         port: str,
         door: str,
         *,
-        baudrate: int = 115200,
-        swap_direction: bool = False,
-        frame_length: int | None = None,
-        reset_counters_on_start: bool = True,
+        baudrate: int,
+        swap_direction: bool,
+        frame_length: int | None,
+        reset_counters_on_start: bool,
         backoff_initial_s: float = 0.1,
         backoff_max_s: float = 5.0,
     ) -> None:
@@ -54,51 +58,6 @@ class TerabeeDriver(SerialDriver):
         self.reset_counters_on_start = reset_counters_on_start
         self.deltas = CounterDeltas()  # kept across reconnects: the same device, the same counters
         self.parser = TerabeeParser(frame_length)
-
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> TerabeeDriver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; terabee takes {', '.join(OPTIONS)}")
-        port = options.get("port")
-        if not isinstance(port, str) or not port.strip():
-            raise DriverOptionError(
-                "port", "missing or empty", 'set port = "/dev/serial/by-id/usb-..." (or a pyserial URL)'
-            )
-        door = options.get("door")
-        if not isinstance(door, str) or not DOOR_NAME.match(door):
-            raise DriverOptionError(
-                "door",
-                f"{door!r} is not a door name",
-                'use lowercase letters, digits, "_" or "-", e.g. "front"',
-            )
-        baudrate = options.get("baudrate", 115200)
-        if isinstance(baudrate, bool) or not isinstance(baudrate, int) or baudrate <= 0:
-            raise DriverOptionError("baudrate", f"{baudrate!r} is not a positive integer", "use 115200 (the default)")
-        swap = options.get("swap_direction", False)
-        if not isinstance(swap, bool):
-            raise DriverOptionError("swap_direction", f"{swap!r} is not true or false", "use true or false")
-        reset = options.get("reset_counters_on_start", True)
-        if not isinstance(reset, bool):
-            raise DriverOptionError("reset_counters_on_start", f"{reset!r} is not true or false", "use true or false")
-        frame_length = options.get("frame_length", "auto")
-        if frame_length not in ("auto", 11, 15) or isinstance(frame_length, bool):
-            raise DriverOptionError("frame_length", f"{frame_length!r} is not allowed", 'use "auto", 11 or 15')
-        return cls(
-            name,
-            port.strip(),
-            door,
-            baudrate=baudrate,
-            swap_direction=swap,
-            frame_length=None if frame_length == "auto" else int(frame_length),
-            reset_counters_on_start=reset,
-        )
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.terabee").joinpath("sample.toml").read_text(encoding="utf-8")
 
     def doors(self) -> list[str]:
         """The one door this sensor watches."""

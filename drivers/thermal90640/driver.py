@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Mapping
-from importlib import resources
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,8 +10,9 @@ import numpy.typing as npt
 import serial
 
 from agent.driver_api import DoorCount, DriverOptionError, Sink
+from agent.driver_api.options import Option, Options, choice, integer, name, number, serial_port, table
+from agent.driver_api.serial import SerialDriver
 from agent.kernels.thermal import CountingParams, ThermalCounter
-from agent.serial_driver import SerialDriver
 from drivers.thermal90640.protocol import (
     BAUD_CODES,
     COLS,
@@ -28,8 +26,6 @@ from drivers.thermal90640.protocol import (
     rate_command,
 )
 
-DOOR_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
-OPTIONS = ("port", "door", "baudrate", "rate_hz", "entry_direction", "counting")
 DIRECTIONS = ("down", "up", "left", "right")
 READ_TIMEOUT_S = 0.2
 
@@ -45,6 +41,14 @@ class Tunable:
     high: float
     meaning: str
 
+    def option(self) -> Option:
+        """The declared option, its default taken from CountingParams."""
+        default = getattr(CountingParams(), self.field)
+        fix = f"use {default!r} (the default {self.meaning})"
+        if self.kind is int:
+            return integer(self.key, default, low=int(self.low), high=int(self.high), fix=fix)
+        return number(self.key, default, low=self.low, high=self.high, fix=fix)
+
 
 TUNABLES = (
     Tunable("background_rate", "alpha", float, 0.0001, 0.5, "background learning rate per frame"),
@@ -59,49 +63,53 @@ TUNABLES = (
 )
 
 
-def _number(value: Any, kind: type) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int) if kind is int else isinstance(value, int | float)
+def _rising_fractions(value: Any) -> bool:
+    numbers = isinstance(value, list) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    return numbers and len(value) == 2 and 0.0 < value[0] < value[1] < 1.0
 
 
-def parse_counting(table: Any) -> CountingParams:
-    """The `counting` sub-table as CountingParams; raises DriverOptionError naming `counting.<key>`."""
-    if not isinstance(table, Mapping):
-        raise DriverOptionError("counting", f"{table!r} is not a table", "write it as [drivers.<name>.counting]")
-    known = {t.key: t for t in TUNABLES}
-    changes: dict[str, Any] = {}
-    for key, value in table.items():
-        if key == "lines":
-            ok = (
-                isinstance(value, list)
-                and len(value) == 2
-                and all(_number(v, float) for v in value)
-                and 0.0 < value[0] < value[1] < 1.0
-            )
-            if not ok:
-                raise DriverOptionError("counting.lines", f"{value!r} is not two rising fractions", "use [0.35, 0.65]")
-            changes["line_a"], changes["line_b"] = float(value[0]), float(value[1])
-            continue
-        tunable = known.get(key)
-        if tunable is None:
-            names = ", ".join([*known, "lines"])
-            raise DriverOptionError(f"counting.{key}", "unknown option", f"remove it; counting takes {names}")
-        if not _number(value, tunable.kind) or not tunable.low <= value <= tunable.high:
-            default = getattr(CountingParams(), tunable.field)
-            raise DriverOptionError(
-                f"counting.{key}",
-                f"{value!r} is not a {tunable.kind.__name__} in [{tunable.low:g}, {tunable.high:g}]",
-                f"use {default!r} (the default {tunable.meaning})",
-            )
-        changes[tunable.field] = tunable.kind(value)
+def counting_params(values: dict[str, Any]) -> CountingParams:
+    """The validated `counting` table as CountingParams."""
+    changes = {t.field: t.kind(values[t.key]) for t in TUNABLES}
+    changes["line_a"], changes["line_b"] = (float(v) for v in values["lines"])
     return dataclasses.replace(CountingParams(), **changes)
+
+
+COUNTING = Options(
+    Option(
+        "lines",
+        [CountingParams().line_a, CountingParams().line_b],
+        _rising_fractions,
+        "two rising fractions",
+        "use [0.35, 0.65]",
+    ),
+    *(t.option() for t in TUNABLES),
+)
+
+
+def _rate_fits_baud(values: dict[str, Any]) -> None:
+    rate, baudrate = values["rate_hz"], values["baudrate"]
+    if rate > MAX_RATE_AT_BAUD[baudrate]:
+        raise DriverOptionError(
+            "rate_hz",
+            f"{rate:g} Hz does not fit through {baudrate} baud",
+            f"use rate_hz = {MAX_RATE_AT_BAUD[baudrate]:g} or baudrate = 460800",
+        )
 
 
 class Thermal90640Driver(SerialDriver):
     """Counts people crossing one door under a GY-MCU90640 and emits DoorCounts as they cross."""
 
     kind: ClassVar[str] = "thermal90640"
+    options: ClassVar[Options] = Options(
+        serial_port(),
+        name("door"),
+        choice("baudrate", 115200, tuple(BAUD_CODES), fix="use 115200 (the default) or 460800"),
+        choice("rate_hz", 4, tuple(RATE_CODES), fix="use 0.5, 1, 2, 4 or 8", convert=float),
+        choice("entry_direction", "down", DIRECTIONS),
+        table("counting", COUNTING, convert=counting_params),
+        checks=(_rate_fits_baud,),
+    )
 
     def __init__(
         self,
@@ -109,79 +117,19 @@ class Thermal90640Driver(SerialDriver):
         port: str,
         door: str,
         *,
-        baudrate: int = 115200,
-        rate_hz: float = 4.0,
-        entry_direction: str = "down",
-        counting: CountingParams | None = None,
-        backoff_initial_s: float = 0.1,
-        backoff_max_s: float = 5.0,
+        baudrate: int,
+        rate_hz: float,
+        entry_direction: str,
+        counting: CountingParams,
     ) -> None:
-        super().__init__(
-            name,
-            port,
-            baudrate,
-            read_timeout_s=READ_TIMEOUT_S,
-            backoff_initial_s=backoff_initial_s,
-            backoff_max_s=backoff_max_s,
-        )
+        super().__init__(name, port, baudrate, read_timeout_s=READ_TIMEOUT_S)
         self.door, self.rate_hz, self.entry_direction = door, rate_hz, entry_direction
-        self.counting = counting or CountingParams()
+        self.counting = counting
         sideways = entry_direction in ("left", "right")
         self.counter = (
             ThermalCounter(COLS, ROWS, self.counting) if sideways else ThermalCounter(ROWS, COLS, self.counting)
         )
         self.parser = Thermal90640Parser()
-
-    @classmethod
-    def from_options(cls, name: str, options: Mapping[str, Any]) -> Thermal90640Driver:
-        """Validate options without any I/O; raise DriverOptionError on the first bad key."""
-        for key in options:
-            if key not in (*OPTIONS, "kind"):
-                raise DriverOptionError(key, "unknown option", f"remove it; thermal90640 takes {', '.join(OPTIONS)}")
-        port = options.get("port")
-        if not isinstance(port, str) or not port.strip():
-            raise DriverOptionError(
-                "port", "missing or empty", 'set port = "/dev/serial/by-id/usb-..." (or a pyserial URL)'
-            )
-        door = options.get("door")
-        if not isinstance(door, str) or not DOOR_NAME.match(door):
-            raise DriverOptionError(
-                "door", f"{door!r} is not a door name", 'use lowercase letters, digits, "_" or "-", e.g. "front"'
-            )
-        baudrate = options.get("baudrate", 115200)
-        if isinstance(baudrate, bool) or baudrate not in BAUD_CODES:
-            raise DriverOptionError(
-                "baudrate", f"{baudrate!r} is not a GY-MCU90640 line speed", "use 115200 (the default) or 460800"
-            )
-        rate = options.get("rate_hz", 4)
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or float(rate) not in RATE_CODES:
-            raise DriverOptionError("rate_hz", f"{rate!r} is not a module frame rate", "use 0.5, 1, 2, 4 or 8")
-        if float(rate) > MAX_RATE_AT_BAUD[baudrate]:
-            raise DriverOptionError(
-                "rate_hz",
-                f"{rate} Hz does not fit through {baudrate} baud",
-                f"use rate_hz = {MAX_RATE_AT_BAUD[baudrate]:g} or baudrate = 460800",
-            )
-        direction = options.get("entry_direction", "down")
-        if direction not in DIRECTIONS:
-            raise DriverOptionError(
-                "entry_direction", f"{direction!r} is not a direction", f"use one of {', '.join(DIRECTIONS)}"
-            )
-        counting = parse_counting(options.get("counting", {}))
-        return cls(
-            name,
-            port.strip(),
-            door,
-            baudrate=baudrate,
-            rate_hz=float(rate),
-            entry_direction=direction,
-            counting=counting,
-        )
-
-    @classmethod
-    def sample_config(cls) -> str:
-        """The commented sample.toml text."""
-        return resources.files("drivers.thermal90640").joinpath("sample.toml").read_text(encoding="utf-8")
 
     def doors(self) -> list[str]:
         """The one door this sensor watches."""

@@ -13,13 +13,19 @@ ROOT = Path(__file__).parents[2]
 
 PROBE = """
 import json
-from agent.driver_api import installed_drivers
+from agent.driver_api import installed_drivers, kit
 from agent.driver_cli import list_drivers
 drivers = installed_drivers()
 cls = drivers["example_echo"]
 driver = cls.from_options("echo", {"zones": ["till"]})
+kit.check_sample_matches_options(cls)
+kit.check_imports_current_api(cls)
+sink = kit.RecordingSink()
+driver.start(sink)
+sink.wait_for(lambda: len(sink.readings) == 1, 10, "the echo")
+driver.stop()
 print(json.dumps({"kinds": sorted(drivers), "kind": cls.kind, "module": cls.__module__,
-                  "listed": "example_echo" in list_drivers()}))
+                  "listed": "example_echo" in list_drivers(), "emitted": repr(sink.readings)}))
 """
 
 
@@ -48,6 +54,7 @@ def test_an_installed_external_package_registers_its_driver_kind(tmp_path: Path)
     found = json.loads(result.stdout)
     assert found["kind"] == "example_echo" and found["module"] == "example_echo_driver"
     assert {"example_echo", "terabee", "ld2410"} <= set(found["kinds"]) and found["listed"]
+    assert found["emitted"] == "[PresenceChange(zone='till', present=True)]"  # built on BackgroundDriver
 
 
 def test_without_the_package_the_kind_is_absent() -> None:

@@ -15,7 +15,7 @@ import pytest
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.demo import DAY_START, simulator_command
 from agent.demo.local_broker import LocalBroker, free_port
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from agent.privacy.sampler import laplace_tail_bound
 from drivers.terabee.driver import TerabeeDriver
 from firmware_sim.terabee import TerabeeSimulator

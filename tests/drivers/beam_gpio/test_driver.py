@@ -11,7 +11,7 @@ import gpiozero.pins.mock as mock
 import pytest
 
 from agent.driver_api import DoorCount, DriverOptionError
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.beam_gpio.driver import BeamGpioDriver
 
 OPTIONS = {"door": "back", "pin_a": 17, "pin_b": 27}

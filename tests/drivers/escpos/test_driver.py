@@ -11,7 +11,7 @@ import pytest
 
 from agent.clock import AcceleratedClock
 from agent.driver_api import Basket, DriverOptionError
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.escpos.driver import EscPosDriver
 from firmware_sim import escpos as sim
 from firmware_sim.pty_device import PtyDevice

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.driver_api import DriverOptionError, PresenceChange
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.ld2410.driver import LD2410Driver
 from firmware_sim.ld2410 import LD2410Simulator, encode_report
 from firmware_sim.pty_device import PtyDevice

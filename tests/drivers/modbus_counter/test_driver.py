@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.driver_api import DoorCount, DriverOptionError
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.modbus_counter.driver import ModbusCounterDriver
 from firmware_sim.modbus_counter import ModbusCounterSimulator
 

@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.demo.local_broker import LocalBroker
 from agent.driver_api import DriverOptionError, PresenceChange
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.mqtt_sensors.driver import MqttSensorsDriver
 
 SENSORS = [

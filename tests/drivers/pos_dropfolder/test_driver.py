@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from agent.driver_api import Basket, BasketLine
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.pos_dropfolder.driver import PosDropFolderDriver
 from drivers.pos_dropfolder.protocol import DropFileError, ExportFormat, parse_csv
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from agent.driver_api import Basket, BasketLine
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
+from agent.driver_api.webhook import BadPayload
 from drivers.shopify_webhook.driver import ShopifyWebhookDriver
 from drivers.shopify_webhook.protocol import shopify_signature, to_minor_units
-from drivers.webhook_http import BadPayload
 
 SECRET = "hush"
 ORDER = {

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent.driver_api import Basket, BasketLine
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.square_webhook.driver import SquareWebhookDriver
 from drivers.square_webhook.protocol import square_signature
 

@@ -213,7 +213,8 @@ def test_device_power_cycle_counts_from_zero_again(device: PtyDevice) -> None:
 
 def test_driver_waits_for_a_missing_port_and_connects_when_it_appears(tmp_path: Path) -> None:
     link = tmp_path / "later"
-    driver = TerabeeDriver("front_door", str(link), "front", backoff_initial_s=0.02, backoff_max_s=0.1)
+    driver = TerabeeDriver.from_options("front_door", {"port": str(link), "door": "front"})
+    driver.backoff_initial_s, driver.backoff_max_s = 0.02, 0.1
     sink = RecordingSink()
     driver.start(sink)
     try:
