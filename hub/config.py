@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.contract.names import NAME_RE
 from hub.errors import HubConfigError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 GROUP_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
+from agent.contract.names import NAME_RE
 from agent.errors import ConfigError
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_EPSILON = Fraction(10)
 
 

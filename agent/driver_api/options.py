@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from agent.config.reader import NAME_RE
+from agent.contract.names import NAME_RE
 from agent.driver_api.contract import DriverOptionError
 
 

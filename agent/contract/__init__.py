@@ -1,0 +1,1 @@
+"""The contract the agent and the hub share: names, streams, topics, schemas."""
