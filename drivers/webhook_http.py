@@ -6,22 +6,30 @@ The contract every webhook driver keeps:
 - a replayed event id -> 200 without a second emission (a bounded LRU here; the agent also dedupes on
   (driver, source_id), so a replay after a restart is stored once too);
 - 200 only after `sink.flush()` returned True (acknowledged means durable); otherwise 503 so the
-  POS retries. An upstream failure (an order that cannot be fetched) is a 503 as well.
+  POS retries. A transient upstream failure (an order that cannot be fetched now) is a 503 as well;
+- a permanent upstream failure (the order does not exist, the token is refused) is a dead letter: a
+  flagged basket records the event durably (kept local, out of every release), the reason is counted
+  and logged, and the answer is 200, so the POS does not retry for ever;
+- every refusal (401, 400, dead letter) is logged with its reason, at most once a minute per kind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 from agent.driver_api import Basket, DriverHealth, DriverOptionError, Sink
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
 COMMON_OPTIONS = ("host", "port", "path", "recent_ids", "flush_timeout_s")
@@ -36,6 +44,36 @@ class Unavailable(RuntimeError):
     """Something the event needs is unavailable right now (answer 503 so the sender retries)."""
 
 
+class DeadLetter(RuntimeError):
+    """Something the event needs will never be available: store `record` (a flagged basket), answer 200."""
+
+    def __init__(self, event_id: str, reason: str, record: Basket) -> None:
+        super().__init__(reason)
+        self.event_id, self.reason, self.record = event_id, reason, record
+
+
+class RefusalLog:
+    """One log line per kind of refusal per interval; the lines suppressed in between are counted."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def warn(self, driver: str, kind: str, reason: str, now: float | None = None) -> bool:
+        """Log `reason` unless `kind` was logged less than interval_s ago; True when a line was written."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            last = self._last.get(kind)
+            if last is not None and now - last < self.interval_s:
+                self._suppressed[kind] += 1
+                return False
+            self._last[kind], more = now, self._suppressed.pop(kind, 0)
+        log.warning("driver %s: %s: %s%s", driver, kind, reason, f" (and {more} more since)" if more else "")
+        return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Handled:
     """What one verified event turned into: its id (for replay detection) and the baskets to store."""
@@ -43,6 +81,7 @@ class Handled:
     event_id: str
     baskets: tuple[Basket, ...] = ()
     note: str = ""  # why an event produced nothing (ignored type, unfinished payment)
+    counter: str = ""  # an extra counter shown in health, e.g. "ignored_test" for a test notification
 
 
 class RecentIds:
@@ -111,6 +150,8 @@ class WebhookDriver:
         self.backoff_initial_s, self.backoff_max_s = 0.5, 10.0
         self.recent = RecentIds(recent_ids)
         self.outcomes: Counter[str] = Counter()
+        self.refusals = RefusalLog()
+        self.last_dead_letter = ""
         self.bound_port = 0
         self._health = DriverHealth()
         self._stop = threading.Event()
@@ -141,9 +182,11 @@ class WebhookDriver:
         """The standard health keys plus counts per response kind."""
         snapshot = self._health.snapshot()
         with self._health.lock:
-            keys = ("accepted", "duplicates", "ignored", "unauthorised", "malformed", "unavailable")
+            keys = ("accepted", "duplicates", "ignored", "unauthorised", "malformed", "unavailable", "dead_letters")
             snapshot.update({k: self.outcomes[k] for k in keys})
+            snapshot.update(self.outcomes)  # the drivers' own counters (ignored_test, ...) too
             snapshot["port"] = self.bound_port
+            snapshot["last_dead_letter"] = self.last_dead_letter
         return snapshot
 
     def start(self, sink: Sink) -> None:
@@ -219,17 +262,24 @@ class WebhookDriver:
         if not self.verify(headers, body):
             self._count("unauthorised")
             self._report(sink, "bad_frame", "bad_signature")
+            self.refusals.warn(self.name, "401 bad signature", "check the secret and the notification URL")
             return 401, "bad or missing signature\n"
         try:
             handled = self.interpret(headers, body)
         except BadPayload as exc:
             self._count("malformed")
             self._report(sink, "bad_frame", f"malformed: {exc}")
+            self.refusals.warn(self.name, "400 malformed", str(exc))
             return 400, f"malformed event: {exc}\n"
         except Unavailable as exc:
             self._count("unavailable")
             self._report(sink, "problem", str(exc))
             return 503, f"try again later: {exc}\n"
+        except DeadLetter as exc:
+            if exc.event_id in self.recent:
+                self._count("duplicates")
+                return 200, "duplicate, already stored\n"
+            return self._dead_letter(sink, exc)
         if handled.event_id in self.recent:
             self._count("duplicates")
             return 200, "duplicate, already stored\n"
@@ -246,7 +296,27 @@ class WebhookDriver:
         with self._health.lock:
             self._health.frames += 1
         self._count("accepted" if handled.baskets else "ignored")
+        if handled.counter:
+            self._count(handled.counter)
         return 200, f"ok{': ' + handled.note if handled.note else ''}\n"
+
+    def _dead_letter(self, sink: Sink, exc: DeadLetter) -> tuple[int, str]:
+        """Store the dead-letter record durably, count and log it, and answer 200 (503 if it is not stored)."""
+        with self._emit_lock:
+            if self._stopped:
+                return 503, "shutting down\n"
+            sink.emit(exc.record)
+        if not sink.flush(self.flush_timeout_s):
+            self._count("unavailable")
+            return 503, "not stored yet, retry\n"
+        self.recent.add(exc.event_id)
+        self._count("dead_letters")
+        self._report(sink, "bad_frame", f"dead_letter: {exc.reason}")
+        with self._health.lock:
+            self.last_dead_letter = f"event {exc.event_id}: {exc.reason}"
+            self._health.last_error = self.last_dead_letter
+        self.refusals.warn(self.name, "dead letter", f"event {exc.event_id}: {exc.reason}")
+        return 200, f"dead letter recorded: {exc.reason}\n"
 
 
 def _handler_class(driver: WebhookDriver, sink: Sink) -> type[BaseHTTPRequestHandler]:

@@ -1,4 +1,4 @@
-"""Shopify webhook driver: the shared HTTP receiver with Shopify's HMAC; orders/create and refunds/create."""
+"""Shopify webhook driver: the shared HTTP receiver with Shopify's HMAC; order, cancel and refund topics."""
 
 from __future__ import annotations
 
@@ -7,17 +7,11 @@ from importlib import resources
 from typing import Any, ClassVar
 
 from agent.driver_api import DriverOptionError
-from drivers.shopify_webhook.protocol import (
-    REFUND_TOPICS,
-    SALE_TOPICS,
-    order_basket,
-    parse_json,
-    refund_basket,
-    signature_ok,
-)
+from drivers.shopify_webhook.money import EXTRA_HINT, currency_table_available
+from drivers.shopify_webhook.protocol import interpret_topic, parse_json, signature_ok
 from drivers.webhook_http import COMMON_OPTIONS, Handled, WebhookDriver, common_options, resolve_secret, secret_option
 
-OPTIONS = (*COMMON_OPTIONS, "secret", "currency")
+OPTIONS = (*COMMON_OPTIONS, "secret", "currency", "taxes_included")
 
 
 class ShopifyWebhookDriver(WebhookDriver):
@@ -25,9 +19,10 @@ class ShopifyWebhookDriver(WebhookDriver):
 
     kind: ClassVar[str] = "shopify"
 
-    def __init__(self, name: str, *, secret: str, currency: str = "", **common: Any) -> None:
+    def __init__(self, name: str, *, secret: str, currency: str = "", taxes_included: bool = False,
+                 **common: Any) -> None:  # fmt: skip
         super().__init__(name, **common)
-        self.secret, self.currency = secret, currency
+        self.secret, self.currency, self.taxes_included = secret, currency, taxes_included
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any]) -> ShopifyWebhookDriver:
@@ -35,12 +30,18 @@ class ShopifyWebhookDriver(WebhookDriver):
         for key in options:
             if key not in (*OPTIONS, "kind"):
                 raise DriverOptionError(key, "unknown option", f"remove it; shopify takes {', '.join(OPTIONS)}")
+        if not currency_table_available():
+            raise DriverOptionError("kind", "the ISO 4217 table (the pos extra) is not installed", EXTRA_HINT)
         common = common_options(options, 8089, "/shopify/webhook")
         currency = options.get("currency", "")
         if not isinstance(currency, str) or (currency and not (len(currency) == 3 and currency.isalpha())):
             raise DriverOptionError("currency", f"{currency!r} is not an ISO 4217 code", 'use e.g. "EUR" or ""')
+        taxes_included = options.get("taxes_included", False)
+        if not isinstance(taxes_included, bool):
+            raise DriverOptionError("taxes_included", f"{taxes_included!r} is not true or false",
+                                    "true when the shop's prices include tax (Settings > Taxes and duties)")  # fmt: skip
         return cls(name, secret=secret_option(options, "secret", "app's webhook secret"), currency=currency.upper(),
-                   **common)  # fmt: skip
+                   taxes_included=taxes_included, **common)  # fmt: skip
 
     @classmethod
     def sample_config(cls) -> str:
@@ -53,13 +54,11 @@ class ShopifyWebhookDriver(WebhookDriver):
         return bool(secret) and signature_ok(secret, body, headers.get("x-shopify-hmac-sha256"))
 
     def interpret(self, headers: Mapping[str, str], body: bytes) -> Handled:
-        """orders/create -> sale, refunds/create -> refund; other topics are acknowledged and not stored."""
+        """Orders -> sale or void, refunds -> refund; test notifications and other topics are counted, not stored."""
         topic = headers.get("x-shopify-topic", "")
         obj = parse_json(body)
         # X-Shopify-Webhook-Id is the same on every retry of one delivery; the topic and id stand in without it.
         event_id = headers.get("x-shopify-webhook-id") or f"{topic}:{obj['id']}"
-        if topic in SALE_TOPICS:
-            return Handled(event_id, (order_basket(obj),))
-        if topic in REFUND_TOPICS:
-            return Handled(event_id, (refund_basket(obj, self.currency),))
-        return Handled(event_id, note=f"topic {topic!r} is not used")
+        outcome = interpret_topic(topic, obj, self.currency, self.taxes_included)
+        counter = f"ignored_{outcome.ignored}" if outcome.ignored else ""
+        return Handled(event_id, outcome.baskets, outcome.note, counter)
