@@ -38,8 +38,8 @@ class ShopifyWebhookDriver(WebhookDriver):
             raise DriverOptionError("currency", f"{currency!r} is not an ISO 4217 code", 'use e.g. "EUR" or ""')
         taxes_included = options.get("taxes_included", False)
         if not isinstance(taxes_included, bool):
-            raise DriverOptionError("taxes_included", f"{taxes_included!r} is not true or false",
-                                    "true when the shop's prices include tax (Settings > Taxes and duties)")  # fmt: skip
+            fix = "true when the shop's prices include tax (Settings > Taxes and duties)"
+            raise DriverOptionError("taxes_included", f"{taxes_included!r} is not true or false", fix)
         return cls(name, secret=secret_option(options, "secret", "app's webhook secret"), currency=currency.upper(),
                    taxes_included=taxes_included, **common)  # fmt: skip
 

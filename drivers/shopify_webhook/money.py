@@ -47,7 +47,7 @@ def minor_digits(currency: str) -> int:
 
 
 def to_minor_units(value: object, currency: str, field: str = "amount") -> int:
-    """"409.94" or Decimal("195.66") or 5 -> integer minor units of `currency`; BadPayload otherwise."""
+    """A string ("409.94"), Decimal("195.66") or int as integer minor units of `currency`; BadPayload otherwise."""
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         # a float here means the body was parsed without parse_float=Decimal: refuse, never round
         raise BadPayload(f"{field} {value!r} is not a decimal amount")

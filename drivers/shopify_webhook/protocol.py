@@ -175,7 +175,8 @@ def refund_currency(refund: dict[str, Any], fallback: str = "") -> str:
     candidates = [refund.get("currency")]
     candidates += [t.get("currency") for t in _items(refund, "transactions")]
     for item in _items(refund, "refund_line_items"):
-        money = (item.get("subtotal_set") or {}).get("shop_money") if isinstance(item.get("subtotal_set"), dict) else None
+        money_set = item.get("subtotal_set")
+        money = money_set.get("shop_money") if isinstance(money_set, dict) else None
         candidates.append(money.get("currency_code") if isinstance(money, dict) else None)
     found = next((str(c) for c in candidates if isinstance(c, str) and c), fallback)
     if not found:

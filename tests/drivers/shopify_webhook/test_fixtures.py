@@ -53,7 +53,8 @@ def test_fixture_parses_to_the_expected_basket(case: dict[str, Any]) -> None:
 
 
 def test_discounted_line_is_what_the_customer_paid() -> None:
-    (basket,) = interpret_topic("orders/create", parse_json((FIXTURES / "order_discount_allocation.json").read_bytes())).baskets
+    order = parse_json((FIXTURES / "order_discount_allocation.json").read_bytes())
+    (basket,) = interpret_topic("orders/create", order).baskets
     assert basket.lines[0].line_total_cents == 18109 == basket.total_cents  # not the 199.00 list price
 
 
@@ -65,7 +66,8 @@ def test_json_number_subtotals_are_read_exactly() -> None:
 
 
 def test_jpy_refund_without_a_currency_key_uses_zero_minor_digits() -> None:
-    (basket,) = interpret_topic("refunds/create", parse_json((FIXTURES / "refund_jpy_derived.json").read_bytes())).baskets
+    refund = parse_json((FIXTURES / "refund_jpy_derived.json").read_bytes())
+    (basket,) = interpret_topic("refunds/create", refund).baskets
     assert (basket.currency, basket.total_cents) == ("JPY", -500)
 
 

@@ -53,8 +53,8 @@ class OrderApi:
                 outer.requests.append(order_id)
                 order = outer.orders.get(order_id)
                 status = outer.fail or (200 if order else 404)
-                body = json.dumps({"order": {**order, "id": order_id}} if status == 200 and order
-                                  else {"errors": [{"category": "API_ERROR", "code": "NOT_FOUND"}]}).encode()  # fmt: skip
+                answer = {"order": {**order, "id": order_id}} if status == 200 and order else None
+                body = json.dumps(answer or {"errors": [{"category": "API_ERROR", "code": "NOT_FOUND"}]}).encode()
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -160,7 +160,7 @@ def test_refund_payment_update_does_not_emit_the_sale_again(running: Any) -> Non
 
 
 def test_permanent_fetch_error_is_a_dead_letter_not_an_endless_503(running: Any, caplog: Any) -> None:
-    driver, sink, api = running  # no order is known: RetrieveOrder answers 404
+    driver, sink, _ = running  # no order is known: RetrieveOrder answers 404
     body = (FIXTURES / "payment_updated_event.json").read_bytes()
     status, text = post(driver, body)
     assert status == 200 and "dead letter" in text and "HTTP 404" in text
@@ -205,7 +205,7 @@ def test_replay_during_an_outage_is_answered_without_fetching(running: Any) -> N
 
 
 def test_unset_access_token_is_a_dead_letter_naming_the_setting(running: Any, monkeypatch: Any) -> None:
-    driver, sink, api = running
+    driver, _, api = running
     monkeypatch.delenv("SQ_TOKEN_FOR_TEST", raising=False)
     driver.orders.access_token = "env:SQ_TOKEN_FOR_TEST"  # type: ignore[attr-defined]
     status, text = post(driver, (FIXTURES / "payment_updated_event.json").read_bytes())
