@@ -311,7 +311,8 @@ class WebhookDriver:
             return 503, "not stored yet, retry\n"
         self.recent.add(exc.event_id)
         self._count("dead_letters")
-        self._report(sink, "bad_frame", f"dead_letter: {exc.reason}")
+        # one counter key for all dead letters (the agent keys bad frames by reason; ids would grow it without bound)
+        self._report(sink, "bad_frame", "dead_letter")
         with self._health.lock:
             self.last_dead_letter = f"event {exc.event_id}: {exc.reason}"
             self._health.last_error = self.last_dead_letter
