@@ -152,6 +152,7 @@ class WebhookDriver:
         self.outcomes: Counter[str] = Counter()
         self.refusals = RefusalLog()
         self.last_dead_letter = ""
+        self._dead_lettering = False
         self.bound_port = 0
         self._health = DriverHealth()
         self._stop = threading.Event()
@@ -187,6 +188,8 @@ class WebhookDriver:
             snapshot.update(self.outcomes)  # the drivers' own counters (ignored_test, ...) too
             snapshot["port"] = self.bound_port
             snapshot["last_dead_letter"] = self.last_dead_letter
+            # degraded from a dead letter until an event is stored again (the token fixed, the orders back)
+            snapshot["degraded"] = f"dead letter: {self.last_dead_letter}" if self._dead_lettering else ""
         return snapshot
 
     def start(self, sink: Sink) -> None:
@@ -295,6 +298,8 @@ class WebhookDriver:
         self.recent.add(handled.event_id)
         with self._health.lock:
             self._health.frames += 1
+            if handled.baskets:
+                self._dead_lettering = False
         self._count("accepted" if handled.baskets else "ignored")
         if handled.counter:
             self._count(handled.counter)
@@ -316,6 +321,7 @@ class WebhookDriver:
         with self._health.lock:
             self.last_dead_letter = f"event {exc.event_id}: {exc.reason}"
             self._health.last_error = self.last_dead_letter
+            self._dead_lettering = True
         self.refusals.warn(self.name, "dead letter", f"event {exc.event_id}: {exc.reason}")
         return 200, f"dead letter recorded: {exc.reason}\n"
 

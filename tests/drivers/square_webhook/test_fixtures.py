@@ -160,7 +160,7 @@ def test_refund_payment_update_does_not_emit_the_sale_again(running: Any) -> Non
 
 
 def test_permanent_fetch_error_is_a_dead_letter_not_an_endless_503(running: Any, caplog: Any) -> None:
-    driver, sink, _ = running  # no order is known: RetrieveOrder answers 404
+    driver, sink, api = running  # no order is known yet: RetrieveOrder answers 404
     body = (FIXTURES / "payment_updated_event.json").read_bytes()
     status, text = post(driver, body)
     assert status == 200 and "dead letter" in text and "HTTP 404" in text
@@ -171,6 +171,12 @@ def test_permanent_fetch_error_is_a_dead_letter_not_an_endless_503(running: Any,
     assert sink.bad == ["dead_letter"]
     assert any("dead letter" in r.getMessage() and "HTTP 404" in r.getMessage() for r in caplog.records)
     assert post(driver, body)[0] == 200 and len(sink.readings) == 1  # Square's retry is a duplicate
+    assert "HTTP 404" in driver.health()["degraded"]  # /health says degraded while it lasts
+    api.orders["03O3USaPaAaFnI6kkwB1JxGgBsUZY"] = load("retrieve_order_response.json")["order"]
+    replay = load("payment_updated_event.json")
+    replay["event_id"] = "a-later-event"
+    assert post(driver, json.dumps(replay).encode())[0] == 200
+    assert driver.health()["degraded"] == "" and len(sink.readings) == 2  # stored again: no longer degraded
 
 
 @pytest.mark.parametrize("status", [401, 403])
