@@ -10,7 +10,8 @@ What a basket holds, for every topic (the same rule as the Square driver):
   (line discounts and its share of order-level codes, which Shopify allocates onto lines), plus its
   `tax_lines` when the shop adds tax on top (`taxes_included: false`); with tax-inclusive prices the
   tax is already in the price. So category revenue is the same whether a shop prices with or without
-  tax, and shipping and tips stay out of the lines (they are in the basket total, `total_price`);
+  tax, and shipping and tips stay out of the lines (they are in the basket total, `total_price`); a tip
+  is a line item that names its `tip_payment_gateway` (ShopifySharp's LineItem model; GraphQL `TipSale`);
 - a refund is a refund basket with negative lines and the money paid back as its total, never a sale;
 - a cancellation (`orders/cancelled`, or an order that arrives already cancelled or voided) is a void
   basket with the order's lines, as a voided receipt is; the money returned comes with `refunds/create`;
@@ -142,6 +143,11 @@ def order_line(item: dict[str, Any], currency: str, taxes_included: bool, where:
     )  # fmt: skip
 
 
+def is_tip(item: dict[str, Any]) -> bool:
+    """A tip is a line item that names its tip gateway (GraphQL `TipSale` points at a LineItem); not goods sold."""
+    return bool(item.get("tip_payment_gateway") or item.get("tip_payment_method"))
+
+
 def order_basket(order: dict[str, Any], kind: str = "sale") -> Basket:
     """An order body as a sale (or a void); source_id is the order id, "void:<id>" for a void."""
     currency = str(order.get("currency") or "")
@@ -153,6 +159,7 @@ def order_basket(order: dict[str, Any], kind: str = "sale") -> Basket:
     lines = tuple(
         order_line(item, currency, taxes_included, f"line_items[{index}]")
         for index, item in enumerate(_items(order, "line_items"))
+        if not is_tip(item)
     )
     return Basket(
         source_id=str(order["id"]) if kind == "sale" else f"void:{order['id']}",
