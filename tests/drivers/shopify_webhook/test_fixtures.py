@@ -7,15 +7,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.driver_api import Basket, BasketLine
+import drivers.shopify_webhook.driver as driver_module
+from agent.driver_api import Basket, BasketLine, DriverOptionError
 from agent.driver_kit import RecordingSink
 from drivers.shopify_webhook.driver import ShopifyWebhookDriver
+from drivers.shopify_webhook.money import to_minor_units
 from drivers.shopify_webhook.protocol import interpret_topic, parse_json, shopify_signature
+from drivers.webhook_http import BadPayload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES: list[dict[str, Any]] = json.loads((FIXTURES / "expected.json").read_text(encoding="utf-8"))
@@ -140,3 +144,15 @@ def test_ignored_topic_is_acknowledged_and_counted(driver: Any) -> None:
     status, text = post(drv, body, "orders/edited", "wh-edit")
     assert status == 200 and "not re-read" in text and sink.readings == []
     assert drv.health()["ignored_topic"] == 1
+
+
+def test_missing_currency_table_names_the_extra_to_install(monkeypatch: Any) -> None:
+    monkeypatch.setattr(driver_module, "currency_table_available", lambda: False)
+    with pytest.raises(DriverOptionError, match=r"shopkeeper\[pos\]"):
+        ShopifyWebhookDriver.from_options("shopify_pos", {"secret": SECRET, "port": 0})
+
+
+def test_a_float_amount_is_refused_not_rounded() -> None:
+    with pytest.raises(BadPayload, match="not a decimal amount"):
+        to_minor_units(195.66, "USD", "subtotal")
+    assert to_minor_units(json.loads("195.66", parse_float=Decimal), "USD") == 19566
