@@ -135,13 +135,21 @@ class SquareWebhookDriver(WebhookDriver):
             return Handled(event.event_id, note=step.note, counter=f"ignored_{step.ignore}")
         if step.basket is not None:
             return Handled(event.event_id, (step.basket,))
-        return Handled(event.event_id, (build(step, event, self._order(step.fetch_order, event)),))
+        order = self._order(step.fetch_order, event)
+        try:
+            return Handled(event.event_id, (build(step, event, order),))
+        except BadPayload as exc:  # the event was fine; Square's order is not, and a retry brings the same order
+            raise _dead_letter(event, f"order {step.fetch_order} is malformed: {exc}") from exc
 
     def _order(self, order_id: str, event: SquareEvent) -> dict[str, Any]:
         try:
             order = self.orders.fetch_order(order_id)
         except FetchRefused as exc:
-            raise DeadLetter(event.event_id, str(exc), dead_letter_record(event, str(exc))) from exc
+            raise _dead_letter(event, str(exc)) from exc
         if order.get("id") != order_id:
-            raise BadPayload(f"order {order_id} answered with id {order.get('id')!r}")
+            raise _dead_letter(event, f"RetrieveOrder {order_id} answered with id {order.get('id')!r}")
         return order
+
+
+def _dead_letter(event: SquareEvent, reason: str) -> DeadLetter:
+    return DeadLetter(event.event_id, reason, dead_letter_record(event, reason))

@@ -222,3 +222,13 @@ def test_unset_access_token_is_a_dead_letter_naming_the_setting(running: Any, mo
                                                    (502, False), (429, False), (None, False)])  # fmt: skip
 def test_fetch_failures_are_classified(status: int | None, permanent: bool) -> None:
     assert fetch_failure_is_permanent(status) is permanent
+
+
+def test_malformed_fetched_order_is_a_dead_letter_not_a_400(running: Any) -> None:
+    driver, sink, api = running
+    order = load("retrieve_order_response.json")["order"]
+    del order["total_money"]  # the event is well formed; the order Square answered with is not
+    api.orders["03O3USaPaAaFnI6kkwB1JxGgBsUZY"] = order
+    status, text = post(driver, (FIXTURES / "payment_updated_event.json").read_bytes())
+    assert status == 200 and "is malformed: total_money.amount" in text
+    assert [b.flagged for b in sink.readings] == ["dead_letter"] and driver.health()["malformed"] == 0
