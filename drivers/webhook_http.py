@@ -152,7 +152,7 @@ class WebhookDriver:
         self.outcomes: Counter[str] = Counter()
         self.refusals = RefusalLog()
         self.last_dead_letter = ""
-        self._dead_lettering = False
+        self._degraded = ""  # the last signed event we could not store, until one is stored again
         self.bound_port = 0
         self._health = DriverHealth()
         self._stop = threading.Event()
@@ -188,8 +188,8 @@ class WebhookDriver:
             snapshot.update(self.outcomes)  # the drivers' own counters (ignored_test, ...) too
             snapshot["port"] = self.bound_port
             snapshot["last_dead_letter"] = self.last_dead_letter
-            # degraded from a dead letter until an event is stored again (the token fixed, the orders back)
-            snapshot["degraded"] = f"dead letter: {self.last_dead_letter}" if self._dead_lettering else ""
+            # degraded from a signed event that was refused or dead-lettered until an event is stored again
+            snapshot["degraded"] = self._degraded
         return snapshot
 
     def start(self, sink: Sink) -> None:
@@ -273,6 +273,8 @@ class WebhookDriver:
             self._count("malformed")
             self._report(sink, "bad_frame", f"malformed: {exc}")
             self.refusals.warn(self.name, "400 malformed", str(exc))
+            with self._health.lock:  # a signed event refused: the POS retries, then gives up; say so in /health
+                self._degraded = f"refused a signed event: {exc}"
             return 400, f"malformed event: {exc}\n"
         except Unavailable as exc:
             self._count("unavailable")
@@ -299,7 +301,7 @@ class WebhookDriver:
         with self._health.lock:
             self._health.frames += 1
             if handled.baskets:
-                self._dead_lettering = False
+                self._degraded = ""
         self._count("accepted" if handled.baskets else "ignored")
         if handled.counter:
             self._count(handled.counter)
@@ -321,7 +323,7 @@ class WebhookDriver:
         with self._health.lock:
             self.last_dead_letter = f"event {exc.event_id}: {exc.reason}"
             self._health.last_error = self.last_dead_letter
-            self._dead_lettering = True
+            self._degraded = f"dead letter: {self.last_dead_letter}"
         self.refusals.warn(self.name, "dead letter", f"event {exc.event_id}: {exc.reason}")
         return 200, f"dead letter recorded: {exc.reason}\n"
 

@@ -156,3 +156,13 @@ def test_a_float_amount_is_refused_not_rounded() -> None:
     with pytest.raises(BadPayload, match="not a decimal amount"):
         to_minor_units(195.66, "USD", "subtotal")
     assert to_minor_units(json.loads("195.66", parse_float=Decimal), "USD") == 19566
+
+
+def test_a_refused_signed_event_degrades_health_until_an_event_is_stored(driver: Any) -> None:
+    drv, _ = driver
+    order = json.loads((FIXTURES / "order_discount_allocation.json").read_text(encoding="utf-8"))
+    order["total_price"] = "12.345"
+    assert post(drv, json.dumps(order).encode(), "orders/create", "wh-bad")[0] == 400
+    assert "total_price" in drv.health()["degraded"]
+    assert post(drv, (FIXTURES / "order_discount_allocation.json").read_bytes(), "orders/create", "wh-ok")[0] == 200
+    assert drv.health()["degraded"] == ""
