@@ -6,13 +6,19 @@ The contract every webhook driver keeps:
 - a replayed event id -> 200 without a second emission (a bounded LRU here; the agent also dedupes on
   (driver, source_id), so a replay after a restart is stored once too);
 - 200 only after `sink.flush()` returned True (acknowledged means durable); otherwise 503 so the
-  POS retries. An upstream failure (an order that cannot be fetched) is a 503 as well.
+  POS retries. A transient upstream failure (an order that cannot be fetched now) is a 503 as well;
+- a permanent upstream failure (the order does not exist, the token is refused) is a dead letter: a
+  flagged basket records the event durably (kept local, out of every release), the reason is counted
+  and logged, and the answer is 200, so the POS does not retry for ever;
+- every refusal (401, 400, dead letter) is logged with its reason, at most once a minute per kind, and
+  /health is degraded with the last one until an event is stored again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import re
 import threading
@@ -25,6 +31,9 @@ from agent.driver_api.base import BackgroundDriver
 from agent.driver_api.contract import Sink
 from agent.driver_api.options import Check, Option, Options, integer, number, secret, tcp_port, text
 from agent.driver_api.readings import Basket
+from agent.logs import RateLimitedLog
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 << 20
 COMMON_OPTIONS = ("host", "port", "path", "recent_ids", "flush_timeout_s")
@@ -39,6 +48,14 @@ class Unavailable(RuntimeError):
     """Something the event needs is unavailable right now (answer 503 so the sender retries)."""
 
 
+class DeadLetter(RuntimeError):
+    """Something the event needs will never be available: store `record` (a flagged basket), answer 200."""
+
+    def __init__(self, event_id: str, reason: str, record: Basket) -> None:
+        super().__init__(reason)
+        self.event_id, self.reason, self.record = event_id, reason, record
+
+
 @dataclasses.dataclass(frozen=True)
 class Handled:
     """What one verified event turned into: its id (for replay detection) and the baskets to store."""
@@ -46,6 +63,7 @@ class Handled:
     event_id: str
     baskets: tuple[Basket, ...] = ()
     note: str = ""  # why an event produced nothing (ignored type, unfinished payment)
+    counter: str = ""  # an extra counter shown in health, e.g. "ignored_test" for a test notification
 
 
 class RecentIds:
@@ -114,6 +132,9 @@ class WebhookDriver(BackgroundDriver):
         self.flush_timeout_s = flush_timeout_s
         self.recent = RecentIds(recent_ids)
         self.outcomes: Counter[str] = Counter()
+        self.refusals = RateLimitedLog(log)
+        self.last_dead_letter = ""
+        self._degraded = ""  # the last signed event we could not store, until one is stored again
         self.bound_port = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -129,8 +150,18 @@ class WebhookDriver(BackgroundDriver):
     # -- BackgroundDriver hooks ------------------------------------------------------------------
     def _health_extra(self) -> dict[str, Any]:
         with self._health.lock:
-            keys = ("accepted", "duplicates", "ignored", "unauthorised", "malformed", "unavailable")
-            return {**{k: self.outcomes[k] for k in keys}, "port": self.bound_port}
+            keys = ("accepted", "duplicates", "ignored", "unauthorised", "malformed", "unavailable", "dead_letters")
+            return {
+                **{k: self.outcomes[k] for k in keys},
+                **self.outcomes,  # the drivers' own counters (ignored_test, ...) too
+                "port": self.bound_port,
+                "last_dead_letter": self.last_dead_letter,
+                # a signed event refused or dead-lettered, until an event is stored again
+                "degraded": self._degraded,
+            }
+
+    def _refused(self, kind: str, reason: str) -> None:
+        self.refusals.warning(kind, "driver %s: %s: %s", self.name, kind, reason)
 
     def _where(self) -> str:
         return f"cannot listen on {self.host}:{self.port}"
@@ -169,17 +200,26 @@ class WebhookDriver(BackgroundDriver):
         if not self.verify(headers, body):
             self._count("unauthorised")
             self._report_bad_request(sink, "bad_signature")
+            self._refused("401 bad signature", "check the secret and the notification URL")
             return 401, "bad or missing signature\n"
         try:
             handled = self.interpret(headers, body)
         except BadPayload as exc:
             self._count("malformed")
-            self._report_bad_request(sink, f"malformed: {exc}")
+            self._report_bad_request(sink, "malformed")  # one counter key: reasons would grow it without bound
+            self._refused("400 malformed", str(exc))
+            with self._health.lock:  # a signed event refused: the POS retries, then gives up; say so in /health
+                self._degraded = f"refused a signed event: {exc}"
             return 400, f"malformed event: {exc}\n"
         except Unavailable as exc:
             self._count("unavailable")
             self._report(sink, "problem", str(exc))
             return 503, f"try again later: {exc}\n"
+        except DeadLetter as exc:
+            if exc.event_id in self.recent:
+                self._count("duplicates")
+                return 200, "duplicate, already stored\n"
+            return self._dead_letter(sink, exc)
         if handled.event_id in self.recent:
             self._count("duplicates")
             return 200, "duplicate, already stored\n"
@@ -192,8 +232,29 @@ class WebhookDriver(BackgroundDriver):
         self.recent.add(handled.event_id)
         with self._health.lock:
             self._health.frames += 1
+            if handled.baskets:
+                self._degraded = ""
         self._count("accepted" if handled.baskets else "ignored")
+        if handled.counter:
+            self._count(handled.counter)
         return 200, f"ok{': ' + handled.note if handled.note else ''}\n"
+
+    def _dead_letter(self, sink: Sink, exc: DeadLetter) -> tuple[int, str]:
+        """Store the dead-letter record durably, count and log it, and answer 200 (503 if it is not stored)."""
+        if not self._emit_all(sink, (exc.record,)):
+            return 503, "shutting down\n"
+        if not sink.flush(self.flush_timeout_s):
+            self._count("unavailable")
+            return 503, "not stored yet, retry\n"
+        self.recent.add(exc.event_id)
+        self._count("dead_letters")
+        self._report_bad_request(sink, "dead_letter")
+        with self._health.lock:
+            self.last_dead_letter = f"event {exc.event_id}: {exc.reason}"
+            self._health.last_error = self.last_dead_letter
+            self._degraded = f"dead letter: {self.last_dead_letter}"
+        self._refused("dead letter", f"event {exc.event_id}: {exc.reason}")
+        return 200, f"dead letter recorded: {exc.reason}\n"
 
 
 def _handler_class(driver: WebhookDriver, sink: Sink) -> type[BaseHTTPRequestHandler]:

@@ -114,6 +114,8 @@ def health_report(agent: Agent) -> dict[str, Any]:
             reasons.append(f"driver {name} stopped")
         elif not health.get("connected", True):
             reasons.append(f"driver {name} not connected")
+        elif health.get("degraded"):  # a driver's own reason, e.g. a webhook's upstream refusing its token
+            reasons.append(f"driver {name}: {health['degraded']}")
     return {"status": "degraded" if reasons else "ok", "reasons": reasons, "drivers": agent.supervisor.health()}
 
 

@@ -10,14 +10,22 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from agent.driver_api.options import Option, Options, secret, text
-from agent.driver_api.webhook import BadPayload, Handled, Unavailable, WebhookDriver, resolve_secret, webhook_options
+from agent.driver_api.webhook import (
+    BadPayload,
+    DeadLetter,
+    Handled,
+    Unavailable,
+    WebhookDriver,
+    resolve_secret,
+    webhook_options,
+)
 from drivers.square_webhook.protocol import (
-    PAYMENT_EVENTS,
-    REFUND_EVENTS,
+    SquareEvent,
+    build,
+    dead_letter_record,
+    fetch_failure_is_permanent,
     parse_event,
-    payment_only_basket,
-    refund_basket,
-    sale_basket,
+    plan,
     signature_ok,
 )
 
@@ -34,11 +42,15 @@ SQUARE_OPTIONS = (
 )  # fmt: skip
 
 
+class FetchRefused(RuntimeError):
+    """The order can never be fetched as things stand (404, a refused token): retrying will not help."""
+
+
 class OrderSource(Protocol):
     """Where the driver gets an order's line items."""
 
     def fetch_order(self, order_id: str) -> dict[str, Any]:
-        """The order object; raise Unavailable when it cannot be fetched now."""
+        """The order object; raise Unavailable when it cannot be fetched now, FetchRefused when never."""
 
 
 class SquareOrdersApi:
@@ -51,15 +63,20 @@ class SquareOrdersApi:
     def fetch_order(self, order_id: str) -> dict[str, Any]:
         """The order object from Square."""
         url = f"{self.api_base}/v2/orders/{urllib.parse.quote(order_id, safe='')}"
+        token = resolve_secret(self.access_token)
+        if not token:  # an unset env variable: every fetch would be refused, so say which setting it is
+            raise FetchRefused(f"RetrieveOrder {order_id}: access_token is empty ({self.access_token})")
         request = urllib.request.Request(url, headers={
-            "Authorization": f"Bearer {resolve_secret(self.access_token)}", "Square-Version": self.api_version,
-            "Accept": "application/json",
+            "Authorization": f"Bearer {token}", "Square-Version": self.api_version, "Accept": "application/json",
         })  # fmt: skip
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 payload = json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise Unavailable(f"RetrieveOrder {order_id}: HTTP {exc.code}") from exc
+            reason = f"RetrieveOrder {order_id}: HTTP {exc.code}"
+            if fetch_failure_is_permanent(exc.code):
+                raise FetchRefused(reason) from exc
+            raise Unavailable(reason) from exc
         except (OSError, ValueError) as exc:
             raise Unavailable(f"RetrieveOrder {order_id}: {exc}") from exc
         order = payload.get("order") if isinstance(payload, dict) else None
@@ -86,24 +103,30 @@ class SquareWebhookDriver(WebhookDriver):
         return bool(key) and signature_ok(key, self.notification_url, body, headers.get(SIGNATURE_HEADER))
 
     def interpret(self, headers: Mapping[str, str], body: bytes) -> Handled:
-        """Completed payments -> the order's sale; completed refunds -> a refund; anything else is acknowledged."""
+        """Payments, refunds and orders per protocol.plan; the order is fetched only after the replay check."""
         event = parse_event(body)
-        if event.type in PAYMENT_EVENTS and event.payment is not None:
-            if event.payment.get("status") != "COMPLETED":
-                return Handled(event.event_id, note=f"payment status {event.payment.get('status')}")
-            order_id = event.order_id()
-            if not order_id:
-                return Handled(event.event_id, (payment_only_basket(event.payment),))
-            return Handled(event.event_id, (sale_basket(self._order(order_id), event.payment),))
-        if event.type in REFUND_EVENTS and event.refund is not None:
-            if event.refund.get("status") != "COMPLETED":
-                return Handled(event.event_id, note=f"refund status {event.refund.get('status')}")
-            order_id = event.order_id()
-            return Handled(event.event_id, (refund_basket(event.refund, self._order(order_id) if order_id else None),))
-        return Handled(event.event_id, note=f"{event.type} is not used")
+        if event.event_id in self.recent:  # a replay during an outage must not wait for (or fail on) Square
+            return Handled(event.event_id)
+        step = plan(event)
+        if step.ignore:
+            return Handled(event.event_id, note=step.note, counter=f"ignored_{step.ignore}")
+        if step.basket is not None:
+            return Handled(event.event_id, (step.basket,))
+        order = self._order(step.fetch_order, event)
+        try:
+            return Handled(event.event_id, (build(step, event, order),))
+        except BadPayload as exc:  # the event was fine; Square's order is not, and a retry brings the same order
+            raise _dead_letter(event, f"order {step.fetch_order} is malformed: {exc}") from exc
 
-    def _order(self, order_id: str) -> dict[str, Any]:
-        order = self.orders.fetch_order(order_id)
+    def _order(self, order_id: str, event: SquareEvent) -> dict[str, Any]:
+        try:
+            order = self.orders.fetch_order(order_id)
+        except FetchRefused as exc:
+            raise _dead_letter(event, str(exc)) from exc
         if order.get("id") != order_id:
-            raise BadPayload(f"order {order_id} answered with id {order.get('id')!r}")
+            raise _dead_letter(event, f"RetrieveOrder {order_id} answered with id {order.get('id')!r}")
         return order
+
+
+def _dead_letter(event: SquareEvent, reason: str) -> DeadLetter:
+    return DeadLetter(event.event_id, reason, dead_letter_record(event, reason))

@@ -92,7 +92,8 @@ def test_refund_has_negative_lines_and_total(driver: Any) -> None:
     line = ORDER["line_items"][0]  # type: ignore[index]
     refund = {"id": 509562969, "order_id": 450789469, "created_at": "2008-01-10T12:00:00-05:00",
               "refund_line_items": [{"quantity": 1, "subtotal": "199.00", "line_item": line}],
-              "transactions": [{"kind": "refund", "status": "success", "amount": "209.00"}]}  # fmt: skip
+              "transactions": [{"kind": "refund", "status": "success", "amount": "209.00",
+                                "currency": "USD"}]}  # fmt: skip
     assert post(drv, json.dumps(refund).encode(), topic="refunds/create", hook_id="wh-r")[0] == 200
     (basket,) = sink.readings
     assert (basket.source_id, basket.kind, basket.total_cents) == ("refund:509562969", "refund", -20900)
@@ -101,7 +102,7 @@ def test_refund_has_negative_lines_and_total(driver: Any) -> None:
 
 @pytest.mark.parametrize(
     ("text", "currency", "cents"),
-    [("409.94", "USD", 40994), ("0.10", "", 10), ("1000", "JPY", 1000), ("1.234", "KWD", 1234)],
+    [("409.94", "USD", 40994), ("0.10", "EUR", 10), ("1000", "JPY", 1000), ("1.234", "KWD", 1234)],
 )
 def test_decimal_strings_become_exact_minor_units(text: str, currency: str, cents: int) -> None:
     assert to_minor_units(text, currency) == cents

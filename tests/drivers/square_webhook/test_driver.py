@@ -166,10 +166,12 @@ def test_failed_flush_answers_503_and_a_retry_is_stored(running: Any) -> None:
     assert [b.source_id for b in sink.readings] == ["ORDER1", "ORDER1"]  # the agent dedupes on source_id
 
 
-def test_unknown_order_answers_503(running: Any) -> None:
+def test_unknown_order_is_a_dead_letter_answered_200(running: Any) -> None:
     driver, sink, _ = running
-    assert post(driver, event(order_id="NOPE"))[0] == 503
-    assert sink.readings == [] and sink.problems
+    assert post(driver, event(order_id="NOPE"))[0] == 200  # a 503 would make Square retry a 404 for a day
+    (record,) = sink.readings
+    assert (record.source_id, record.flagged, record.total_cents) == ("dead_letter:ev-1", "dead_letter", 1054)
+    assert driver.health()["dead_letters"] == 1
 
 
 def test_completed_full_refund_is_a_refund_with_negative_lines(running: Any) -> None:
