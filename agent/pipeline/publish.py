@@ -44,6 +44,7 @@ class Publisher:
         retry_cap_s: float = outbox.RETRY_CAP_S,
     ) -> None:
         self.config, self.store = config, store
+        # Not used for timing: backoff and delivery times are real time, and `late` comes from the payload.
         self.clock = clock
         self.retry_base_s, self.retry_cap_s = retry_base_s, retry_cap_s
         self.settings = config.mqtt
@@ -80,7 +81,6 @@ class Publisher:
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.delivered = 0
-        self.rejected = 0
         # topic -> reason the broker refuses it, as last logged: one log line per cause, not per message.
         held = outbox.rejections(store.conn())
         self._refused = {r.topic: r.reason for r in held}
@@ -213,7 +213,6 @@ class Publisher:
         with self._cond:
             topics = {seq: self._outstanding.pop(seq, "") for seq, _code in outcomes}
         self.delivered += len(accepted)
-        self.rejected += len(refused)
         self._log_causes(topics, refused)
 
     def _log_causes(self, topics: dict[int, str], refused: list[tuple[int, ReasonCode]]) -> None:
@@ -232,6 +231,7 @@ class Publisher:
                     code.value,
                     self.retry_cap_s,
                 )
+        # At warning level too, so that `journalctl -p warning` shows each refusal with its end.
         for topic in {t for t in topics.values() if t in self._refused and t not in refused_now}:
             log.warning("broker accepts %s again (was: %s); sending its held summaries", topic, self._refused[topic])
             del self._refused[topic]

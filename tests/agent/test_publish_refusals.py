@@ -191,3 +191,26 @@ def test_late_is_the_same_on_the_payload_and_the_user_property(
         "2025-11-16T02:00:00Z": {(True, "true")},
         "2025-11-16T03:00:00Z": {(False, "false")},
     }
+
+
+def test_refusals_recorded_before_a_restart_are_logged_once_at_start_and_keep_their_backoff(
+    tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = make_config(tmp_path, port=1)  # nothing listens: only the start-up is under test
+    store = Store(config.db_path)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(2 * 3600 + 121)
+    assert releaser.tick() == 2
+    door1 = rows(store, DOOR)[0][0]
+    now = time.time_ns()
+    with store.transaction() as conn:
+        outbox.reject(conn, door1, 0x87, "Not authorized", now, base_s=60.0)
+    caplog.set_level(logging.INFO, logger="agent.publish")
+    Publisher(config, store, clock)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("broker refused")]
+    assert lines == [
+        f"broker refused {DOOR} before this start (Not authorized, reason code 0x87): 4 summaries held back, retrying"
+    ]
+    # The backoff is in SQLite, so a restart neither forgets it nor lets the topic's newer rows overtake.
+    sendable = {row.topic for row in outbox.next_batch(store.conn(), 100, now + 1)}
+    assert sendable == {TOTAL}
