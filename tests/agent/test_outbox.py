@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from agent import outbox
 from agent.clock import NS_PER_S
-from agent.migrations import MIGRATIONS
+from agent.pipeline import outbox
 from agent.store import Store
+from agent.store.migrations import MIGRATIONS
 
 DOOR = "coop/v1/riverside/store-0042/t1/footfall/hourly"
 TOTAL = "coop/v1/riverside/store-0042/t1/footfall-total/hourly"
@@ -189,7 +189,7 @@ def test_the_migration_copies_late_from_payloads_written_before_it(tmp_path: Pat
     db = sqlite_utils.Database(conn)
     conn.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_wall_ns INTEGER)")
     names = [name for name, _step in MIGRATIONS]
-    before = names[: names.index("0008_outbox_rejections")]
+    before = names[: names.index("0009_outbox_rejections")]
     for name, step in MIGRATIONS[: len(before)]:
         step(db)
         conn.execute("INSERT INTO _migrations VALUES (?, 0)", (name,))
@@ -203,3 +203,16 @@ def test_the_migration_copies_late_from_payloads_written_before_it(tmp_path: Pat
     conn.close()
     store = Store(path)
     assert [row.late for row in outbox.next_batch(store.conn(), 10, NOW)] == [True, False]
+
+
+def test_a_journalled_row_is_restored_pending_with_its_seq_and_its_late_flag(store: Store) -> None:
+    (seq,) = add(store, DOOR, late=True)
+    with store.transaction() as conn:
+        ledger_id = int(conn.execute("SELECT ledger_id FROM outbox WHERE seq = ?", (seq,)).fetchone()[0])
+        (message,) = outbox.messages_of(conn, ledger_id)
+        outbox.accept(conn, [seq], NOW)
+        assert not outbox.restore(conn, message, ledger_id)  # seq and msg_id taken: nothing overwritten
+        conn.execute("DELETE FROM outbox WHERE seq = ?", (seq,))  # what a rolled-back database lost
+        assert outbox.restore(conn, message, ledger_id)
+    (row,) = outbox.next_batch(store.conn(), 10, NOW)
+    assert (row.seq, row.msg_id, row.late) == (seq, message["msg_id"], True)

@@ -18,12 +18,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent import outbox
-from agent.local_broker import LocalBroker
-from agent.publish import Publisher
-from agent.release import WindowReleaser
-from agent.runtime import Agent
-from agent.status import collect_status, format_status
+from agent.demo.local_broker import LocalBroker
+from agent.ops.runtime import Agent
+from agent.ops.status import collect_status, format_status
+from agent.pipeline import outbox
+from agent.pipeline.publish import Publisher
+from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 from tests.conftest import ManualClock, make_config
 from tests.mqtt_watch import Subscriber
