@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
+
+from agent.pipeline import outbox
 
 if TYPE_CHECKING:
     from agent.ops.runtime import Agent
@@ -19,6 +23,8 @@ Sample = tuple[str, dict[str, str], float]
 HELP = {
     "shopkeeper_outbox_pending": ("gauge", "Summaries released but not yet acknowledged by the broker."),
     "shopkeeper_outbox_oldest_pending_age_seconds": ("gauge", "Age of the oldest undelivered summary."),
+    "shopkeeper_outbox_rejected_total": ("counter", "PUBACKs with a failure reason code (refusals), by reason."),
+    "shopkeeper_outbox_held_back": ("gauge", "Pending summaries held back because the broker refuses their topic."),
     "shopkeeper_raw_events": ("gauge", "Raw door events held in the local database."),
     "shopkeeper_db_used_bytes": ("gauge", "Bytes of the SQLite file holding data."),
     "shopkeeper_disk_bound_reached": ("gauge", "1 when the storage bound is reached and nothing more may be dropped."),
@@ -29,6 +35,7 @@ HELP = {
     "shopkeeper_driver_bad_frames_total": ("counter", "Corrupt or truncated frames skipped."),
     "shopkeeper_driver_restarts_total": ("counter", "Restarts of a driver by the supervisor."),
     "shopkeeper_bad_frames_reported_total": ("counter", "Unusable frames or requests drivers reported, by reason."),
+    "shopkeeper_readings_refused_total": ("counter", "Readings the store could not take, by driver and reason."),
     "shopkeeper_driver_problems_total": ("counter", "Problems drivers reported (logged, rate-limited)."),
     "shopkeeper_duplicate_baskets_total": ("counter", "POS baskets refused as already recorded (same source id)."),
     "shopkeeper_windows_released_total": ("counter", "Windows released, by stream."),
@@ -42,15 +49,14 @@ HELP = {
 def collect(agent: Agent) -> list[Sample]:
     """Every metric's current samples, read from SQLite and the running parts."""
     conn = agent.store.conn()
-    pending, oldest = conn.execute(
-        "SELECT count(*), min(created_wall_ns) FROM outbox WHERE delivered_wall_ns IS NULL"
-    ).fetchone()
+    pending, oldest = outbox.pending(conn)
     now = agent.clock.wall_ns()
     counters = agent.store.counters()
     ingest = agent.ingest.stats()
     samples: list[Sample] = [
         ("shopkeeper_outbox_pending", {}, pending),
         ("shopkeeper_outbox_oldest_pending_age_seconds", {}, max(0, now - oldest) / 1e9 if oldest else 0),
+        ("shopkeeper_outbox_held_back", {}, sum(r.held_back for r in outbox.rejections(conn))),
         ("shopkeeper_raw_events", {}, conn.execute("SELECT count(*) FROM events").fetchone()[0]),
         ("shopkeeper_db_used_bytes", {}, agent.store.used_bytes()),
         ("shopkeeper_disk_bound_reached", {}, int(agent.store.get_state("disk_bound_reached", "0") or 0)),
@@ -66,8 +72,15 @@ def collect(agent: Agent) -> list[Sample]:
     for key, n in sorted(ingest["bad_frames"].items()):
         driver, _, reason = key.partition(":")  # driver names never contain ":" (config_reader.NAME_RE)
         samples.append(("shopkeeper_bad_frames_reported_total", {"driver": driver, "reason": reason}, n))
+    for key, n in sorted(ingest["refused"].items()):
+        driver, _, reason = key.partition(":")
+        samples.append(("shopkeeper_readings_refused_total", {"driver": driver, "reason": reason[:60]}, n))
     for driver, n in sorted(ingest["problems"].items()):
         samples.append(("shopkeeper_driver_problems_total", {"driver": driver}, n))
+    for name, value in sorted(counters.items()):
+        if name.startswith(outbox.REJECTED_COUNTER):
+            reason = name.removeprefix(outbox.REJECTED_COUNTER)
+            samples.append(("shopkeeper_outbox_rejected_total", {"reason": reason}, value))
     for name, health in agent.supervisor.health().items():
         labels = {"driver": name}
         samples += [
@@ -109,6 +122,16 @@ def health_report(agent: Agent) -> dict[str, Any]:
         reasons.append("clock not synchronised: windows are held")
     if agent.store.get_state("disk_bound_reached", "0") == "1":
         reasons.append("storage bound reached")
+    store_error = agent.ingest.stats()["store_error"]
+    if store_error:
+        reasons.append(f"readings are not being stored: {store_error}")
+    refused = outbox.rejections(agent.store.conn())
+    now_ns = time.time_ns()  # the outbox records refusals in real time
+    for r in refused:
+        reasons.append(
+            f"broker refuses {r.topic}: {r.reason} (PUBACK reason code 0x{r.code:02x}); {r.held_back} summaries"
+            f" held back for {max(0, now_ns - r.since_wall_ns) // 1_000_000_000} s, retrying with backoff"
+        )
     for name, health in agent.supervisor.health().items():
         if not health.get("running", True):
             reasons.append(f"driver {name} stopped")
@@ -116,7 +139,12 @@ def health_report(agent: Agent) -> dict[str, Any]:
             reasons.append(f"driver {name} not connected")
         elif health.get("degraded"):  # a driver's own reason, e.g. a webhook's upstream refusing its token
             reasons.append(f"driver {name}: {health['degraded']}")
-    return {"status": "degraded" if reasons else "ok", "reasons": reasons, "drivers": agent.supervisor.health()}
+    return {
+        "status": "degraded" if reasons else "ok",
+        "reasons": reasons,
+        "drivers": agent.supervisor.health(),
+        "outbox_refused": [dataclasses.asdict(r) for r in refused],
+    }
 
 
 class HealthServer:

@@ -9,6 +9,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
+from agent.pipeline import outbox
 from agent.pipeline.release import iso_utc
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
@@ -31,12 +32,8 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
     try:
         events, oldest, newest = conn.execute("SELECT count(*), min(wall_ns), max(wall_ns) FROM events").fetchone()
         released, last_window = conn.execute("SELECT count(*), max(window_start_ns) FROM release_ledger").fetchone()
-        pending, oldest_pending = conn.execute(
-            "SELECT count(*), min(created_wall_ns) FROM outbox WHERE delivered_wall_ns IS NULL"
-        ).fetchone()
-        delivered, last_delivered = conn.execute(
-            "SELECT count(*), max(delivered_wall_ns) FROM outbox WHERE delivered_wall_ns IS NOT NULL"
-        ).fetchone()
+        pending, oldest_pending = outbox.pending(conn)
+        delivered, last_delivered = outbox.delivered(conn)
         spent = conn.execute(
             "SELECT stream, count(*), group_concat(DISTINCT CASE WHEN rho != '' THEN 'rho ' || rho"
             " ELSE 'epsilon ' || epsilon END) FROM privacy_spend GROUP BY stream"
@@ -58,6 +55,18 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
                 "delivered": delivered,
                 "oldest_pending_age_s": round(time.time() - oldest_pending / 1e9, 1) if oldest_pending else None,
                 "last_delivered": iso_utc(last_delivered) if last_delivered else None,
+                "refused": [
+                    {
+                        "topic": r.topic,
+                        "reason": r.reason,
+                        "reason_code": r.code,
+                        "held_back": r.held_back,
+                        "attempts": r.attempts,
+                        "since": iso_utc(r.since_wall_ns),
+                        "next_attempt": iso_utc(r.next_attempt_wall_ns),
+                    }
+                    for r in outbox.rejections(conn)
+                ],
             },
             "mqtt_connections": int(store.get_state("mqtt_connections", "0") or 0),
             "epsilon_spent": {s: {"windows": n, "epsilon_per_window": e} for s, n, e in spent},
@@ -69,17 +78,28 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
         store.close()
 
 
+def outbox_refusals(outbox_report: dict[str, Any]) -> list[str]:
+    """One line per topic the broker refuses, saying what is held back and what to do."""
+    return [
+        f"outbox: broker REFUSES {r['topic']}: {r['reason']} (reason code 0x{r['reason_code']:02x});"
+        f" {r['held_back']} summaries held back since {r['since']}, try {r['attempts'] + 1} at {r['next_attempt']}"
+        " (fix the broker's ACL for this store, then reload the broker)"
+        for r in outbox_report.get("refused", [])
+    ]
+
+
 def format_status(report: dict[str, Any]) -> str:
-    raw, outbox = report["raw_events"], report["outbox"]
+    raw, box = report["raw_events"], report["outbox"]
     lines = [
         f"shop {report['coop']}/{report['store']}  database {report['database']}",
         f"raw events (local only): {raw['count']}  oldest {raw['oldest']}  newest {raw['newest']}",
         f"released windows: {report['released_windows']}  last {report['last_released_window']}"
         f"  next {report['next_window']}",
-        f"outbox: {outbox['pending']} pending (oldest {outbox['oldest_pending_age_s']} s), "
-        f"{outbox['delivered']} delivered, last at {outbox['last_delivered']}",
+        f"outbox: {box['pending']} pending (oldest {box['oldest_pending_age_s']} s), "
+        f"{box['delivered']} delivered, last at {box['last_delivered']}",
         f"broker connections so far: {report['mqtt_connections']}",
     ]
+    lines += outbox_refusals(box)
     for stream, spend in report["epsilon_spent"].items():
         lines.append(
             f"epsilon: {stream} spent {spend['epsilon_per_window']} per window in each of {spend['windows']} windows"

@@ -1,8 +1,11 @@
-"""Publish the outbox to the coop's broker: oldest first, QoS 1, delivered only on PUBACK.
+"""Publish the outbox to the coop's broker: oldest first, QoS 1, delivered only on a successful PUBACK.
 
 The publisher reads only the outbox, which only the privacy release writes (DESIGN.md promise 1).
 At most `max_inflight` messages are outstanding; paho retransmits those after a reconnect, and on a
 restart every undelivered row is sent again under its stable message id, which the hub de-duplicates.
+A PUBACK whose reason code is a failure (MQTT v5: 0x87 Not authorized from an ACL, 0x97 Quota
+exceeded, ...) is a refusal, never a delivery (promise 8): the row stays pending and is retried with
+backoff, and its topic waits behind it (agent/pipeline/outbox.py says why the order is per topic).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent import __version__
-from agent.clock import NS_PER_S, Clock
+from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.coop import district
+from agent.pipeline import outbox
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,11 +35,18 @@ log = logging.getLogger(__name__)
 class Publisher:
     """Owns the MQTT connection and drains the outbox in sequence order."""
 
-    def __init__(self, config: AgentConfig, store: Store, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        clock: Clock | None = None,
+        retry_base_s: float = outbox.RETRY_BASE_S,
+        retry_cap_s: float = outbox.RETRY_CAP_S,
+    ) -> None:
         self.config, self.store = config, store
+        # Not used for timing: backoff and delivery times are real time, and `late` comes from the payload.
         self.clock = clock
-        # Sent a full window after its end or later: flagged as late (MQTT v5 user property).
-        self.late_after_ns = 2 * config.window_s * NS_PER_S
+        self.retry_base_s, self.retry_cap_s = retry_base_s, retry_cap_s
         self.settings = config.mqtt
         self.v5 = self.settings.protocol == "v5"
         self.client = mqtt.Client(
@@ -59,13 +71,27 @@ class Publisher:
         self.client.on_message = self._on_message
         self._cond = threading.Condition()
         self._connected = False
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
-        self._acked: list[int] = []
-        self._early_acks: set[int] = set()
-        self._last_queued_seq = 0
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq, until its PUBACK
+        # seq -> topic of every row handed to paho whose outcome is not yet written to SQLite: such a
+        # row is still pending there, but must not be sent a second time.
+        self._outstanding: dict[int, str] = {}
+        self._outcomes: list[tuple[int, ReasonCode]] = []  # PUBACKs to record, in arrival order
+        self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs that beat publish() to the bookkeeping
+        self._status_mids: set[int] = set()  # birth messages: not outbox rows
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.delivered = 0
+        # topic -> reason the broker refuses it, as last logged: one log line per cause, not per message.
+        held = outbox.rejections(store.conn())
+        self._refused = {r.topic: r.reason for r in held}
+        for r in held:
+            log.warning(
+                "broker refused %s before this start (%s, reason code 0x%02x): %d summaries held back, retrying",
+                r.topic,
+                r.reason,
+                r.code,
+                r.held_back,
+            )
         self._set_will(self._connections() + 1)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -106,7 +132,9 @@ class Publisher:
         with self.store.transaction() as conn:
             number = self._connections() + 1
             Store.set_state(conn, "mqtt_connections", str(number))
-        client.publish(self.config.status_topic, self._status("online", number), qos=1, retain=True)
+        birth = client.publish(self.config.status_topic, self._status("online", number), qos=1, retain=True)
+        with self._cond:  # on the network thread: its PUBACK cannot be handled before this
+            self._status_mids.add(birth.mid)
         for topic in district.subscriptions(self.config):
             client.subscribe(topic, qos=1)
         self._set_will(number + 1)
@@ -123,13 +151,18 @@ class Publisher:
         if not self._stopping:
             log.warning("disconnected from broker (%s); reconnecting with backoff", reason_code)
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason_code: Any, _properties: Any) -> None:
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any, _properties: Any) -> None:
         with self._cond:
+            if mid in self._status_mids:
+                self._status_mids.discard(mid)
+                if reason_code.is_failure:
+                    log.warning("broker refused the status message on %s: %s", self.config.status_topic, reason_code)
+                return
             seq = self._inflight.pop(mid, None)
             if seq is None:
-                self._early_acks.add(mid)
+                self._early_acks[mid] = reason_code
             else:
-                self._acked.append(seq)
+                self._outcomes.append((seq, reason_code))
             self._cond.notify_all()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -141,55 +174,75 @@ class Publisher:
             with self._cond:
                 if self._stopping:
                     return
-                acked, self._acked = self._acked, []
+                outcomes, self._outcomes = self._outcomes, []
                 room = self.settings.max_inflight - len(self._inflight) if self._connected else 0
-            if acked:
-                self._mark_delivered(acked)
+            if outcomes:
+                self._record(outcomes)
             sent = self._send_next(room) if room > 0 else 0
             with self._cond:
-                if not self._acked and not self._stopping and (sent == 0 or not self._connected):
+                # The timeout also notices a refused row whose backoff has passed.
+                if not self._outcomes and not self._stopping and (sent == 0 or not self._connected):
                     self._cond.wait(timeout=0.5)
 
     def _send_next(self, room: int) -> int:
-        rows = (
-            self.store.conn()
-            .execute(
-                "SELECT seq, msg_id, topic, payload, window_start_ns FROM outbox"
-                " WHERE delivered_wall_ns IS NULL AND seq > ? ORDER BY seq LIMIT ?",
-                (self._last_queued_seq, room),
-            )
-            .fetchall()
-        )
-        now = self.clock.wall_ns() if self.clock else None
-        for seq, msg_id, topic, payload, window_start in rows:
-            late = now is not None and now - window_start > self.late_after_ns
+        with self._cond:
+            busy = list(self._outstanding)
+        rows = outbox.next_batch(self.store.conn(), room, time.time_ns(), busy, self.retry_cap_s)
+        for row in rows:
             # Not under self._cond: paho calls on_publish while holding its own message lock, so
             # holding ours across publish() would invert the lock order and deadlock.
-            info = self.client.publish(topic, payload, qos=1, properties=self._properties(msg_id, late))
+            info = self.client.publish(row.topic, row.payload, qos=1, properties=self._properties(row.msg_id, row.late))
             with self._cond:
-                self._last_queued_seq = seq
-                if info.mid in self._early_acks:  # the PUBACK beat us to the bookkeeping
-                    self._early_acks.discard(info.mid)
-                    self._acked.append(seq)
+                self._outstanding[row.seq] = row.topic
+                early = self._early_acks.pop(info.mid, None)
+                if early is not None:
+                    self._outcomes.append((row.seq, early))
                 else:
-                    self._inflight[info.mid] = seq
+                    self._inflight[info.mid] = row.seq
         return len(rows)
 
-    def _mark_delivered(self, seqs: list[int]) -> None:
-        now_ns = time.time_ns()  # real delivery time, for status and pruning
+    def _record(self, outcomes: list[tuple[int, ReasonCode]]) -> None:
+        """Write a burst of PUBACKs in one transaction: successes delivered, failures refused."""
+        now_ns = time.time_ns()  # real time, for status, backoff and pruning
+        accepted = [seq for seq, code in outcomes if not code.is_failure]
+        refused = [(seq, code) for seq, code in outcomes if code.is_failure]
         with self.store.transaction() as conn:
-            conn.executemany(
-                "UPDATE outbox SET delivered_wall_ns = ? WHERE seq = ? AND delivered_wall_ns IS NULL",
-                [(now_ns, s) for s in seqs],
-            )
-        self.delivered += len(seqs)
+            outbox.accept(conn, accepted, now_ns)
+            for seq, code in refused:
+                outbox.reject(conn, seq, code.value, str(code), now_ns, self.retry_base_s, self.retry_cap_s)
+        with self._cond:
+            topics = {seq: self._outstanding.pop(seq, "") for seq, _code in outcomes}
+        self.delivered += len(accepted)
+        self._log_causes(topics, refused)
+
+    def _log_causes(self, topics: dict[int, str], refused: list[tuple[int, ReasonCode]]) -> None:
+        """One line when the broker starts refusing a topic or changes its reason, one when it stops."""
+        refused_now = {}
+        for seq, code in refused:
+            refused_now[topics[seq]] = code
+        for topic, code in refused_now.items():
+            if self._refused.get(topic) != str(code):
+                self._refused[topic] = str(code)
+                log.warning(
+                    "broker refuses %s: %s (PUBACK reason code 0x%02x); its summaries stay pending and are "
+                    "retried with backoff (at most %g s apart). Check the broker's ACL for this store.",
+                    topic,
+                    code,
+                    code.value,
+                    self.retry_cap_s,
+                )
+        # At warning level too, so that `journalctl -p warning` shows each refusal with its end.
+        for topic in {t for t in topics.values() if t in self._refused and t not in refused_now}:
+            log.warning("broker accepts %s again (was: %s); sending its held summaries", topic, self._refused[topic])
+            del self._refused[topic]
 
     # -- helpers ---------------------------------------------------------------------------
-    def _properties(self, msg_id: str, late: bool = False) -> Properties | None:
+    def _properties(self, msg_id: str, late: bool) -> Properties | None:
         if not self.v5:
             return None
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
+        # `late` copies the stored payload's flag (agent/pipeline/outbox.py `is_late`): one answer per message.
         props.UserProperty = [("msg_id", msg_id), ("late", "true" if late else "false")]
         return props
 
@@ -212,5 +265,4 @@ class Publisher:
         self.client.will_set(self.config.status_topic, self._status("offline", connection), qos=1, retain=True)
 
     def pending(self) -> int:
-        row = self.store.conn().execute("SELECT count(*) FROM outbox WHERE delivered_wall_ns IS NULL").fetchone()
-        return int(row[0])
+        return outbox.pending(self.store.conn())[0]

@@ -21,6 +21,7 @@ import numpy as np
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
+from agent.pipeline import outbox
 from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
@@ -57,8 +58,6 @@ class WindowReleaser:
         self.bits = bits
         self.window_ns = config.window_s * NS_PER_S
         self.grace_ns = config.grace_s * NS_PER_S
-        # A window released this long after its end was held up (agent down, clock unsynced, backlog).
-        self.late_after_ns = 2 * self.grace_ns + 60 * NS_PER_S
         # The journal is reconciled before the window grid is read: it may move the next window on.
         self.journal = ReleaseJournal(config.data_dir / JOURNAL_NAME)
         reconcile(store, self.journal)
@@ -185,12 +184,9 @@ class WindowReleaser:
         msg_id = f"{cfg.coop}/{cfg.store}/{stream_path}/{iso_utc(start_ns)}"
         if plan.key_field is not None:
             msg_id += f"/{key}"
-        cursor = conn.execute(
-            "INSERT INTO outbox (msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
-            " VALUES (?, ?, '', ?, ?, ?)",
-            (msg_id, cfg.topic(plan.tier, plan.topic_stream), start_ns, ledger_id, self.clock.wall_ns()),
+        seq = outbox.enqueue(
+            conn, msg_id, cfg.topic(plan.tier, plan.topic_stream), start_ns, ledger_id, self.clock.wall_ns()
         )
-        seq = int(cursor.lastrowid or 0)
         num, den = plan.noise_parameters()
         epsilon, epsilon_exact = fraction_or_none(plan.epsilon)
         rho, rho_exact = fraction_or_none(plan.rho)
@@ -204,7 +200,7 @@ class WindowReleaser:
             "tier": plan.tier,
             "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": (end_ns - start_ns) // NS_PER_S},
             "values": values,
-            "late": self.clock.wall_ns() - end_ns > self.late_after_ns,
+            "late": outbox.is_late(end_ns, self.clock.wall_ns(), self.grace_ns),
             "privacy": {
                 "mechanism": plan.mechanism,
                 "epsilon": epsilon,
@@ -222,7 +218,4 @@ class WindowReleaser:
         }
         if plan.key_field is not None:
             payload[plan.key_field] = key
-        conn.execute(
-            "UPDATE outbox SET payload = ? WHERE seq = ?",
-            (json.dumps(payload, sort_keys=True, separators=(",", ":")), seq),
-        )
+        outbox.set_payload(conn, seq, payload)

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 
 from agent.clock import NS_PER_S, Clock
+from agent.pipeline import outbox
 from agent.store import Store, raw_events
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,7 @@ class Retention:
         now = self.clock.wall_ns()
         with self.store.transaction() as conn:
             report.dropped_age = raw_events.drop_released_older_than(conn, released_before, now - self.max_age_ns)
-            report.pruned_delivered = conn.execute(
-                "DELETE FROM outbox WHERE delivered_wall_ns IS NOT NULL AND created_wall_ns < ?",
-                (now - DELIVERED_KEEP_S * NS_PER_S,),
-            ).rowcount
+            report.pruned_delivered = outbox.prune_delivered(conn, now - DELIVERED_KEEP_S * NS_PER_S)
             if report.dropped_age:
                 Store.bump_counter(conn, "dropped_raw_age", report.dropped_age)
             forgotten = raw_events.forget_source_ids(conn, now - SOURCE_IDS_KEEP_S * NS_PER_S, SOURCE_IDS_MAX)

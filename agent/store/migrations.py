@@ -148,3 +148,24 @@ def _pos_source_ids(db: sqlite_utils.Database) -> None:
 def source_digest(driver: str, source_id: str) -> bytes:
     """The key of one POS record in `pos_source_ids` (SHA-256, first 16 bytes)."""
     return hashlib.sha256(f"{driver}\0{source_id}".encode()).digest()[:16]
+
+
+@migration("0009_outbox_rejections")
+def _outbox_rejections(db: sqlite_utils.Database) -> None:
+    # A PUBACK with a failure reason code is a refusal, not a delivery: the row stays pending and
+    # records why and when to try again. `late` is the payload's own flag, kept beside it so the MQTT
+    # v5 user property copies the payload instead of computing a second answer.
+    for column in (
+        "rejections INTEGER NOT NULL DEFAULT 0",
+        "reject_code INTEGER",
+        "reject_reason TEXT",
+        "first_rejected_wall_ns INTEGER",
+        "last_rejected_wall_ns INTEGER",
+        "next_attempt_wall_ns INTEGER",
+        "late INTEGER NOT NULL DEFAULT 0",
+    ):
+        db.execute(f"ALTER TABLE outbox ADD COLUMN {column}")
+    db.execute("UPDATE outbox SET late = 1 WHERE json_valid(payload) AND json_extract(payload, '$.late') = 1")
+    # Refused pending rows are few (usually none); this keeps "is an older row of this topic refused?"
+    # a lookup in an empty index on every batch.
+    db.execute("CREATE INDEX outbox_refused ON outbox(topic, seq) WHERE delivered_wall_ns IS NULL AND rejections > 0")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from agent.pipeline import outbox
+
 
 def is_released(conn: sqlite3.Connection, window_start_ns: int, stream: str) -> bool:
     """True once (window, stream) has a ledger row: its stored values stand and are never drawn again."""
@@ -57,7 +59,6 @@ LEDGER_COLUMNS = (
     "prev_hash",
     "hash",
 )
-MESSAGE_COLUMNS = ("seq", "msg_id", "topic", "payload", "window_start_ns", "created_wall_ns")
 
 
 def ledger_keys(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, str]]:
@@ -76,12 +77,7 @@ def release_record(
     spend_row = conn.execute(
         "SELECT unit, epsilon, rho FROM privacy_spend WHERE ledger_id = ?", (ledger_id,)
     ).fetchone()
-    messages = [
-        dict(zip(MESSAGE_COLUMNS, m, strict=True))
-        for m in conn.execute(
-            f"SELECT {', '.join(MESSAGE_COLUMNS)} FROM outbox WHERE ledger_id = ? ORDER BY seq", (ledger_id,)
-        )
-    ]
+    messages = outbox.messages_of(conn, ledger_id)
     spend = dict(zip(("unit", "epsilon", "rho"), spend_row, strict=True)) if spend_row else {}
     return dict(zip(LEDGER_COLUMNS, row, strict=True)), spend, messages
 
@@ -102,12 +98,4 @@ def restore_release(
             spend.get("rho", ""),
             ledger_id,
         )
-    clashes = 0
-    for m in messages:
-        cursor = conn.execute(
-            "INSERT OR IGNORE INTO outbox (seq, msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (m["seq"], m["msg_id"], m["topic"], m["payload"], m["window_start_ns"], ledger_id, m["created_wall_ns"]),
-        )
-        clashes += cursor.rowcount == 0
-    return clashes
+    return sum(not outbox.restore(conn, m, ledger_id) for m in messages)
