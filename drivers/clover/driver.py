@@ -61,7 +61,9 @@ class CloverOrdersApi:
 
     def fetch_order(self, merchant_id: str, order_id: str) -> dict[str, Any] | None:
         """GET /v3/merchants/{mId}/orders/{orderId}?expand=..."""
-        path = f"/v3/merchants/{urllib.parse.quote(merchant_id, safe='')}/orders/{urllib.parse.quote(order_id, safe='')}"
+        path = (
+            f"/v3/merchants/{urllib.parse.quote(merchant_id, safe='')}/orders/{urllib.parse.quote(order_id, safe='')}"
+        )
         try:
             order = self._get(path, {"expand": EXPAND})
         except urllib.error.HTTPError as exc:
@@ -96,7 +98,9 @@ class CloverOrdersApi:
 def _seconds(options: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
     value = options.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not (value == 0 or low <= value <= high):
-        raise DriverOptionError(key, f"{value!r} is not 0 or between {low} and {high} s", f"use {default} (the default)")
+        raise DriverOptionError(
+            key, f"{value!r} is not 0 or between {low} and {high} s", f"use {default} (the default)"
+        )
     return float(value)
 
 
@@ -130,7 +134,9 @@ class CloverDriver(WebhookDriver):
             raise DriverOptionError("merchant_id", f"{merchant!r} is not a merchant id",
                                     "copy the 13-character merchant id from the Clover dashboard")  # fmt: skip
         api_base = options.get("api_base", "https://api.clover.com")
-        if not isinstance(api_base, str) or not api_base.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        if not isinstance(api_base, str) or not api_base.startswith(
+            ("https://", "http://127.0.0.1", "http://localhost")
+        ):
             raise DriverOptionError("api_base", f"{api_base!r} is not an https URL",
                                     'use "https://api.clover.com" (or "https://api.eu.clover.com")')  # fmt: skip
         orders = CloverOrdersApi(secret_option(options, "access_token", "Clover API token"), api_base)

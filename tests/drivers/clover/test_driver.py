@@ -198,7 +198,9 @@ def test_malformed_notification_is_400_with_the_reason(running: Any) -> None:
 
 
 def test_the_poll_stores_orders_the_webhooks_missed_once() -> None:
-    api = CloverApi({o["id"]: o for o in (fixture("order_paid_card_quantities_modifier"), fixture("order_full_refund"))})
+    api = CloverApi(
+        {o["id"]: o for o in (fixture("order_paid_card_quantities_modifier"), fixture("order_full_refund"))}
+    )
     driver, sink = start(api)  # poll_interval_s = 0: no background poll, polls run here
     try:
         driver._since_ms = 0  # as if the previous poll was long ago

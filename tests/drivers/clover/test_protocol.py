@@ -42,7 +42,9 @@ def test_amounts_are_integer_cents_in_every_basket() -> None:
         if case["kind"] != "order":
             continue
         for basket in order_baskets(case["payload"])[0]:
-            values = [basket.total_cents] + [v for ln in basket.lines for v in (ln.unit_price_cents, ln.line_total_cents)]
+            values = [basket.total_cents] + [
+                v for ln in basket.lines for v in (ln.unit_price_cents, ln.line_total_cents)
+            ]
             assert all(type(v) is int for v in values), name
 
 
