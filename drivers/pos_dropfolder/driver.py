@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agent.driver_api import DriverHealth, DriverOptionError, Sink
+from drivers.pos_dropfolder.presets import PRESETS
 from drivers.pos_dropfolder.protocol import FIELDS, DropFileError, ExportFormat, parse_csv, parse_jsonl
+from drivers.pos_dropfolder.text_decoding import DecodeError, decode_export
 
 OPTIONS = ("folder", "done_folder", "failed_folder", "poll_interval_s", "stable_s", "require_marker", "encoding",
-           "decimal", "delimiter", "currency", "columns")  # fmt: skip
+           "preset", "decimal_separator", "decimal", "delimiter", "currency", "columns")  # fmt: skip
 SUFFIXES = {".csv": parse_csv, ".jsonl": parse_jsonl, ".ndjson": parse_jsonl}
 MARKER = ".done"
 
@@ -61,12 +63,17 @@ class PosDropFolderDriver:
             if not isinstance(value, str) or not value:
                 raise DriverOptionError(key, f"{value!r} is not a folder", f'use "{default}"')
             paths[key] = Path(value)
-        decimal = options.get("decimal", ".")
-        if decimal not in (".", ","):
-            raise DriverOptionError("decimal", f"{decimal!r} is not '.' or ','", 'use "." or ","')
-        delimiter = options.get("delimiter", ",")
-        if not isinstance(delimiter, str) or len(delimiter) != 1:
-            raise DriverOptionError("delimiter", f"{delimiter!r} is not one character", 'use "," or ";"')
+        key = "decimal" if "decimal" in options and "decimal_separator" not in options else "decimal_separator"
+        decimal = options.get(key, "auto")  # "decimal" is the older name of the same setting
+        if decimal not in ("auto", ".", ","):
+            raise DriverOptionError(key, f"{decimal!r} is not auto, '.' or ','", 'use "auto", "." or ","')
+        delimiter = options.get("delimiter", "auto")
+        if not isinstance(delimiter, str) or not (delimiter == "auto" or len(delimiter) == 1):
+            raise DriverOptionError("delimiter", f"{delimiter!r} is not one character", 'use "auto", "," or ";"')
+        preset_name = options.get("preset", "")
+        if preset_name != "" and preset_name not in PRESETS:
+            raise DriverOptionError("preset", f"{preset_name!r} is not a known export",
+                                    f"use one of {', '.join(PRESETS)} (or leave it out)")  # fmt: skip
         columns = options.get("columns", {})
         if not isinstance(columns, Mapping) or not all(isinstance(v, str) and v for v in columns.values()):
             raise DriverOptionError("columns", "is not a table of column names", "write [drivers.<name>.columns]")
@@ -84,7 +91,11 @@ class PosDropFolderDriver:
         marker = options.get("require_marker", False)
         if not isinstance(marker, bool):
             raise DriverOptionError("require_marker", f"{marker!r} is not true or false", "use true or false")
-        fmt = ExportFormat({f: columns.get(f, f) for f in FIELDS}, decimal, delimiter, currency.upper())
+        if preset_name:
+            fmt = ExportFormat.for_preset(PRESETS[preset_name], columns=dict(columns), decimal=decimal,
+                                          delimiter=delimiter, currency=currency.upper())  # fmt: skip
+        else:
+            fmt = ExportFormat({f: columns.get(f, f) for f in FIELDS}, decimal, delimiter, currency.upper())
         return cls(name, root, done=paths["done_folder"], failed=paths["failed_folder"], fmt=fmt,
                    poll_interval_s=_number(options, "poll_interval_s", 2.0, 0.01, 3600),
                    stable_s=_number(options, "stable_s", 5.0, 0, 3600), require_marker=marker,
@@ -188,8 +199,9 @@ class PosDropFolderDriver:
 
     def _process(self, sink: Sink, path: Path) -> None:
         try:
-            baskets = SUFFIXES[path.suffix.lower()](path.read_bytes().decode(self.encoding), self.fmt)
-        except (DropFileError, UnicodeDecodeError) as exc:
+            text, _ = decode_export(path.read_bytes(), self.encoding)
+            baskets = SUFFIXES[path.suffix.lower()](text, self.fmt)
+        except (DropFileError, DecodeError) as exc:
             reason = f"{path.name}: {exc}"
             self._move(path, self.failed, reason)
             with self._health.lock:
