@@ -34,6 +34,17 @@ TWO_LINE_ITEM = (
     r"^\s*(?P<name>\S.*?)\s*\n\s*(?P<qty>\d{1,4})\s*(?:[xX×*@]|St\.?|pcs)\s*(?:[xX@]\s*)?(?P<unit>{amount})"
     r"\s+(?P<total>{amount})(?:\s+[A-Z])?\s*$"
 )
+# "2 x Croissant         1.20     2.40" or "2  Croissant   2.40": the quantity first (layout "qty_prefix").
+QTY_PREFIX = (
+    r"^\s*(?P<qty>\d{1,4})(?:\s*[xX×*]\s*|\s+)(?P<name>\S.*?)(?:\s{2,}(?P<unit>{amount}))?\s{2,}"
+    r"(?P<total>{amount})(?:\s+[A-Z])?$"
+)
+# "Croissant        2 x 1.20      2.40 A": a quantity column beside the right-aligned total (absent for 1).
+RIGHT_ALIGNED = (
+    r"^\s*(?P<name>\S.*?)\s{2,}(?:(?P<qty>\d{1,4})\s*[xX×@]\s*(?P<unit>{amount})\s{2,})?(?P<total>{amount})"
+    r"(?:\s+[A-Z])?$"
+)
+AUTO_ITEMS = (TWO_LINE_ITEM, DEFAULT_ITEMS[0], DEFAULT_ITEMS[1], RIGHT_ALIGNED, DEFAULT_ITEMS[2])
 DEFAULT_QTY_LINE = r"^\s*(?P<qty>\d{1,4})\s*(?:[xX×*@]|St\.?|pcs)\s*(?:[xX@]\s*)?(?P<unit>{amount})(?:\s+{amount})?\s*$"
 DEFAULT_TOTAL = (
     r"(?i)^\s*(?:\*+\s*)?(?:TOTAL|TOTAAL|SUMME|GESAMT|TOTALE|ZU ZAHLEN|TE BETALEN|AMOUNT DUE|BALANCE DUE|"
@@ -67,7 +78,7 @@ DEFAULT_TIME = r"(?P<time>\d{1,4}[-./]\d{1,2}[-./]\d{2,4}[ T]+\d{1,2}:\d{2}(?::\
 class ReceiptPatterns:
     """The regular expressions that read a shop's receipt layout (defaults cover common layouts)."""
 
-    items: tuple[str, ...] = (TWO_LINE_ITEM, *DEFAULT_ITEMS)
+    items: tuple[str, ...] = AUTO_ITEMS
     qty_line: str = DEFAULT_QTY_LINE
     total: str = DEFAULT_TOTAL
     subtotal: str = DEFAULT_SUBTOTAL  # tax-exclusive layouts: the items add up to this, not to the total
