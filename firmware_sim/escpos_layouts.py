@@ -118,13 +118,17 @@ def generate(seed: int, layout: str, count: int = 200) -> list[tuple[SimBasket, 
     for number in range(count):
         picks = rng.choice(len(CATALOGUE), size=int(rng.integers(1, 7)), replace=False)
         lines = tuple(
-            SimLine(CATALOGUE[i].name, CATALOGUE[i].category, int(rng.choice([1, 1, 2, 3, 12])), CATALOGUE[i].price_cents)
+            SimLine(
+                CATALOGUE[i].name, CATALOGUE[i].category, int(rng.choice([1, 1, 2, 3, 12])), CATALOGUE[i].price_cents
+            )
             for i in picks
         )
         draw = rng.random()
         kind = "refund" if draw < 0.1 else "void" if draw < 0.15 else "sale"
         payment = "cash" if rng.random() < 0.4 else "card"
-        basket = SimBasket(f"{seed % 100:02d}{number:05d}", (START_S + 60 * number) * 10**9, lines, kind, payment, layout)
+        basket = SimBasket(
+            f"{seed % 100:02d}{number:05d}", (START_S + 60 * number) * 10**9, lines, kind, payment, layout
+        )
         extras = {key: bool(rng.random() < 0.5) for key in ("logo", "qr", "code39", "crlf", "kick_after_cut")}
         code_page = CODE_PAGES[layout][int(rng.integers(len(CODE_PAGES[layout])))]
         out.append((basket, encode(basket, layout, code_page, extras)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -12,16 +13,17 @@ from typing import Any, ClassVar
 import serial
 
 from agent.driver_api import DriverOptionError, Sink
-from agent.serial_driver import SerialDriver
+from agent.serial_driver import PORT_ERRORS, SerialDriver
+from drivers.escpos.layouts import LAYOUTS, layout_patterns
 from drivers.escpos.protocol import EscPosParser, PrintedReceipt
 from drivers.escpos.receipt import CompiledPatterns, ReceiptPatterns, receipt_to_basket
 
-OPTIONS = ("port", "baudrate", "rtscts", "code_page", "currency", "idle_flush_s", "patterns")
+OPTIONS = ("port", "baudrate", "rtscts", "code_page", "currency", "idle_flush_s", "layout", "patterns")
 PATTERN_KEYS = tuple(f for f in ReceiptPatterns.__dataclass_fields__)
 READ_TIMEOUT_S = 0.1
 
 
-def _patterns(raw: object) -> CompiledPatterns:
+def _patterns(raw: object, layout: object = "auto") -> CompiledPatterns:
     if not isinstance(raw, Mapping):
         raise DriverOptionError("patterns", "is not a table", "write [drivers.<name>.patterns]")
     for key in raw:
@@ -37,8 +39,10 @@ def _patterns(raw: object) -> CompiledPatterns:
             raise DriverOptionError(f"patterns.{key}", f"{value!r} is not a string", "write the regex as a string")
         else:
             values[key] = value
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise DriverOptionError("layout", f"{layout!r} is not a shipped layout", f"use one of {', '.join(LAYOUTS)}")
     try:
-        return ReceiptPatterns(**values).compile()
+        return layout_patterns(layout, **values).compile()
     except ValueError as exc:
         key = str(exc).split(":")[0].split("[")[0]
         raise DriverOptionError(f"patterns.{key}", str(exc), "fix the regex (test it on a printed receipt)") from exc
@@ -77,7 +81,8 @@ class EscPosDriver(SerialDriver):
         self.rtscts = rtscts
         self.code_page, self.currency, self.idle_flush_s = code_page, currency, idle_flush_s
         self.patterns = patterns or ReceiptPatterns().compile()
-        self.outcomes: Counter[str] = Counter()  # sales, refunds, voids, flagged, unread
+        self.outcomes: Counter[str] = Counter()  # sales, refunds, voids, flag reasons, unread
+        self.flagged: Counter[str] = Counter()  # flagged baskets by reason (no_items, total_mismatch)
         self._parser = EscPosParser(code_page)
 
     @classmethod
@@ -110,7 +115,7 @@ class EscPosDriver(SerialDriver):
         idle = options.get("idle_flush_s", 2.0)
         if isinstance(idle, bool) or not isinstance(idle, int | float) or not 0 < idle <= 60:
             raise DriverOptionError("idle_flush_s", f"{idle!r} is not between 0 and 60 s", "use 2.0 (the default)")
-        patterns = _patterns(options.get("patterns", {}))
+        patterns = _patterns(options.get("patterns", {}), options.get("layout", "auto"))
         return cls(
             name, port.strip(), baudrate=baudrate, rtscts=rtscts, code_page=code_page, currency=currency.upper(),
             idle_flush_s=float(idle), patterns=patterns,
@@ -130,7 +135,10 @@ class EscPosDriver(SerialDriver):
         snapshot = self._health.snapshot()
         with self._health.lock:
             parser: EscPosParser | None = self._parser
-            snapshot.update({k: self.outcomes[k] for k in ("sales", "refunds", "voids", "total_mismatch", "unread")})
+            snapshot.update({k: self.outcomes[k] for k in ("sales", "refunds", "voids", "total_mismatch", "no_items",
+                                                           "unread", "flushed_at_stop")})  # fmt: skip
+            # Flagged baskets stay local and out of every release; the owner sees how many, and why.
+            snapshot["flagged"] = {r: n for r, n in sorted(self.flagged.items()) if n}
         if parser is not None:
             snapshot.update(drawer_kicks=parser.drawer_kicks, images_skipped=parser.images, barcodes=parser.barcodes)
         return snapshot
@@ -148,6 +156,36 @@ class EscPosDriver(SerialDriver):
             elif time.monotonic() - last_data >= self.idle_flush_s:
                 self._handle(sink, parser, parser.flush())
                 last_data = time.monotonic()
+        self._drain(sink, port, parser)
+
+    def _drain(self, sink: Sink, port: serial.SerialBase, parser: EscPosParser) -> None:
+        """On a clean stop: read what the port already holds, then emit what is complete.
+
+        Complete means: a receipt already cut (held only for a drawer kick that may follow the cut), and an
+        uncut receipt whose text reads as a basket (it has its total line). Anything else (a receipt cut off
+        before its total) is counted as a bad frame `incomplete_at_stop`, never guessed into a basket.
+        """
+        with contextlib.suppress(*PORT_ERRORS):
+            while waiting := port.in_waiting:
+                self._handle(sink, parser, parser.feed(port.read(waiting)))
+        complete = []
+        for receipt in parser.flush():
+            if receipt.cut or receipt_to_basket(receipt, self.patterns, self.currency).basket is not None:
+                complete.append(receipt)
+            else:
+                with self._health.lock:
+                    self.outcomes["unread"] += 1
+                self._report(sink, "bad_frame", "incomplete_at_stop")
+        with self._health.lock:
+            self.outcomes["flushed_at_stop"] += len(complete)
+        self._handle(sink, parser, complete)
+
+    def stop(self) -> None:
+        """Stop reading: the reader first drains and emits what is complete; after this returns nothing more."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        super().stop()
 
     def _handle(self, sink: Sink, parser: EscPosParser, receipts: list[PrintedReceipt]) -> None:
         reported = sum(self.outcomes[f"bad:{r}"] for r in parser.bad_reasons)
@@ -165,7 +203,9 @@ class EscPosDriver(SerialDriver):
                     self._health.bad_frames += 1
                 else:
                     self.outcomes[{"sale": "sales", "refund": "refunds", "void": "voids"}[result.basket.kind]] += 1
-                    self.outcomes[result.basket.flagged] += bool(result.basket.flagged)
+                    if result.basket.flagged:
+                        self.outcomes[result.basket.flagged] += 1
+                        self.flagged[result.basket.flagged] += 1
             if result.basket is None:
                 self._report(sink, "bad_frame", result.reason)
                 continue

@@ -48,7 +48,9 @@ def test_the_generated_corpus_has_refunds_voids_cash_logos_barcodes_and_code_pag
 
 
 def test_a_two_line_receipt_is_not_empty_and_adds_up() -> None:
-    data = b"\x1b@Receipt # 5\nFlat white\n  1 @ 6.40        6.40\nScone\n  2 @ 3.10        6.20\nTOTAL  12.60\n\x1dV\x00"
+    data = (
+        b"\x1b@Receipt # 5\nFlat white\n  1 @ 6.40        6.40\nScone\n  2 @ 3.10        6.20\nTOTAL  12.60\n\x1dV\x00"
+    )
     (basket,) = read_all(data, "auto")
     assert basket is not None and [ln.line_total_cents for ln in basket.lines] == [640, 620]
     assert basket.total_cents == 1260
