@@ -121,6 +121,7 @@ class CloverDriver(WebhookDriver):
         self._pending_lock = threading.Lock()
         self._since_ms: int | None = None
         self._poll_thread: threading.Thread | None = None
+        self._sink: Sink | None = None  # for reporting the verification code from the HTTP thread
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any]) -> CloverDriver:
@@ -206,8 +207,6 @@ class CloverDriver(WebhookDriver):
         return f"verification code {code} logged; paste it into the Clover Developer Dashboard"
 
     # -- poll ------------------------------------------------------------------------------------
-    _sink: Sink | None = None
-
     def start(self, sink: Sink) -> None:
         """Serve webhooks and, unless poll_interval_s is 0, poll for orders the webhooks missed."""
         self._sink = sink

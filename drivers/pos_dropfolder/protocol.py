@@ -158,6 +158,9 @@ def baskets_from_rows(rows: Iterable[Row], fmt: ExportFormat, decimal: str | Non
         if preset is not None and not preset.itemised:
             items = [(w, {**r, "name": r.get("name") or f"{preset.title} (not itemised)"}) for w, r in items]
         lines = tuple(_line(row, point, w, kind) for w, row in items)
+        if kind == "sale" and not order_kind[receipt][1] and lines and all(ln.line_total_cents < 0 for ln in lines):
+            kind = "refund"  # no kind column, only negative amounts (-$8.00, (8.00)): money paid back
+            source = receipt if preset is None and kinds_per_receipt[receipt] == 1 else f"refund:{receipt}"
         currency = str(first.get("currency") or fmt.currency).strip().upper()
         basket = Basket(source, lines, sum(ln.line_total_cents for ln in lines), kind,
                         _payment(first, preset, point, where), currency, "", str(first.get("time") or ""))  # fmt: skip

@@ -121,3 +121,10 @@ def test_options_accept_presets_and_refuse_unknown_words() -> None:
         with pytest.raises(DriverOptionError) as err:
             PosDropFolderDriver.from_options("p", {"folder": "/x", **bad})
         assert err.value.key == key
+
+
+def test_rows_with_only_negative_amounts_and_no_kind_are_a_refund() -> None:
+    text = 'receipt_id,name,quantity,line_total\nR7,Tea,1,"($1.50)"\nR7,Milk,1,-$0.99\nR8,Tea,1,$1.50\n'
+    refund, sale = parse_csv(text, ExportFormat())
+    assert (refund.source_id, refund.kind, refund.total_cents) == ("R7", "refund", -249)
+    assert (sale.kind, sale.total_cents) == ("sale", 150)
