@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.driver_kit import RecordingSink
 from drivers.pos_dropfolder.amounts import AmountError, detect_decimal, parse_amount
@@ -128,3 +130,18 @@ def test_rows_with_only_negative_amounts_and_no_kind_are_a_refund() -> None:
     refund, sale = parse_csv(text, ExportFormat())
     assert (refund.source_id, refund.kind, refund.total_cents) == ("R7", "refund", -249)
     assert (sale.kind, sale.total_cents) == ("sale", 150)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(st.integers(-10**9, 10**9), st.sampled_from([".", ","]), st.booleans(), st.sampled_from(["", "$", "€", " EUR"]),
+       st.sampled_from(["minus", "trailing", "parens"]))  # fmt: skip
+def test_any_printed_amount_reads_back_to_its_cents(
+    cents: int, point: str, grouped: bool, symbol: str, sign: str
+) -> None:
+    whole = f"{abs(cents) // 100:,}" if grouped else str(abs(cents) // 100)
+    text = whole.replace(",", "." if point == "," else ",") + f"{point}{abs(cents) % 100:02d}"
+    text = f"{symbol}{text}" if symbol in ("$", "€") else f"{text}{symbol}"
+    if cents < 0:
+        text = {"minus": f"-{text}", "trailing": f"{text}-", "parens": f"({text})"}[sign]
+    assert parse_amount(text, point, "x") == cents
+    assert detect_decimal([("x", text)]) == point
