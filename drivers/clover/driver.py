@@ -81,8 +81,7 @@ class CloverOrdersApi:
         path = f"/v3/merchants/{urllib.parse.quote(merchant_id, safe='')}/orders"
         found: list[dict[str, Any]] = []
         for offset in range(0, 100 * PAGE, PAGE):  # at most 10000 orders per poll; the next poll continues
-            query = {"filter": f"modifiedTime>={since_ms}", "expand": EXPAND, "limit": str(PAGE),
-                     "offset": str(offset), "orderBy": "modifiedTime ASC"}  # fmt: skip
+            query = {"filter": f"modifiedTime>={since_ms}", "expand": EXPAND, "limit": str(PAGE), "offset": str(offset)}
             try:
                 page = orders_page(self._get(path, query))
             except urllib.error.HTTPError as exc:
