@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from agent.driver_api import Basket, BasketLine
+from drivers.escpos.pattern_check import check_groups
 from drivers.escpos.protocol import PrintedReceipt
 
 CURRENCY = r"(?:[€$£¥]|EUR|USD|GBP|CHF|SEK|NOK|DKK|PLN|CZK|kr)"
@@ -28,6 +29,22 @@ DEFAULT_ITEMS: tuple[str, ...] = (
     # "Croissant   2.40 A": name, two or more spaces, the line total, an optional tax letter
     r"^\s*(?P<name>\S.*?)\s{2,}(?P<total>{amount})(?:\s+[A-Z])?$",
 )
+# An item printed on two lines: the name alone, then "  2 @ 1.20      2.40" (a pattern with \n spans two lines).
+TWO_LINE_ITEM = (
+    r"^\s*(?P<name>\S.*?)\s*\n\s*(?P<qty>\d{1,4})\s*(?:[xX×*@]|St\.?|pcs)\s*(?:[xX@]\s*)?(?P<unit>{amount})"
+    r"\s+(?P<total>{amount})(?:\s+[A-Z])?\s*$"
+)
+# "2 x Croissant         1.20     2.40" or "2  Croissant   2.40": the quantity first (layout "qty_prefix").
+QTY_PREFIX = (
+    r"^\s*(?P<qty>\d{1,4})(?:\s*[xX×*]\s*|\s+)(?P<name>\S.*?)(?:\s{2,}(?P<unit>{amount}))?\s{2,}"
+    r"(?P<total>{amount})(?:\s+[A-Z])?$"
+)
+# "Croissant        2 x 1.20      2.40 A": a quantity column beside the right-aligned total (absent for 1).
+RIGHT_ALIGNED = (
+    r"^\s*(?P<name>\S.*?)\s{2,}(?:(?P<qty>\d{1,4})\s*[xX×@]\s*(?P<unit>{amount})\s{2,})?(?P<total>{amount})"
+    r"(?:\s+[A-Z])?$"
+)
+AUTO_ITEMS = (TWO_LINE_ITEM, DEFAULT_ITEMS[0], DEFAULT_ITEMS[1], RIGHT_ALIGNED, DEFAULT_ITEMS[2])
 DEFAULT_QTY_LINE = r"^\s*(?P<qty>\d{1,4})\s*(?:[xX×*@]|St\.?|pcs)\s*(?:[xX@]\s*)?(?P<unit>{amount})(?:\s+{amount})?\s*$"
 DEFAULT_TOTAL = (
     r"(?i)^\s*(?:\*+\s*)?(?:TOTAL|TOTAAL|SUMME|GESAMT|TOTALE|ZU ZAHLEN|TE BETALEN|AMOUNT DUE|BALANCE DUE|"
@@ -61,7 +78,7 @@ DEFAULT_TIME = r"(?P<time>\d{1,4}[-./]\d{1,2}[-./]\d{2,4}[ T]+\d{1,2}:\d{2}(?::\
 class ReceiptPatterns:
     """The regular expressions that read a shop's receipt layout (defaults cover common layouts)."""
 
-    items: tuple[str, ...] = DEFAULT_ITEMS
+    items: tuple[str, ...] = AUTO_ITEMS
     qty_line: str = DEFAULT_QTY_LINE
     total: str = DEFAULT_TOTAL
     subtotal: str = DEFAULT_SUBTOTAL  # tax-exclusive layouts: the items add up to this, not to the total
@@ -80,24 +97,23 @@ class ReceiptPatterns:
             raise ValueError(f"decimal: {self.decimal!r} is not auto, '.' or ','")
         items = tuple(_compile(f"items[{i}]", source) for i, source in enumerate(self.items))
         for index, regex in enumerate(items):
-            missing = {"name", "total"} - set(regex.groupindex)
-            if missing:
-                raise ValueError(f"items[{index}]: needs the named groups {sorted(missing)}")
+            check_groups(f"items[{index}]", regex, ("name", "total"))
         singles = {
             f.name: _compile(f.name, getattr(self, f.name))
             for f in dataclasses.fields(self)
             if f.name not in ("items", "decimal")
         }
-        for name, group in (
-            ("qty_line", "qty"),
-            ("qty_line", "unit"),
-            ("total", "total"),
-            ("subtotal", "total"),
-            ("receipt_number", "id"),
-        ):
-            if group not in singles[name].groupindex:
-                raise ValueError(f"{name}: needs the named group {group!r}")
-        return CompiledPatterns(items=items, decimal=self.decimal, **singles)
+        for name, groups in (("qty_line", ("qty", "unit")), ("total", ("total",)), ("subtotal", ("total",)),
+                             ("receipt_number", ("id",))):  # fmt: skip
+            check_groups(name, singles[name], groups)
+        two_line = tuple(r for r, source in zip(items, self.items, strict=True) if _spans_lines(source))
+        one_line = tuple(r for r, source in zip(items, self.items, strict=True) if not _spans_lines(source))
+        return CompiledPatterns(items=one_line, two_line_items=two_line, decimal=self.decimal, **singles)
+
+
+def _spans_lines(source: str) -> bool:
+    """A pattern that names a line break (\\n) is matched against a line and the one after it."""
+    return "\n" in source or "\\n" in source
 
 
 def _compile(key: str, source: str) -> re.Pattern[str]:
@@ -112,6 +128,7 @@ class CompiledPatterns:
     """ReceiptPatterns, compiled."""
 
     items: tuple[re.Pattern[str], ...]
+    two_line_items: tuple[re.Pattern[str], ...]
     qty_line: re.Pattern[str]
     total: re.Pattern[str]
     subtotal: re.Pattern[str]
@@ -182,7 +199,16 @@ def receipt_to_basket(
     subtotal: int | None = None
     markers: list[str] = []
     payment = ""
-    for text in lines:
+    consumed = -1  # the index of a line already read as the second line of a two-line item
+    for index, text in enumerate(lines):
+        if index == consumed:
+            continue
+        if total is None and index + 1 < len(lines) and patterns.two_line_items:
+            item = _match_two_line(text, lines[index + 1], patterns)
+            if item is not None:
+                items.append(item)
+                consumed = index + 1
+                continue
         if total is None:
             found = patterns.total.search(text)
             if found:
@@ -243,16 +269,31 @@ def receipt_to_basket(
     )
 
 
-def _match_item(text: str, patterns: CompiledPatterns) -> _Item | None:
-    for regex in patterns.items:
+def _match_two_line(first: str, second: str, patterns: CompiledPatterns) -> _Item | None:
+    """A name line and its "qty @ unit   total" line, when they add up and the first line is no item itself."""
+    if any(p.search(first) for p in (patterns.total, patterns.subtotal, patterns.stop)):
+        return None
+    if _match_item(first, patterns) is not None:
+        return None  # "Croissant   2.40" then "2 x 1.20": a one-line item and its quantity line
+    item = _match_item(f"{first}\n{second}", patterns, patterns.two_line_items)
+    if item is None or item.qty is None or item.unit is None or item.qty * item.unit != abs(item.total):
+        return None
+    return item
+
+
+def _match_item(
+    text: str, patterns: CompiledPatterns, regexes: tuple[re.Pattern[str], ...] | None = None
+) -> _Item | None:
+    for regex in patterns.items if regexes is None else regexes:
         found = regex.search(text)
         if not found:
             continue
         groups = found.groupdict()
-        line_total = parse_amount(groups["total"], patterns.decimal)
-        if line_total is None:
-            continue
-        item = _Item(groups["name"].strip(), line_total)
+        line_total = parse_amount(groups.get("total") or "", patterns.decimal)
+        name = (groups.get("name") or "").strip()
+        if line_total is None or not name:
+            continue  # check_groups refuses patterns that can match without these; this guards the rest
+        item = _Item(name, line_total)
         unit = parse_amount(groups["unit"], patterns.decimal) if groups.get("unit") else None
         if groups.get("qty"):
             qty = int(groups["qty"])

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent.driver_api import BackgroundDriver, Sink
-from agent.driver_api.options import Option, Options, choice, codec, currency, flag, number, table, text
+from agent.driver_api import BackgroundDriver, DriverOptionError, Sink
+from agent.driver_api.options import Option, Options, choice, currency, flag, number, table, text
+from drivers.pos_dropfolder.presets import PRESETS
 from drivers.pos_dropfolder.protocol import FIELDS, DropFileError, ExportFormat, parse_csv, parse_jsonl
+from drivers.pos_dropfolder.text_decoding import DecodeError, decode_export
 
 SUFFIXES = {".csv": parse_csv, ".jsonl": parse_jsonl, ".ndjson": parse_jsonl}
 MARKER = ".done"
-COLUMNS = Options(*(text(field, field, what="a column name", fix=f'use the POS\'s column name, e.g. "{field}"')
+# A column left unset is the preset's (or, without a preset, the field's own name): no fixed default here.
+COLUMNS = Options(*(text(field, None, what="a column name", fix=f'use the POS\'s column name, e.g. "{field}"')
                     for field in FIELDS))  # fmt: skip
+
+
+def _encoding(value: object) -> bool:
+    try:
+        return value == "auto" or (isinstance(value, str) and bool(codecs.lookup(value)))
+    except LookupError:
+        return False
+
+
+def _one_decimal_setting(values: dict[str, Any]) -> None:
+    if values["decimal"] is not None and values["decimal_separator"] != "auto":
+        raise DriverOptionError("decimal", "is the old name of decimal_separator, and both are set", "remove decimal")
 
 
 class PosDropFolderDriver(BackgroundDriver):
@@ -28,18 +44,21 @@ class PosDropFolderDriver(BackgroundDriver):
         number("poll_interval_s", 2.0, low=0.01, high=3600),
         number("stable_s", 5.0, low=0, high=3600),
         flag("require_marker", False),
-        codec("encoding", "utf-8", fix='use "utf-8"'),
+        choice("preset", "", ("", *PRESETS), fix=f"use one of {', '.join(PRESETS)} (or leave it out)"),
         # The format's defaults are the ones ExportFormat (protocol.py) declares.
-        choice("decimal", ExportFormat.decimal, (".", ","), fix='use "." or ","'),
+        choice("decimal_separator", ExportFormat.decimal, ("auto", ".", ","), fix='use "auto", "." or ","'),
+        choice("decimal", None, (".", ","), fix="rename it decimal_separator"),  # the older name, still read
         Option(
             "delimiter",
             ExportFormat.delimiter,
-            lambda v: isinstance(v, str) and len(v) == 1,
-            "one character",
-            'use "," or ";"',
+            lambda v: isinstance(v, str) and (v == "auto" or len(v) == 1),
+            '"auto" or one character',
+            'use "auto", "," or ";"',
         ),
+        Option("encoding", "utf-8", _encoding, "a known text encoding", 'use "utf-8" or e.g. "cp1252"'),
         currency(),
         table("columns", COLUMNS),
+        checks=(_one_decimal_setting,),
     )
 
     def __init__(
@@ -53,10 +72,12 @@ class PosDropFolderDriver(BackgroundDriver):
         stable_s: float,
         require_marker: bool,
         encoding: str,
-        decimal: str,
         delimiter: str,
         currency: str,
-        columns: dict[str, str],
+        columns: dict[str, str | None],
+        preset: str = "",
+        decimal_separator: str = "auto",
+        decimal: str | None = None,
         flush_timeout_s: float = 10.0,
     ) -> None:
         # The folder is looked at every poll_interval_s, and so is a folder that has gone away.
@@ -64,7 +85,14 @@ class PosDropFolderDriver(BackgroundDriver):
         self.folder = Path(folder)
         self.done = Path(done_folder) if done_folder else self.folder / "done"
         self.failed = Path(failed_folder) if failed_folder else self.folder / "failed"
-        self.fmt = ExportFormat(columns, decimal, delimiter, currency)
+        given = {field: column for field, column in columns.items() if column is not None}
+        separator = decimal if decimal is not None else decimal_separator
+        if preset:
+            self.fmt = ExportFormat.for_preset(
+                PRESETS[preset], columns=given, decimal=separator, delimiter=delimiter, currency=currency
+            )
+        else:
+            self.fmt = ExportFormat({f: given.get(f, f) for f in FIELDS}, separator, delimiter, currency)
         self.poll_interval_s, self.stable_s, self.require_marker = poll_interval_s, stable_s, require_marker
         self.encoding, self.flush_timeout_s = encoding, flush_timeout_s
         self.files_done = self.files_failed = 0
@@ -121,8 +149,9 @@ class PosDropFolderDriver(BackgroundDriver):
 
     def _process(self, sink: Sink, path: Path) -> None:
         try:
-            baskets = SUFFIXES[path.suffix.lower()](path.read_bytes().decode(self.encoding), self.fmt)
-        except (DropFileError, UnicodeDecodeError) as exc:
+            text, _ = decode_export(path.read_bytes(), self.encoding)
+            baskets = SUFFIXES[path.suffix.lower()](text, self.fmt)
+        except (DropFileError, DecodeError) as exc:
             reason = f"{path.name}: {exc}"
             self._move(path, self.failed, reason)
             with self._health.lock:

@@ -1,11 +1,14 @@
 """POS export files (CSV, JSON lines) -> Baskets (pure: text in, baskets out; no I/O).
 
-One row per line item; rows with the same receipt_id form one basket, in file order. Columns
-(names configurable): receipt_id, time, sku, name, category, quantity, unit_price, line_total,
-payment, kind. A JSON-lines file holds either such rows, or one basket per line with a `lines`
-list of items. Money is parsed with Decimal using the configured decimal separator; a fractional
-quantity is a weighed item and counts as 1. Any bad row rejects the whole file (the reason names
-the line), so a file is either stored completely or not at all.
+One row per line item; rows with the same receipt_id and kind form one basket, in file order. Fields
+(column names configurable, or set by a vendor preset, see presets.py): receipt_id, time, sku, name,
+category, quantity, unit_price, line_total, payment, kind, discount, currency, refunded_amount. A line's
+total is `line_total` (or `unit_price x quantity`) less its `discount`. A JSON-lines file holds either such
+rows, or one basket per line with a `lines` list of items. Amounts may carry currency symbols and codes;
+the decimal separator is configured or detected per file (amounts.py). A fractional quantity is a weighed
+item and counts as 1. A refund row becomes a refund basket; an order exported as refunded becomes its sale
+and a refund basket. Any bad row rejects the whole file (the reason names the line and the setting to
+change), so a file is either stored completely or not at all.
 """
 
 from __future__ import annotations
@@ -15,123 +18,232 @@ import dataclasses
 import io
 import json
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from agent.driver_api import Basket, BasketLine
+from drivers.pos_dropfolder.amounts import AmountError, detect_decimal, parse_amount
+from drivers.pos_dropfolder.presets import Column, Preset, matching_presets
 
-FIELDS = ("receipt_id", "time", "sku", "name", "category", "quantity", "unit_price", "line_total", "payment", "kind")
+FIELDS = ("receipt_id", "time", "sku", "name", "category", "quantity", "unit_price", "line_total", "payment", "kind",
+          "discount", "currency", "refunded_amount")  # fmt: skip
+MONEY = ("unit_price", "line_total", "discount", "refunded_amount")
 KINDS = ("sale", "refund", "void")
 PAYMENTS = {"cash": "cash", "card": "card", "other": "other", "": ""}
+DELIMITERS = (",", ";", "\t", "|")
+Row = tuple[str, Mapping[str, Any]]
 
 
 class DropFileError(ValueError):
-    """The file cannot be read as an export; the message says where and why."""
+    """The file cannot be read as an export; the message says where, why and which setting to change."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ExportFormat:
     """How the shop's POS writes its export."""
 
-    columns: Mapping[str, str] = dataclasses.field(default_factory=lambda: {f: f for f in FIELDS})
-    decimal: str = "."
-    delimiter: str = ","
+    columns: Mapping[str, Column] = dataclasses.field(default_factory=lambda: {f: f for f in FIELDS})
+    decimal: str = "auto"  # "auto" (detected per file), "." or ","
+    delimiter: str = "auto"  # "auto" (from the header row) or one character
     currency: str = ""
+    preset: Preset | None = None
+
+    @classmethod
+    def for_preset(cls, preset: Preset, **overrides: Any) -> ExportFormat:
+        """The preset's columns with the shop's overrides on top."""
+        columns: dict[str, Column] = dict(preset.columns)
+        columns.update(overrides.pop("columns", {}))
+        return cls(columns=columns, preset=preset, **overrides)
 
 
 def parse_money(text: object, decimal: str, where: str) -> int:
     """'2,40' (decimal ",") -> 240, exactly; DropFileError otherwise."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        text = repr(text)  # JSON numbers: their shortest repr is the decimal the POS wrote
-    if not isinstance(text, str) or not text.strip():
-        raise DropFileError(f"{where}: empty amount")
-    cleaned = text.strip().replace(" ", "")
-    # Thousands separators go; the decimal separator becomes a point.
-    cleaned = cleaned.replace(".", "").replace(",", ".") if decimal == "," else cleaned.replace(",", "")
     try:
-        value = Decimal(cleaned).scaleb(2)
-    except InvalidOperation as exc:
-        raise DropFileError(f"{where}: {text!r} is not an amount") from exc
-    if not value.is_finite() or value != value.to_integral_value():
-        raise DropFileError(f"{where}: {text!r} has more than two decimals")
-    return int(value)
+        return parse_amount(text, decimal, where)
+    except AmountError as exc:
+        raise DropFileError(str(exc)) from exc
 
 
-def _quantity(text: object, decimal: str, where: str) -> tuple[int, bool]:
-    raw = str(text).strip() if text is not None else "1"
+def _quantity(text: object, decimal: str, where: str) -> tuple[int, Decimal]:
+    raw = str(text).strip() if text not in (None, "") else "1"
     try:
-        value = Decimal((raw or "1").replace(",", ".") if decimal == "," else (raw or "1"))
+        value = Decimal(raw.replace(",", ".") if decimal == "," else raw.replace(",", ""))
     except InvalidOperation as exc:
         raise DropFileError(f"{where}: quantity {text!r} is not a number") from exc
     if not value.is_finite() or value == 0:
         raise DropFileError(f"{where}: quantity {text!r} is not a nonzero number")
     if value != value.to_integral_value():
-        return 1, True
-    return abs(int(value)), False
+        return 1, abs(value)  # a weighed item counts once
+    return abs(int(value)), Decimal(0)
 
 
-def _line(row: Mapping[str, Any], fmt: ExportFormat, where: str, kind: str) -> BasketLine:
+def _given(row: Mapping[str, Any], key: str) -> bool:
+    return row.get(key) not in (None, "")
+
+
+def _line(row: Mapping[str, Any], decimal: str, where: str, kind: str) -> BasketLine:
     name = str(row.get("name") or "").strip()
     if not name and not row.get("sku"):
         raise DropFileError(f"{where}: neither name nor sku")
-    qty, weighed = _quantity(row.get("quantity"), fmt.decimal, where)
-    has_total, has_unit = row.get("line_total") not in (None, ""), row.get("unit_price") not in (None, "")
-    if not has_total and not has_unit:
+    qty, weight = _quantity(row.get("quantity"), decimal, where)
+    weighed = bool(weight)
+    if not _given(row, "line_total") and not _given(row, "unit_price"):
         raise DropFileError(f"{where}: neither unit_price nor line_total")
-    total = parse_money(row["line_total"], fmt.decimal, where) if has_total else 0
-    unit = parse_money(row["unit_price"], fmt.decimal, where) if has_unit else 0
-    if not has_total:
-        total = unit * qty
-    if not has_unit or weighed:
-        unit = abs(total) if weighed else abs(total) // qty
-    if kind == "refund":
-        total = -abs(total)
-    return BasketLine(name or str(row.get("sku")), qty, abs(unit), total, str(row.get("sku") or ""),
+    unit = abs(parse_money(row["unit_price"], decimal, where)) if _given(row, "unit_price") else None
+    if _given(row, "line_total"):
+        gross = parse_money(row["line_total"], decimal, where)
+    else:
+        gross = int((Decimal(unit or 0) * (weight or qty)).quantize(Decimal(1), ROUND_HALF_UP))
+    discount = abs(parse_money(row["discount"], decimal, where)) if _given(row, "discount") else 0
+    if discount > abs(gross):
+        raise DropFileError(f"{where}: the discount {row['discount']!r} is larger than the line {abs(gross)} cents")
+    total = abs(gross) - discount
+    if unit is None or weighed:
+        unit = total if weighed else abs(gross) // qty
+    if kind == "refund" or (kind != "void" and gross < 0):
+        total = -total
+    return BasketLine(name or str(row.get("sku")), qty, unit, total, str(row.get("sku") or ""),
                       str(row.get("category") or ""))  # fmt: skip
 
 
-def baskets_from_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], fmt: ExportFormat) -> list[Basket]:
-    """Group item rows by receipt_id into baskets (rows given as (where, row))."""
-    groups: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+def _kind(value: object, preset: Preset | None, where: str) -> str:
+    text = str(value or "").strip().lower()
+    kinds = preset.kinds if preset else {}
+    kind = kinds.get(text, text or "sale") if kinds else text or "sale"
+    if kind not in KINDS:
+        known = ", ".join(sorted(kinds)) if kinds else "sale, refund or void"
+        raise DropFileError(f"{where}: kind {value!r} is not {known}")
+    return kind
+
+
+def _payment(row: Mapping[str, Any], preset: Preset | None, decimal: str, where: str) -> str:
+    if preset and preset.payment_amounts:
+        for payment, column in preset.payment_amounts:
+            raw = row.get(f"amount:{column}")
+            if raw not in (None, "") and parse_money(raw, decimal, where) != 0:
+                return payment
+        return ""
+    text = str(row.get("payment") or "").strip().lower()
+    if preset and preset.payments:
+        return preset.payments.get(text, "other" if text else "")
+    return PAYMENTS.get(text, "other")
+
+
+def baskets_from_rows(rows: Iterable[Row], fmt: ExportFormat, decimal: str | None = None) -> list[Basket]:
+    """Group item rows by (receipt_id, kind) into baskets (rows given as (where, row))."""
+    point = decimal or (fmt.decimal if fmt.decimal != "auto" else ".")
+    preset = fmt.preset
+    groups: dict[tuple[str, str], list[Row]] = {}
+    order_kind: dict[str, tuple[str, str]] = {}  # receipt -> (kind, raw kind value) of its first row that has one
     for where, row in rows:
         receipt = str(row.get("receipt_id") or "").strip()
         if not receipt:
             raise DropFileError(f"{where}: receipt_id is empty")
-        groups.setdefault(receipt, []).append((where, row))
+        if _given(row, "kind") or receipt not in order_kind:
+            kind = _kind(row.get("kind"), preset, where)
+            order_kind.setdefault(receipt, (kind, str(row.get("kind") or "")))
+        else:
+            kind = order_kind[receipt][0]  # later rows of a Shopify order leave the order's fields empty
+        groups.setdefault((receipt, kind), []).append((where, row))
+    kinds_per_receipt: dict[str, int] = {}
+    for receipt, _ in groups:
+        kinds_per_receipt[receipt] = kinds_per_receipt.get(receipt, 0) + 1
     out = []
-    for receipt, items in groups.items():
+    for (receipt, kind), items in groups.items():
         where, first = items[0]
-        kind = str(first.get("kind") or "sale").strip().lower()
-        if kind not in KINDS:
-            raise DropFileError(f"{where}: kind {kind!r} is not sale, refund or void")
-        payment = str(first.get("payment") or "").strip().lower()
-        lines = tuple(_line(row, fmt, w, kind) for w, row in items)
-        out.append(Basket(receipt, lines, sum(ln.line_total_cents for ln in lines), kind,
-                          PAYMENTS.get(payment, "other"), fmt.currency, "", str(first.get("time") or "")))  # fmt: skip
+        # A vendor export reuses the sale's id for its refund rows; the refund needs an id of its own.
+        source = (
+            receipt if kind == "sale" or (preset is None and kinds_per_receipt[receipt] == 1) else f"{kind}:{receipt}"
+        )
+        if preset is not None and not preset.itemised:
+            items = [(w, {**r, "name": r.get("name") or f"{preset.title} (not itemised)"}) for w, r in items]
+        lines = tuple(_line(row, point, w, kind) for w, row in items)
+        if kind == "sale" and not order_kind[receipt][1] and lines and all(ln.line_total_cents < 0 for ln in lines):
+            kind = "refund"  # no kind column, only negative amounts (-$8.00, (8.00)): money paid back
+            source = receipt if preset is None and kinds_per_receipt[receipt] == 1 else f"refund:{receipt}"
+        currency = str(first.get("currency") or fmt.currency).strip().upper()
+        basket = Basket(source, lines, sum(ln.line_total_cents for ln in lines), kind,
+                        _payment(first, preset, point, where), currency, "", str(first.get("time") or ""))  # fmt: skip
+        out.append(basket)
+        if kind == "sale":
+            refund = _refund_of(basket, first, order_kind[receipt][1], preset, point, where)
+            if refund is not None:
+                out.append(refund)
     return out
 
 
+def _refund_of(sale: Basket, first: Mapping[str, Any], raw_kind: str, preset: Preset | None, decimal: str,
+               where: str) -> Basket | None:  # fmt: skip
+    """The refund of an order that the export shows as (partly) refunded, or None."""
+    amount = abs(parse_money(first["refunded_amount"], decimal, where)) if _given(first, "refunded_amount") else 0
+    if not amount and preset is not None and raw_kind.strip().lower() in preset.fully_refunded:
+        amount = sale.total_cents
+    if not amount:
+        return None
+    if amount == sale.total_cents:
+        lines = tuple(dataclasses.replace(ln, line_total_cents=-ln.line_total_cents) for ln in sale.lines)
+    else:
+        lines = (BasketLine("refund (not itemised)", 1, amount, -amount),)
+    return Basket(f"refund:{sale.source_id}", lines, -amount, "refund", "", sale.currency, "", sale.pos_time)
+
+
+def _cell(row: Mapping[str, Any], column: Column) -> Any:
+    if isinstance(column, tuple):
+        parts = [str(row.get(c) or "").strip() for c in column]
+        return " ".join(p for p in parts if p) or None
+    return row.get(column)
+
+
 def _renamed(row: Mapping[str, Any], fmt: ExportFormat) -> dict[str, Any]:
-    return {field: row.get(fmt.columns.get(field, field)) for field in FIELDS}
+    out = {field: _cell(row, fmt.columns.get(field, field)) for field in FIELDS}
+    if fmt.preset is not None:
+        for _, column in fmt.preset.payment_amounts:
+            out[f"amount:{column}"] = row.get(column)
+    return out
+
+
+def _decimal_for(rows: list[Row], fmt: ExportFormat) -> str:
+    if fmt.decimal != "auto":
+        return fmt.decimal
+    # JSON numbers always use a point; only text amounts tell the file's separator.
+    samples = [
+        (w, v) for w, r in rows for k, v in r.items() if (k in MONEY or k.startswith("amount:")) and isinstance(v, str)
+    ]
+    try:
+        return detect_decimal(samples)
+    except AmountError as exc:
+        raise DropFileError(str(exc)) from exc
+
+
+def _delimiter(text: str, fmt: ExportFormat) -> str:
+    if fmt.delimiter != "auto":
+        return fmt.delimiter
+    header = text.split("\n", 1)[0]
+    return max(DELIMITERS, key=header.count) if any(d in header for d in DELIMITERS) else ","
 
 
 def parse_csv(text: str, fmt: ExportFormat) -> list[Basket]:
     """A CSV export with a header row."""
-    reader = csv.DictReader(io.StringIO(text), delimiter=fmt.delimiter)
-    header = reader.fieldnames or []
-    missing = [fmt.columns.get(f, f) for f in ("receipt_id", "name") if fmt.columns.get(f, f) not in header]
+    reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text, fmt))
+    header = [h.strip() for h in reader.fieldnames or []]
+    reader.fieldnames = header
+    needed = fmt.preset.required if fmt.preset else tuple(str(fmt.columns.get(f, f)) for f in ("receipt_id", "name"))
+    missing = [c for c in needed if c not in header]
     if missing:
-        raise DropFileError(f"line 1: the header lacks the columns {missing}")
+        hint = matching_presets(header)
+        fix = f'set preset = "{hint[0]}"' if hint else "set preset, or map them in [columns]"
+        shape = f"the {fmt.preset.title}" if fmt.preset else "the configured columns"
+        raise DropFileError(f"line 1: the header lacks the columns {missing} of {shape}; {fix}")
     try:
-        rows = [(f"line {reader.line_num}", _renamed(row, fmt)) for row in reader]
+        rows: list[Row] = [(f"line {reader.line_num}", _renamed(row, fmt)) for row in reader]
     except csv.Error as exc:
         raise DropFileError(f"line {reader.line_num}: {exc}") from exc
-    return baskets_from_rows(rows, fmt)
+    return baskets_from_rows(rows, fmt, _decimal_for(rows, fmt))
 
 
 def parse_jsonl(text: str, fmt: ExportFormat) -> list[Basket]:
     """JSON lines: item rows, or baskets with a `lines` list."""
-    rows: list[tuple[str, Mapping[str, Any]]] = []
+    rows: list[Row] = []
     for number, raw in enumerate(text.splitlines(), start=1):
         if not raw.strip():
             continue
@@ -151,4 +263,4 @@ def parse_jsonl(text: str, fmt: ExportFormat) -> list[Basket]:
                 )
         else:
             rows.append((f"line {number}", row))
-    return baskets_from_rows(rows, fmt)
+    return baskets_from_rows(rows, fmt, _decimal_for(rows, fmt))

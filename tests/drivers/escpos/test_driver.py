@@ -132,3 +132,97 @@ def test_the_cli_writes_truth_in_the_documented_shape(tmp_path: Path) -> None:
     sold = sum(c["revenue_cents"] for h in truth["hours"].values() for c in h.values())
     assert sold == sum(t["revenue_cents"] for t in truth["totals"].values()) > 0
     assert truth["completed"] is True and truth["catalogue"]["Crème brûlée"] == "bakery"
+
+
+def run_printing(tmp_path: Path, data: bytes, wait_for: int, **options: object) -> tuple[EscPosDriver, RecordingSink]:
+    """Start the driver on a pty, print `data`, wait for `wait_for` baskets, then stop cleanly."""
+    pty = PtyDevice(tmp_path / "printer")
+    driver = EscPosDriver.from_options("till", {"port": str(pty.link_path), **options})
+    driver.backoff_initial_s, driver.backoff_max_s = 0.02, 0.2
+    sink = RecordingSink()
+    driver.start(sink)
+    try:
+        poll(lambda: driver.health()["connected"])
+        sent, deadline = 0, time.monotonic() + 10
+        while sent < len(data):  # at the pace the driver reads, like a printer's flow control
+            assert time.monotonic() < deadline, "the driver stopped reading"
+            sent += pty.write(data[sent : sent + 1024]) or (time.sleep(0.005) or 0)
+        if wait_for:
+            sink.wait_for(lambda: len(sink.readings) >= wait_for, 10, f"{wait_for} baskets")
+    finally:
+        driver.stop()
+        pty.close()
+    return driver, sink
+
+
+def test_a_receipt_cut_half_a_second_before_a_clean_stop_is_stored(tmp_path: Path) -> None:
+    pty = PtyDevice(tmp_path / "printer")
+    driver = EscPosDriver.from_options("till", {"port": str(pty.link_path)})  # idle_flush_s = 2 (the default)
+    sink = RecordingSink()
+    driver.start(sink)
+    try:
+        poll(lambda: driver.health()["connected"])
+        pty.write(sim.encode_receipt(BASKET))
+        poll(lambda: driver._parser._held is not None)  # read and cut: held for a drawer kick after the cut
+        time.sleep(0.5)  # the receipt's age at stop, as in the report
+    finally:
+        driver.stop()
+        pty.close()
+    assert [b.source_id for b in baskets(sink)] == ["4711"]
+    assert driver.health()["flushed_at_stop"] == 1
+
+
+def test_at_stop_an_uncut_receipt_with_its_total_is_stored_and_one_without_is_counted(tmp_path: Path) -> None:
+    pty = PtyDevice(tmp_path / "printer")
+    driver = EscPosDriver.from_options("till", {"port": str(pty.link_path), "idle_flush_s": 30})
+    sink = RecordingSink()
+    driver.start(sink)
+    try:
+        poll(lambda: driver.health()["connected"])
+        pty.write(b"\x1b@RECEIPT # 901\nTea   1.50\nTOTAL  1.50\nCASH  2.00\n")
+        poll(lambda: len(driver._parser._lines) == 4)
+    finally:
+        driver.stop()
+    assert [(b.source_id, b.total_cents) for b in baskets(sink)] == [("901", 150)]
+    driver.start(sink)
+    try:
+        poll(lambda: driver.health()["connected"])
+        pty.write(b"\x1b@RECEIPT # 902\nTea   1.50\nMilk  0.99\n")
+        poll(lambda: len(driver._parser._lines) == 3)
+    finally:
+        driver.stop()
+        pty.close()
+    assert len(baskets(sink)) == 1 and sink.bad == ["incomplete_at_stop"]
+
+
+def test_flagged_baskets_are_counted_by_reason_in_health(tmp_path: Path) -> None:
+    data = (b"\x1b@RECEIPT # 1\nTOTAL  1.50\n\x1dV\x00"  # no items
+            b"\x1b@RECEIPT # 2\nTea   1.50\nTOTAL  9.99\n\x1dV\x00"  # items do not add up
+            b"\x1b@RECEIPT # 3\nTea   1.50\nTOTAL  1.50\n\x1dV\x00\x1b@")  # fmt: skip
+    driver, sink = run_printing(tmp_path, data, 3, idle_flush_s=0.2)
+    health = driver.health()
+    assert health["flagged"] == {"no_items": 1, "total_mismatch": 1}
+    assert (health["no_items"], health["total_mismatch"], health["sales"]) == (1, 1, 3)
+    assert [b.flagged for b in baskets(sink)] == ["no_items", "total_mismatch", ""]
+
+
+def test_a_layout_word_selects_the_shipped_layout(tmp_path: Path) -> None:
+    from firmware_sim import escpos_layouts
+
+    receipts = escpos_layouts.generate(seed=11, layout="two_line", count=30)
+    driver, sink = run_printing(tmp_path, b"".join(d for _, d in receipts), 30, layout="two_line", idle_flush_s=0.2)
+    got = baskets(sink)
+    assert [b.source_id for b in got] == [s.receipt_no for s, _ in receipts]
+    assert [len(b.lines) for b in got] == [len(s.lines) for s, _ in receipts]
+    assert driver.health()["flagged"] == {}
+
+
+def test_layout_and_pattern_options_are_checked_at_config_time() -> None:
+    with pytest.raises(DriverOptionError) as err:
+        EscPosDriver.from_options("till", {"port": "/dev/x", "layout": "fancy"})
+    assert err.value.key == "layout"
+    with pytest.raises(DriverOptionError) as err:
+        EscPosDriver.from_options(
+            "till", {"port": "/dev/x", "patterns": {"items": [r"^(?P<name>\S+)?\s+(?P<total>{amount})$"]}}
+        )
+    assert err.value.key == "patterns.items" and "left out" in err.value.problem
