@@ -1,6 +1,6 @@
 """Synthetic, schema-valid shop summaries and a fast QoS 1 publisher (for tests, benchmarks, load trials).
 
-The payloads follow agent/schemas/footfall-door.v1.json and sales-category.v1.json exactly; the values
+The payloads follow agent/contract/schemas/footfall-door.v1.json and sales-category.v1.json exactly; the values
 are made up, so this is never a privacy release, only load for a hub.
 
 From a checkout: python -m devtools.loadgen --port 1883 --shops 50 --hours 24 [--categories food,drink,other]
@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.contract import FOOTFALL_DOOR, stream_by_segment, summary_topic
 from hub.contract import iso
 
 Message = tuple[str, str]  # topic, payload
@@ -27,7 +28,7 @@ def synthetic_summary(
     coop: str, store: str, door: str, window_start_s: int, seq: int, entries: int, window_s: int = 3600
 ) -> Message:
     """One footfall-door.v1 summary as an agent would publish it."""
-    start, stream = iso(window_start_s), "footfall/hourly"
+    start, stream = iso(window_start_s), FOOTFALL_DOOR.stream(window_s)
     payload = {
         "schema": "shopkeeper.footfall-door.v1",
         "msg_id": f"{coop}/{store}/{stream}/{start}/{door}",
@@ -55,7 +56,8 @@ def synthetic_summary(
             "post_processing": {"clamp_negative": False, "suppress_below": None},
         },
     }
-    return f"coop/v1/{coop}/{store}/t1/footfall/hourly", json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    topic = summary_topic(coop, store, "t1", FOOTFALL_DOOR, window_s)
+    return topic, json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def synthetic_sales(
@@ -63,7 +65,9 @@ def synthetic_sales(
     window_s: int = 3600,
 ) -> Message:
     """One sales-category.v1 summary (t2) as an agent would publish it; kind is "count" or "revenue"."""
-    start, stream = iso(window_start_s), f"sales-{kind}/hourly"
+    spec = stream_by_segment(f"sales-{kind}")
+    assert spec is not None, kind
+    start, stream = iso(window_start_s), spec.stream(window_s)
     payload = {
         "schema": "shopkeeper.sales-category.v1",
         "msg_id": f"{coop}/{store}/{stream}/{start}/{category}",
@@ -91,8 +95,7 @@ def synthetic_sales(
             "post_processing": {"clamp_negative": False, "suppress_below": None},
         },
     }
-    return (f"coop/v1/{coop}/{store}/t2/sales-{kind}/hourly",
-            json.dumps(payload, sort_keys=True, separators=(",", ":")))
+    return summary_topic(coop, store, "t2", spec, window_s), json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def shop_hour_sales(

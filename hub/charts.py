@@ -23,6 +23,21 @@ def _nice_max(value: float) -> float:
     return value
 
 
+def _empty_text(reason: str, x: float, y: float, width: int = 90) -> str:
+    """The reason a chart is empty, wrapped onto lines of about `width` characters (SVG text does not wrap)."""
+    lines: list[str] = []
+    for word in reason.split():
+        if lines and len(lines[-1]) + len(word) < width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    spans = "".join(
+        f'<tspan x="{x}" dy="{0 if i == 0 else 16}">{html.escape(line)}</tspan>' for i, line in enumerate(lines)
+    )
+    top = y - 8 * (len(lines) - 1)
+    return f'<text x="{x}" y="{top}" text-anchor="middle" class="empty" font-size="12">{spans}</text>'
+
+
 def _path(points: Sequence[tuple[float, float]]) -> str:
     return " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(points))
 
@@ -35,8 +50,10 @@ def band_chart(
     p75: Sequence[float | None],
     own: Sequence[float | None] | None = None,
     own_label: str = "this shop",
+    empty: str = "no data yet",
 ) -> str:
-    """An SVG chart; every series may have gaps (None), which break the band and the lines."""
+    """An SVG chart; every series may have gaps (None), which break the band and the lines. With nothing to
+    draw it shows `empty`: say why, not just that."""
     n = len(labels)
     esc = html.escape
     head = (
@@ -46,8 +63,7 @@ def band_chart(
     )
     values = [v for series in (p75, median, own or ()) for v in series if v is not None]
     if n == 0 or not values:
-        empty = f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data yet</text>'
-        return head + empty + "</svg>"
+        return head + _empty_text(empty, WIDTH / 2, HEIGHT / 2) + "</svg>"
     low = min(0.0, min(values))
     high = _nice_max(max(values))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
