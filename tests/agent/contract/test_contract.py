@@ -177,3 +177,19 @@ def test_the_contract_and_the_hub_import_nothing_else_of_the_agent() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     modules = ast.literal_eval(out)
     assert modules and all(m == "agent" or m.startswith("agent.contract") for m in modules), modules
+
+
+def test_the_topic_contract_page_lists_every_stream_as_declared() -> None:
+    text = (REPO / "docs" / "topics.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 8 and cells[0].startswith("`") and cells[1].startswith("`"):
+            rows[cells[0].strip("`")] = cells
+    assert set(rows) == {s.name for s in STREAMS}
+    for spec in STREAMS:
+        _name, segment, schema_id, key, values, tier, epsilon, unit = rows[spec.name]
+        assert (segment, schema_id) == (f"`{spec.segment}`", f"`{spec.schema_id}`")
+        assert key.startswith(f"`{spec.key_field}`") if spec.key_field else key.startswith("none")
+        assert all(f"`{v}`" in values for v in spec.value_names)
+        assert (tier, epsilon, unit) == (spec.tier, spec.default_epsilon, spec.unit)
