@@ -4,8 +4,8 @@ The hub imports this package and nothing else of `agent`, so it must stay free o
 (no numba, SQLite, MQTT or configuration code): only the standard library.
 """
 
+from agent.contract.json_schema import schema_document, shipped_schema_files, status_schema, summary_schema
 from agent.contract.names import NAME_RE
-from agent.contract.schemas import schema_document, shipped_schema_files, status_schema, summary_schema
 from agent.contract.streams import (
     ALL_KEY,
     BASKET,

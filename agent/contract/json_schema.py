@@ -1,4 +1,4 @@
-"""The JSON Schema files of the payloads, shipped as package data beside this module.
+"""Reading the payload JSON Schemas, shipped as package data in the folder `schemas/` beside this module.
 
 Only the text and the parsed document: validating is the hub's job (it has a schema validator; the
 agent on a shop's box does not need one).
