@@ -27,7 +27,7 @@ import pytest
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.contract import benchmark_topic, iso_seconds, window_name
 from agent.demo import simulator_command, write_demo_config
-from agent.local_broker import LocalBroker, free_port
+from agent.demo.local_broker import LocalBroker, free_port
 from hub.contract import Summary, hub_validator, parse_message
 from hub.db import Database
 from hub.loadgen import synthetic_summary
