@@ -97,9 +97,10 @@ def seed_history(db_path: Path, window_s: int, day_s: int) -> None:
 
 
 def delivered_window(agent: dict[str, Any], start_s: int) -> bool:
-    if not agent["db"].exists():
-        return False  # the agent is still starting
-    rows = [r for r in outbox(agent["db"]) if f"/{iso_seconds(start_s)}" in r[0]]
+    try:
+        rows = [r for r in outbox(agent["db"]) if f"/{iso_seconds(start_s)}" in r[0]]
+    except sqlite3.OperationalError:
+        return False  # the agent is still creating its database
     return len(rows) >= 3 and all(r[2] is not None for r in rows)  # both doors and the store total
 
 
