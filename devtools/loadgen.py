@@ -61,7 +61,13 @@ def synthetic_summary(
 
 
 def synthetic_sales(
-    coop: str, store: str, kind: str, category: str, window_start_s: int, seq: int, value: int | None,
+    coop: str,
+    store: str,
+    kind: str,
+    category: str,
+    window_start_s: int,
+    seq: int,
+    value: int | None,
     window_s: int = 3600,
 ) -> Message:
     """One sales-category.v1 summary (t2) as an agent would publish it; kind is "count" or "revenue"."""
@@ -115,8 +121,13 @@ def shop_hour_sales(
 
 
 def shop_days(
-    coop: str, shops: int, day_start_s: int, hours: int = 24, doors: tuple[str, ...] = ("front", "back"),
-    categories: tuple[str, ...] = (), seq_offset: int = 0,
+    coop: str,
+    shops: int,
+    day_start_s: int,
+    hours: int = 24,
+    doors: tuple[str, ...] = ("front", "back"),
+    categories: tuple[str, ...] = (),
+    seq_offset: int = 0,
 ) -> Iterator[Message]:
     """Every summary of `shops` shops over `hours` windows, window by window (as they would arrive).
 
@@ -127,11 +138,18 @@ def shop_days(
         for s in range(shops):
             for d, door in enumerate(doors):
                 entries = 10 + (s * 7 + h * 13 + d * 5) % 50
-                yield synthetic_summary(coop, f"shop-{s:04d}", door, day_start_s + h * 3600,
-                                        seq_offset + h * per_hour + d + 1, entries)
+                yield synthetic_summary(
+                    coop, f"shop-{s:04d}", door, day_start_s + h * 3600, seq_offset + h * per_hour + d + 1, entries
+                )
             if categories:
-                yield from shop_hour_sales(coop, f"shop-{s:04d}", s, day_start_s + h * 3600,
-                                           seq_offset + h * per_hour + len(doors) + 1, categories)
+                yield from shop_hour_sales(
+                    coop,
+                    f"shop-{s:04d}",
+                    s,
+                    day_start_s + h * 3600,
+                    seq_offset + h * per_hour + len(doors) + 1,
+                    categories,
+                )
 
 
 class FastPublisher:

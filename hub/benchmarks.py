@@ -112,8 +112,14 @@ def sales_share_payload(
         if len(values) >= k_min
     }
     payload = benchmark_payload(
-        coop, window_start_s, window_seconds, [max(s.values()) for s in shares], k_min,
-        metric=SALES_SHARE, streams=[SALES_REVENUE], unit=SALES_SHARE_UNIT,
+        coop,
+        window_start_s,
+        window_seconds,
+        [max(s.values()) for s in shares],
+        k_min,
+        metric=SALES_SHARE,
+        streams=[SALES_REVENUE],
+        unit=SALES_SHARE_UNIT,
     )
     if payload is None:  # not reached: len(shares) >= k_min
         return None
@@ -138,8 +144,17 @@ def _upsert(conn: Connection, payload: dict[str, Any], window_start_s: int) -> s
             " DO UPDATE SET n_shops = excluded.n_shops,"
             " p25 = excluded.p25, median = excluded.median, p75 = excluded.p75, payload = excluded.payload,"
             " updated_at = excluded.updated_at",
-            (metric, window_start_s, seconds, payload["n_shops"], payload["p25"],
-             payload["median"], payload["p75"], text, time.time()),
+            (
+                metric,
+                window_start_s,
+                seconds,
+                payload["n_shops"],
+                payload["p25"],
+                payload["median"],
+                payload["p75"],
+                text,
+                time.time(),
+            ),
         )
     return text
 
@@ -185,10 +200,20 @@ def refresh_sales_benchmarks(conn: Connection, coop: str, k_min: int, windows: l
     changed: list[tuple[str, str]] = []
     for seconds, start in sorted(seen):
         changed += _published(conn, coop, sales_share_payload(coop, start, seconds, shares[(seconds, start)], k_min))
-        changed += _published(conn, coop, benchmark_payload(
-            coop, start, seconds, basket_values[(seconds, start)], k_min, metric=BASKET_VALUE,
-            streams=SALES_STREAMS, unit=BASKET_VALUE_UNIT,
-        ))
+        changed += _published(
+            conn,
+            coop,
+            benchmark_payload(
+                coop,
+                start,
+                seconds,
+                basket_values[(seconds, start)],
+                k_min,
+                metric=BASKET_VALUE,
+                streams=SALES_STREAMS,
+                unit=BASKET_VALUE_UNIT,
+            ),
+        )
     return changed
 
 
@@ -201,10 +226,12 @@ def weekday_hour_profile(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
         cells[(weekday, start % 86400 // 3600)].append(row)
     out = []
     for (weekday, hour), items in sorted(cells.items()):
-        out.append({
-            "weekday": weekday,
-            "hour": hour,
-            "weeks": len(items),
-            **{q: quantile(sorted(float(i[q]) for i in items), 0.5) for q in ("p25", "median", "p75")},
-        })
+        out.append(
+            {
+                "weekday": weekday,
+                "hour": hour,
+                "weeks": len(items),
+                **{q: quantile(sorted(float(i[q]) for i in items), 0.5) for q in ("p25", "median", "p75")},
+            }
+        )
     return out

@@ -83,8 +83,10 @@ def band_chart(
         )
     step = max(1, n // 12)
     for i in range(0, n, step):
-        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'
-                     f"{esc(labels[i])}</text>")
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'
+            f"{esc(labels[i])}</text>"
+        )
     # The band: one closed polygon per run of windows that have a benchmark.
     run: list[int] = []
     runs: list[list[int]] = []
@@ -99,16 +101,21 @@ def band_chart(
     for r in runs:
         upper = [(x(i), y(float(p75[i] or 0))) for i in r]
         lower = [(x(i), y(float(p25[i] or 0))) for i in reversed(r)]
-        parts.append(f'<path class="band" data-points="{len(r)}" d="{_path(upper + lower)} Z"'
-                     ' fill="#9ecae1" fill-opacity="0.55" stroke="none"/>')
+        parts.append(
+            f'<path class="band" data-points="{len(r)}" d="{_path(upper + lower)} Z"'
+            ' fill="#9ecae1" fill-opacity="0.55" stroke="none"/>'
+        )
     for series, cls, colour, width in ((median, "median", "#08519c", 2), (own or [], "own", "#d94801", 2.5)):
         pts = [(x(i), y(float(v))) for i, v in enumerate(series) if v is not None]
         if not pts:
             continue
-        parts.append(f'<path class="{cls}" data-points="{len(pts)}" d="{_path(pts)}" fill="none"'
-                     f' stroke="{colour}" stroke-width="{width}"/>')
-        parts.extend(f'<circle class="{cls}-pt" cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>'
-                     for px, py in pts)
+        parts.append(
+            f'<path class="{cls}" data-points="{len(pts)}" d="{_path(pts)}" fill="none"'
+            f' stroke="{colour}" stroke-width="{width}"/>'
+        )
+        parts.extend(
+            f'<circle class="{cls}-pt" cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>' for px, py in pts
+        )
     legend_y = HEIGHT - 8
     parts.append(
         f'<rect x="{LEFT}" y="{legend_y - 9}" width="14" height="9" fill="#9ecae1"/>'

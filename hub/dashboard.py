@@ -63,15 +63,20 @@ def _district_section_html(section: dict[str, Any], config: HubConfig) -> str:
     chart = band_chart(
         f"District footfall per {name} window (shops' entries; windows with at least {config.k_min} shops)",
         [_label(r["window_start_s"], seconds) for r in rows],
-        [r["p25"] for r in rows], [r["median"] for r in rows], [r["p75"] for r in rows], empty=reason,
+        [r["p25"] for r in rows],
+        [r["median"] for r in rows],
+        [r["p75"] for r in rows],
+        empty=reason,
     )
     prof = {(p["weekday"], p["hour"]): p for p in section["weekday_hour"]}
     cells = [prof.get((d, h)) for d in range(7) for h in range(24)]
     week = band_chart(
         f"Typical week: district footfall per {name} window by weekday and hour (median over weeks)",
         [f"{WEEKDAYS[d]} {h:02d}h" for d in range(7) for h in range(24)],
-        [c["p25"] if c else None for c in cells], [c["median"] if c else None for c in cells],
-        [c["p75"] if c else None for c in cells], empty=reason,
+        [c["p25"] if c else None for c in cells],
+        [c["median"] if c else None for c in cells],
+        [c["p75"] if c else None for c in cells],
+        empty=reason,
     )
     why = f'<p class="reason">{html.escape(section["reason"])}</p>' if section["reason"] else ""
     return (
@@ -85,12 +90,15 @@ def district_page(conn: Connection, config: HubConfig) -> bytes:
     sections = "".join(_district_section_html(s, config) for s in data["windows"])
     if not sections:
         sections = f'<p class="reason">{html.escape(data["reason"])}</p>'
-    return _page(f"{config.coop} hub", (
-        f"<h1>Cooperative {html.escape(config.coop)}: district footfall</h1>"
-        + sections
-        + _status_table(conn, config)
-        + '<p><a href="/api/district">/api/district</a> · <a href="/api/status">/api/status</a></p>'
-    ))
+    return _page(
+        f"{config.coop} hub",
+        (
+            f"<h1>Cooperative {html.escape(config.coop)}: district footfall</h1>"
+            + sections
+            + _status_table(conn, config)
+            + '<p><a href="/api/district">/api/district</a> · <a href="/api/status">/api/status</a></p>'
+        ),
+    )
 
 
 def _ordered(categories: dict[str, Any], own: dict[str, float] | None = None) -> list[str]:
@@ -115,22 +123,29 @@ def _cents(value: float | None) -> str:
 def _district_shares_html(data: dict[str, Any], config: HubConfig) -> str:
     shares = data["categories"]
     if not shares or not shares["categories"]:
-        return (f"<h2>Category sales shares</h2><p>No window yet with POS sales (t2) from at least {config.k_min}"
-                " shops.</p>")
+        return (
+            f"<h2>Category sales shares</h2><p>No window yet with POS sales (t2) from at least {config.k_min}"
+            " shops.</p>"
+        )
     cats = shares["categories"]
     names = _ordered(cats)
     chart = share_chart(
         f"Category sales shares, {_label(shares['window_start_s'], shares['window_seconds'])}"
         f" ({shares['n_shops']} shops): share of revenue",
-        names, [cats[c]["p25"] for c in names], [cats[c]["median"] for c in names], [cats[c]["p75"] for c in names],
+        names,
+        [cats[c]["p25"] for c in names],
+        [cats[c]["median"] for c in names],
+        [cats[c]["p75"] for c in names],
     )
     basket = data["basket_value"]
     line = ""
     if basket:
         b = basket[-1]
-        line = (f"<p>Average basket value, {_label(int(b['window_start_s']), int(b['window_seconds']))}"
-                f" ({b['n_shops']} shops): median"
-                f" {_cents(b['median'])}, p25–p75 {_cents(b['p25'])}–{_cents(b['p75'])}.</p>")
+        line = (
+            f"<p>Average basket value, {_label(int(b['window_start_s']), int(b['window_seconds']))}"
+            f" ({b['n_shops']} shops): median"
+            f" {_cents(b['median'])}, p25–p75 {_cents(b['p25'])}–{_cents(b['p75'])}.</p>"
+        )
     return f'<h2>Category sales shares</h2><div class="card">{chart}</div>{line}'
 
 
@@ -147,8 +162,12 @@ def _shop_shares_html(store: str, cats: dict[str, Any] | None) -> str:
     chart = share_chart(
         f"{store}: category sales shares, {_label(cats['window_start_s'], cats['window_seconds'])},"
         " against the district band",
-        names, [q(c, "p25") for c in names], [q(c, "median") for c in names], [q(c, "p75") for c in names],
-        own=[own.get(c) for c in names], own_label=store,
+        names,
+        [q(c, "p25") for c in names],
+        [q(c, "median") for c in names],
+        [q(c, "p75") for c in names],
+        own=[own.get(c) for c in names],
+        own_label=store,
     )
     dv = cats["district_basket_value"]
     line = f"<p>Your average basket value: {_cents(cats['own_basket_value'])}"
@@ -163,10 +182,10 @@ def _status_table(conn: Connection, config: HubConfig) -> str:
     rows = "".join(
         f'<tr><td><a href="/shop/{html.escape(s["store"])}">{html.escape(s["store"])}</a></td>'
         f'<td class="{html.escape(s["state"])}">{html.escape(s["state"])}</td><td>{s["connection"]}</td>'
-        f'<td>{_ago(now, s["last_seen_at"])}</td><td>{html.escape(s["window"] or "-")}</td>'
-        f'<td>{s["last_window"] or "-"}</td>'
+        f"<td>{_ago(now, s['last_seen_at'])}</td><td>{html.escape(s['window'] or '-')}</td>"
+        f"<td>{s['last_window'] or '-'}</td>"
         f'<td class="{"silent" if s["silent"] else ""}">{"silent" if s["silent"] else "fresh"}</td>'
-        f'<td>{s["missing"]} in {s["open_gaps"]} gap(s)</td></tr>'
+        f"<td>{s['missing']} in {s['open_gaps']} gap(s)</td></tr>"
         for s in data["stores"]
     )
     c = data["counters"]
@@ -191,8 +210,13 @@ def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
     seconds, name = data["window_seconds"] or DEFAULT_WINDOW_S, data["window"] or "window"
     chart = band_chart(
         f"{store}: footfall per {name} window against the district band",
-        [_label(f["window_start_s"], seconds) for f in ff], band("p25"), band("median"), band("p75"),
-        own=[float(f["footfall"]) for f in ff], own_label=store, empty=data["reason"] or "no data yet",
+        [_label(f["window_start_s"], seconds) for f in ff],
+        band("p25"),
+        band("median"),
+        band("p75"),
+        own=[float(f["footfall"]) for f in ff],
+        own_label=store,
+        empty=data["reason"] or "no data yet",
     )
     why = f'<p class="reason">{html.escape(data["reason"])}</p>' if data["reason"] else ""
     esc = html.escape
@@ -202,24 +226,30 @@ def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
         f"<td>{_blank(r['amount'])}</td><td>{r['epsilon']}</td></tr>"
         for r in data["released"][:48]
     )
-    alert_rows = "".join(
-        f"<li>{esc(a['kind'])}: {esc(json.dumps(a['payload'].get('window') or a['payload'].get('detail')))}</li>"
-        for a in data["alerts"]
-    ) or "<li>none</li>"
+    alert_rows = (
+        "".join(
+            f"<li>{esc(a['kind'])}: {esc(json.dumps(a['payload'].get('window') or a['payload'].get('detail')))}</li>"
+            for a in data["alerts"]
+        )
+        or "<li>none</li>"
+    )
     st = data["status"]
-    return _page(f"{store} · {config.coop} hub", (
-        f'<p><a href="/">district</a></p><h1>{esc(store)}</h1>'
-        f'<p>status <span class="{esc(st["state"])}">{esc(st["state"])}</span>, connection {st["connection"]},'
-        f' last window {st["last_window"] or "-"}, {"silent" if st["silent"] else "fresh"},'
-        f' {st["missing"]} sequence number(s) missing</p>{why}'
-        f'<div class="card">{chart}</div>'
-        + _shop_shares_html(store, data["categories"])
-        + f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
-        "<h2>Your released figures (all tiers)</h2><div class=wrap><table><tr><th>window</th><th>stream</th>"
-        "<th>tier</th><th>door / category</th><th>entries</th><th>exits</th><th>baskets / cents</th>"
-        f"<th>epsilon</th></tr>{released}</table></div>"
-        f'<p><a href="/api/shop/{esc(store)}">/api/shop/{esc(store)}</a></p>'
-    ))
+    return _page(
+        f"{store} · {config.coop} hub",
+        (
+            f'<p><a href="/">district</a></p><h1>{esc(store)}</h1>'
+            f'<p>status <span class="{esc(st["state"])}">{esc(st["state"])}</span>, connection {st["connection"]},'
+            f" last window {st['last_window'] or '-'}, {'silent' if st['silent'] else 'fresh'},"
+            f" {st['missing']} sequence number(s) missing</p>{why}"
+            f'<div class="card">{chart}</div>'
+            + _shop_shares_html(store, data["categories"])
+            + f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
+            "<h2>Your released figures (all tiers)</h2><div class=wrap><table><tr><th>window</th><th>stream</th>"
+            "<th>tier</th><th>door / category</th><th>entries</th><th>exits</th><th>baskets / cents</th>"
+            f"<th>epsilon</th></tr>{released}</table></div>"
+            f'<p><a href="/api/shop/{esc(store)}">/api/shop/{esc(store)}</a></p>'
+        ),
+    )
 
 
 class DashboardServer:
@@ -266,7 +296,7 @@ class DashboardServer:
             return _json(district_data(conn, cfg))
         for prefix, builder in (("/shop/", shop_page), ("/api/shop/", shop_data)):
             if path.startswith(prefix):
-                store = path[len(prefix):].strip("/")
+                store = path[len(prefix) :].strip("/")
                 if not NAME_RE.match(store):
                     break
                 result = builder(conn, cfg, store)

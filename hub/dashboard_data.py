@@ -47,14 +47,16 @@ def status_data(conn: Connection, config: HubConfig, now: float | None = None) -
     for shop in rows:
         shop_gaps = [g for g in gaps if g["store"] == shop["store"]]
         seconds = shop["window_seconds"]
-        shops.append({
-            **shop,
-            "window": window_name(int(seconds)) if seconds is not None else None,
-            "last_window": iso(int(shop["last_window_s"])) if shop["last_window_s"] is not None else None,
-            "silent": is_silent(shop, newest, config.alerts, now),
-            "open_gaps": len(shop_gaps),
-            "missing": sum(g["last_missing"] - g["first_missing"] + 1 for g in shop_gaps),
-        })
+        shops.append(
+            {
+                **shop,
+                "window": window_name(int(seconds)) if seconds is not None else None,
+                "last_window": iso(int(shop["last_window_s"])) if shop["last_window_s"] is not None else None,
+                "silent": is_silent(shop, newest, config.alerts, now),
+                "open_gaps": len(shop_gaps),
+                "missing": sum(g["last_missing"] - g["first_missing"] + 1 for g in shop_gaps),
+            }
+        )
     return {"coop": config.coop, "stores": shops, "counters": counters(conn), "newest_window": latest_window(conn)}
 
 
@@ -62,35 +64,51 @@ def _district_shares(payload: dict[str, Any] | None) -> dict[str, Any] | None:
     """The district part of a published sales-share benchmark (already an aggregate over >= k shops)."""
     if payload is None:
         return None
-    return {"window": payload["window"]["start"], "window_start_s": parse_iso(payload["window"]["start"]),
-            "window_seconds": payload["window"]["seconds"], "n_shops": payload["n_shops"],
-            "categories": payload.get("categories") or {}}
+    return {
+        "window": payload["window"]["start"],
+        "window_start_s": parse_iso(payload["window"]["start"]),
+        "window_seconds": payload["window"]["seconds"],
+        "n_shops": payload["n_shops"],
+        "categories": payload.get("categories") or {},
+    }
 
 
 def nothing_received_reason(conn: Connection, config: HubConfig) -> str:
     """Why the hub has no summary at all."""
     refused, latest = rejections(conn)
     if refused:
-        return (f"No summary stored yet: {refused} message(s) were refused, the latest because: {latest}"
-                " (all of them are kept in table `rejected`).")
+        return (
+            f"No summary stored yet: {refused} message(s) were refused, the latest because: {latest}"
+            " (all of them are kept in table `rejected`)."
+        )
     return f"No summary has arrived yet from any shop (the hub subscribes to {config.topic_filter})."
 
 
 def footfall_reason(conn: Connection, config: HubConfig, window_s: int, n_shops: int) -> str:
     """Why a window length has no footfall benchmark: no complete shop-window, or fewer than k_min shops in one."""
     name = window_name(window_s)
-    newest = max((s["last_window_s"] for s in stores(conn) if s["window_seconds"] == window_s
-                  and s["last_window_s"] is not None), default=None)
+    newest = max(
+        (
+            s["last_window_s"]
+            for s in stores(conn)
+            if s["window_seconds"] == window_s and s["last_window_s"] is not None
+        ),
+        default=None,
+    )
     recent = [] if newest is None else [int(newest) - i * window_s for i in range(RECENT_WINDOWS)]
     per_window: dict[int, int] = {}
     for sw in shop_windows(conn, recent, window_s=window_s):
         per_window[sw.window_start_s] = per_window.get(sw.window_start_s, 0) + 1
     best = max(per_window.values(), default=0)
     if best == 0:
-        return (f"No {name} benchmark yet: none of the {n_shops} shop(s) on {name} windows has a complete window"
-                " (its store total, or every one of its doors, released and not suppressed).")
-    return (f"No {name} benchmark yet: at most {best} shop(s) completed the same {name} window, and a district"
-            f" benchmark needs at least k_min = {config.k_min} shops.")
+        return (
+            f"No {name} benchmark yet: none of the {n_shops} shop(s) on {name} windows has a complete window"
+            " (its store total, or every one of its doors, released and not suppressed)."
+        )
+    return (
+        f"No {name} benchmark yet: at most {best} shop(s) completed the same {name} window, and a district"
+        f" benchmark needs at least k_min = {config.k_min} shops."
+    )
 
 
 def district_section(conn: Connection, config: HubConfig, window_s: int, n_shops: int) -> dict[str, Any]:
@@ -155,8 +173,9 @@ def shop_categories(conn: Connection, store: str, window_s: int | None = None) -
     }
 
 
-def _shop_reason(conn: Connection, config: HubConfig, store: str, window_s: int | None,
-                 own: list[Any], band: dict[int, Any]) -> str | None:
+def _shop_reason(
+    conn: Connection, config: HubConfig, store: str, window_s: int | None, own: list[Any], band: dict[int, Any]
+) -> str | None:
     """Why the shop's footfall chart, or its district band, is empty."""
     if window_s is None:
         return "This shop has sent only its status so far: no summary has arrived from it."
@@ -165,11 +184,15 @@ def _shop_reason(conn: Connection, config: HubConfig, store: str, window_s: int 
         released = sorted({r["stream"] for r in shop_streams(conn, store)})
         if not any(r.startswith("footfall") for r in released):
             return f"This shop releases no footfall stream (only {', '.join(released) or 'nothing yet'})."
-        return (f"No complete {name} window from this shop yet: its store total, or every one of its doors, must be"
-                " released and not suppressed.")
+        return (
+            f"No complete {name} window from this shop yet: its store total, or every one of its doors, must be"
+            " released and not suppressed."
+        )
     if not any(s.window_start_s in band for s in own):
-        return (f"No district band for these {name} windows: fewer than k_min = {config.k_min} shops completed"
-                " the same window.")
+        return (
+            f"No district band for these {name} windows: fewer than k_min = {config.k_min} shops completed"
+            " the same window."
+        )
     return None
 
 
@@ -186,9 +209,14 @@ def shop_data(conn: Connection, config: HubConfig, store: str) -> dict[str, Any]
         "window_seconds": window_s,
         "window": status["window"],
         "footfall": [
-            {"window_start_s": s.window_start_s, "window": iso(s.window_start_s), "footfall": s.footfall,
-             "district": {k: band[s.window_start_s][k] for k in ("n_shops", "p25", "median", "p75")}
-             if s.window_start_s in band else None}
+            {
+                "window_start_s": s.window_start_s,
+                "window": iso(s.window_start_s),
+                "footfall": s.footfall,
+                "district": {k: band[s.window_start_s][k] for k in ("n_shops", "p25", "median", "p75")}
+                if s.window_start_s in band
+                else None,
+            }
             for s in own
         ],
         "reason": _shop_reason(conn, config, store, window_s, own, band),

@@ -77,8 +77,14 @@ def judge(observed: float, history: list[float], noise_variance: float, settings
 
 
 def _alert(coop: str, store: str, kind: str, **detail: Any) -> dict[str, Any]:
-    return {"schema": ALERT_SCHEMA, "coop": coop, "store": store, "kind": kind, "raised_at": iso(int(time.time())),
-            **detail}
+    return {
+        "schema": ALERT_SCHEMA,
+        "coop": coop,
+        "store": store,
+        "kind": kind,
+        "raised_at": iso(int(time.time())),
+        **detail,
+    }
 
 
 def _record(conn: Connection, alert_id: str, alert: dict[str, Any], window_s: int | None) -> str | None:
@@ -119,15 +125,26 @@ def footfall_alerts(
         if verdict is None or verdict.kind is None:
             continue
         alert = _alert(
-            coop, sw.store, verdict.kind,
-            window={"start": iso(sw.window_start_s), "end": iso(sw.window_start_s + sw.window_seconds),
-                    "seconds": sw.window_seconds},
-            observed=verdict.observed, baseline=verdict.baseline, spread=verdict.spread,
-            noise_floor=verdict.noise_floor, score=round(verdict.score, 3), z=verdict.z, history_weeks=verdict.history,
+            coop,
+            sw.store,
+            verdict.kind,
+            window={
+                "start": iso(sw.window_start_s),
+                "end": iso(sw.window_start_s + sw.window_seconds),
+                "seconds": sw.window_seconds,
+            },
+            observed=verdict.observed,
+            baseline=verdict.baseline,
+            spread=verdict.spread,
+            noise_floor=verdict.noise_floor,
+            score=round(verdict.score, 3),
+            z=verdict.z,
+            history_weeks=verdict.history,
             method="seasonal median by weekday and time of day, spread max(1.4826 MAD, DP noise floor)",
         )
-        text = _record(conn, _alert_id(sw.store, verdict.kind, sw.window_seconds, sw.window_start_s), alert,
-                       sw.window_start_s)
+        text = _record(
+            conn, _alert_id(sw.store, verdict.kind, sw.window_seconds, sw.window_start_s), alert, sw.window_start_s
+        )
         if text:
             out.append((alert_topic(coop, sw.store), text))
     return out
@@ -141,15 +158,25 @@ def liveness_alerts(conn: Connection, coop: str, settings: AlertSettings, now: f
     for shop in shops:
         store = shop["store"]
         if shop["state"] == "offline":
-            alert = _alert(coop, store, "offline", connection=shop["connection"],
-                           detail="the shop's last will or goodbye says offline")
+            alert = _alert(
+                coop,
+                store,
+                "offline",
+                connection=shop["connection"],
+                detail="the shop's last will or goodbye says offline",
+            )
             text = _record(conn, f"{store}/offline/{shop['connection']}", alert, None)
             if text:
                 out.append((alert_topic(coop, store), text))
         last_window = shop["last_window_s"]
         if is_silent(shop, newest, settings, now):
-            alert = _alert(coop, store, "silent", last_window=iso(int(last_window)) if last_window else None,
-                           detail=f"no summary or status for more than {settings.silent_windows} windows")
+            alert = _alert(
+                coop,
+                store,
+                "silent",
+                last_window=iso(int(last_window)) if last_window else None,
+                detail=f"no summary or status for more than {settings.silent_windows} windows",
+            )
             text = _record(conn, f"{store}/silent/{last_window}", alert, last_window)
             if text:
                 out.append((alert_topic(coop, store), text))

@@ -187,16 +187,27 @@ def shop_sales(
     for key in sorted(set(revenue) | set(baskets)):
         cats = revenue.get(key, {})
         complete = bool(cats) and len(cats) >= expected.get(key[:2], 1) and all(v is not None for v in cats.values())
-        out.append(ShopSales(key[0], key[2], key[1],
-                             {c: int(v or 0) for c, v in cats.items()} if complete else None, baskets.get(key)))
+        out.append(
+            ShopSales(
+                key[0],
+                key[2],
+                key[1],
+                {c: int(v or 0) for c, v in cats.items()} if complete else None,
+                baskets.get(key),
+            )
+        )
     return out
 
 
 def _touched(conn: Connection, since: float, specs: tuple[StreamSpec, ...]) -> list[int]:
     names = stream_names(specs)
-    return [int(r[0]) for r in conn.query(
-        f"SELECT DISTINCT window_start_s FROM summaries WHERE received_at >= ? AND stream IN ({_in(names)})",
-        (since, *names))]
+    return [
+        int(r[0])
+        for r in conn.query(
+            f"SELECT DISTINCT window_start_s FROM summaries WHERE received_at >= ? AND stream IN ({_in(names)})",
+            (since, *names),
+        )
+    ]
 
 
 def sales_touched_since(conn: Connection, since: float) -> list[int]:
@@ -226,8 +237,18 @@ def rejections(conn: Connection) -> tuple[int, str | None]:
 
 
 def stores(conn: Connection) -> list[dict[str, Any]]:
-    cols = ("store", "state", "connection", "status_at", "agent", "first_seen_at", "last_seen_at",
-            "last_summary_at", "last_window_s", "window_seconds")
+    cols = (
+        "store",
+        "state",
+        "connection",
+        "status_at",
+        "agent",
+        "first_seen_at",
+        "last_seen_at",
+        "last_summary_at",
+        "last_window_s",
+        "window_seconds",
+    )
     rows = conn.query(f"SELECT {', '.join(cols)} FROM stores ORDER BY store")
     return [dict(zip(cols, r, strict=True)) for r in rows]
 

@@ -1,9 +1,9 @@
 """Topic and message-id shapes (docs/topics.md): built here for the agent, parsed here for the hub.
 
-    coop/v1/<coop>/<store>/<tier>/<segment>/<window name>    a shop's summaries
-    coop/v1/<coop>/<store>/status                            a shop's retained birth and last will
-    coop/v1/<coop>/_hub/t1/benchmarks/<metric>/[<window name>/]<window start>   district benchmarks
-    coop/v1/<coop>/_hub/t2/alerts/<store>                    alerts about one shop
+coop/v1/<coop>/<store>/<tier>/<segment>/<window name>    a shop's summaries
+coop/v1/<coop>/<store>/status                            a shop's retained birth and last will
+coop/v1/<coop>/_hub/t1/benchmarks/<metric>/[<window name>/]<window start>   district benchmarks
+coop/v1/<coop>/_hub/t2/alerts/<store>                    alerts about one shop
 """
 
 from __future__ import annotations
