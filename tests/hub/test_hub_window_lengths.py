@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from agent.contract import schema_files
+from devtools.loadgen import synthetic_summary
 from hub.benchmarks import refresh_benchmarks
 from hub.config import AlertSettings, load_hub_config
 from hub.contract import Rejected, Summary, parse_message, summary_schemas
 from hub.dashboard_data import district_data, shop_data
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
-from hub.loadgen import synthetic_summary
 from hub.storage import store_batch
 from tests.hub.conftest import write_hub_config
 

@@ -28,9 +28,9 @@ from agent.clock import NS_PER_S, AcceleratedClock
 from agent.contract import benchmark_topic, iso_seconds, window_name
 from agent.demo import simulator_command, write_demo_config
 from agent.demo.local_broker import LocalBroker, free_port
+from devtools.loadgen import synthetic_summary
 from hub.contract import Summary, hub_validator, parse_message
 from hub.db import Database
-from hub.loadgen import synthetic_summary
 from hub.storage import store_batch
 from tests.hub.conftest import REPO, HubProcess, http_get, wait_for, write_hub_config
 from tests.hub.test_hub_end_to_end import outbox
