@@ -1,6 +1,6 @@
 """Synthetic, schema-valid shop summaries and a fast QoS 1 publisher (for tests, benchmarks, load trials).
 
-The payloads follow agent/schemas/footfall-door.v1.json and sales-category.v1.json exactly; the values
+The payloads follow agent/contract/schemas/footfall-door.v1.json and sales-category.v1.json exactly; the values
 are made up, so this is never a privacy release, only load for a hub.
 
 From a checkout: python -m devtools.loadgen --port 1883 --shops 50 --hours 24 [--categories food,drink,other]
@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.contract import FOOTFALL_DOOR, stream_by_segment, summary_topic
 from hub.contract import iso
 
 Message = tuple[str, str]  # topic, payload
@@ -27,7 +28,7 @@ def synthetic_summary(
     coop: str, store: str, door: str, window_start_s: int, seq: int, entries: int, window_s: int = 3600
 ) -> Message:
     """One footfall-door.v1 summary as an agent would publish it."""
-    start, stream = iso(window_start_s), "footfall/hourly"
+    start, stream = iso(window_start_s), FOOTFALL_DOOR.stream(window_s)
     payload = {
         "schema": "shopkeeper.footfall-door.v1",
         "msg_id": f"{coop}/{store}/{stream}/{start}/{door}",
@@ -55,15 +56,24 @@ def synthetic_summary(
             "post_processing": {"clamp_negative": False, "suppress_below": None},
         },
     }
-    return f"coop/v1/{coop}/{store}/t1/footfall/hourly", json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    topic = summary_topic(coop, store, "t1", FOOTFALL_DOOR, window_s)
+    return topic, json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def synthetic_sales(
-    coop: str, store: str, kind: str, category: str, window_start_s: int, seq: int, value: int | None,
+    coop: str,
+    store: str,
+    kind: str,
+    category: str,
+    window_start_s: int,
+    seq: int,
+    value: int | None,
     window_s: int = 3600,
 ) -> Message:
     """One sales-category.v1 summary (t2) as an agent would publish it; kind is "count" or "revenue"."""
-    start, stream = iso(window_start_s), f"sales-{kind}/hourly"
+    spec = stream_by_segment(f"sales-{kind}")
+    assert spec is not None, kind
+    start, stream = iso(window_start_s), spec.stream(window_s)
     payload = {
         "schema": "shopkeeper.sales-category.v1",
         "msg_id": f"{coop}/{store}/{stream}/{start}/{category}",
@@ -91,8 +101,7 @@ def synthetic_sales(
             "post_processing": {"clamp_negative": False, "suppress_below": None},
         },
     }
-    return (f"coop/v1/{coop}/{store}/t2/sales-{kind}/hourly",
-            json.dumps(payload, sort_keys=True, separators=(",", ":")))
+    return summary_topic(coop, store, "t2", spec, window_s), json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def shop_hour_sales(
@@ -112,8 +121,13 @@ def shop_hour_sales(
 
 
 def shop_days(
-    coop: str, shops: int, day_start_s: int, hours: int = 24, doors: tuple[str, ...] = ("front", "back"),
-    categories: tuple[str, ...] = (), seq_offset: int = 0,
+    coop: str,
+    shops: int,
+    day_start_s: int,
+    hours: int = 24,
+    doors: tuple[str, ...] = ("front", "back"),
+    categories: tuple[str, ...] = (),
+    seq_offset: int = 0,
 ) -> Iterator[Message]:
     """Every summary of `shops` shops over `hours` windows, window by window (as they would arrive).
 
@@ -124,11 +138,18 @@ def shop_days(
         for s in range(shops):
             for d, door in enumerate(doors):
                 entries = 10 + (s * 7 + h * 13 + d * 5) % 50
-                yield synthetic_summary(coop, f"shop-{s:04d}", door, day_start_s + h * 3600,
-                                        seq_offset + h * per_hour + d + 1, entries)
+                yield synthetic_summary(
+                    coop, f"shop-{s:04d}", door, day_start_s + h * 3600, seq_offset + h * per_hour + d + 1, entries
+                )
             if categories:
-                yield from shop_hour_sales(coop, f"shop-{s:04d}", s, day_start_s + h * 3600,
-                                           seq_offset + h * per_hour + len(doors) + 1, categories)
+                yield from shop_hour_sales(
+                    coop,
+                    f"shop-{s:04d}",
+                    s,
+                    day_start_s + h * 3600,
+                    seq_offset + h * per_hour + len(doors) + 1,
+                    categories,
+                )
 
 
 class FastPublisher:

@@ -1,10 +1,11 @@
 """District benchmarks: post-processing of released noisy values only, so no new privacy cost.
 
-Per hourly window, each shop's footfall is its released store-total entries (footfall-total), or
-else the sum over its doors of the released per-door entries, counted only when every door is in.
-The district quartiles (p25, median, p75; linear interpolation between order statistics, "type 7")
-are computed only when at least `k_min` shops contributed, and published retained on
-`coop/v1/<coop>/_hub/t1/benchmarks/footfall/<window start>`.
+Per window length and window (shops are compared only with shops on the same length), each shop's
+footfall is its released store-total entries (footfall-total), or else the sum over its doors of the
+released per-door entries, counted only when every door is in. The district quartiles (p25, median,
+p75; linear interpolation between order statistics, "type 7") are computed only when at least `k_min`
+shops contributed, and published retained on `coop/v1/<coop>/_hub/t1/benchmarks/footfall/<window start>`
+(hourly windows) or `.../benchmarks/footfall/<window name>/<window start>` (agent/contract/topics.py).
 
 From the t2 POS streams, per window: each shop's category sales shares (revenue per category, negatives
 clamped to 0, over the clamped total) and their district quartiles per category in `categories`, on
@@ -21,9 +22,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from hub.contract import benchmark_topic, iso
+from agent.contract import FOOTFALL_STREAMS, SALES_REVENUE, SALES_STREAMS, StreamSpec
+from hub.contract import benchmark_topic, iso, parse_iso
 from hub.db import Connection
-from hub.queries import FOOTFALL_STREAMS, SALES_REVENUE_STREAM, SALES_STREAMS, shop_sales, shop_windows
+from hub.queries import shop_sales, shop_windows
 
 BENCHMARK_SCHEMA = "shopkeeper.hub-benchmark.v1"
 FOOTFALL_UNIT = "entries per window, summed over a shop's doors (released noisy values)"
@@ -60,7 +62,7 @@ def benchmark_payload(
     footfall: Sequence[float],
     k_min: int,
     metric: str = "footfall",
-    streams: Sequence[str] = FOOTFALL_STREAMS,
+    streams: Sequence[StreamSpec] = FOOTFALL_STREAMS,
     unit: str = FOOTFALL_UNIT,
 ) -> dict[str, Any] | None:
     """The published benchmark for one window, or None when fewer than k_min shops contributed."""
@@ -71,7 +73,7 @@ def benchmark_payload(
         "schema": BENCHMARK_SCHEMA,
         "coop": coop,
         "metric": metric,
-        "streams": list(streams),
+        "streams": [spec.stream(window_seconds) for spec in streams],
         "unit": unit,
         "window": _window(window_start_s, window_seconds),
         "k_min": k_min,
@@ -110,8 +112,14 @@ def sales_share_payload(
         if len(values) >= k_min
     }
     payload = benchmark_payload(
-        coop, window_start_s, window_seconds, [max(s.values()) for s in shares], k_min,
-        metric=SALES_SHARE, streams=[SALES_REVENUE_STREAM], unit=SALES_SHARE_UNIT,
+        coop,
+        window_start_s,
+        window_seconds,
+        [max(s.values()) for s in shares],
+        k_min,
+        metric=SALES_SHARE,
+        streams=[SALES_REVENUE],
+        unit=SALES_SHARE_UNIT,
     )
     if payload is None:  # not reached: len(shares) >= k_min
         return None
@@ -122,69 +130,90 @@ def sales_share_payload(
 def _upsert(conn: Connection, payload: dict[str, Any], window_start_s: int) -> str | None:
     """Store one benchmark; returns its JSON text when new or changed, None when unchanged."""
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    metric = payload["metric"]
+    metric, seconds = payload["metric"], payload["window"]["seconds"]
     with conn.transaction():
-        old = conn.query("SELECT payload FROM benchmarks WHERE metric = ? AND window_start_s = ?",
-                         (metric, window_start_s))
+        old = conn.query(
+            "SELECT payload FROM benchmarks WHERE metric = ? AND window_seconds = ? AND window_start_s = ?",
+            (metric, seconds, window_start_s),
+        )
         if old and old[0][0] == text:
             return None
         conn.execute(
             "INSERT INTO benchmarks (metric, window_start_s, window_seconds, n_shops, p25, median, p75, payload,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric, window_start_s)"
-            " DO UPDATE SET window_seconds = excluded.window_seconds, n_shops = excluded.n_shops,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (metric, window_seconds, window_start_s)"
+            " DO UPDATE SET n_shops = excluded.n_shops,"
             " p25 = excluded.p25, median = excluded.median, p75 = excluded.p75, payload = excluded.payload,"
             " updated_at = excluded.updated_at",
-            (metric, window_start_s, payload["window"]["seconds"], payload["n_shops"], payload["p25"],
-             payload["median"], payload["p75"], text, time.time()),
+            (
+                metric,
+                window_start_s,
+                seconds,
+                payload["n_shops"],
+                payload["p25"],
+                payload["median"],
+                payload["p75"],
+                text,
+                time.time(),
+            ),
         )
     return text
 
 
+def _published(conn: Connection, coop: str, payload: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """Store a benchmark; (topic, payload) when it is new or changed, else nothing."""
+    if payload is None:
+        return []
+    window = payload["window"]
+    text = _upsert(conn, payload, parse_iso(window["start"]))
+    if text is None:
+        return []
+    return [(benchmark_topic(coop, payload["metric"], window["seconds"], window["start"]), text)]
+
+
 def refresh_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[int]) -> list[tuple[str, str]]:
-    """Recompute the given windows; returns (topic, payload) of every benchmark that is new or changed."""
-    per_window: dict[int, list[int]] = defaultdict(list)
-    seconds: dict[int, int] = {}
+    """Recompute the windows starting at `windows`, for every window length; returns (topic, payload) of every
+    benchmark that is new or changed."""
+    per_window: dict[tuple[int, int], list[int]] = defaultdict(list)
     for sw in shop_windows(conn, windows):
-        per_window[sw.window_start_s].append(sw.footfall)
-        seconds[sw.window_start_s] = sw.window_seconds
+        per_window[(sw.window_seconds, sw.window_start_s)].append(sw.footfall)
     changed: list[tuple[str, str]] = []
-    for start in sorted(per_window):
-        payload = benchmark_payload(coop, start, seconds[start], per_window[start], k_min)
-        if payload is None:
-            continue
-        text = _upsert(conn, payload, start)
-        if text is not None:
-            changed.append((benchmark_topic(coop, "footfall", payload["window"]["start"]), text))
+    for seconds, start in sorted(per_window):
+        changed += _published(conn, coop, benchmark_payload(coop, start, seconds, per_window[(seconds, start)], k_min))
     return changed
 
 
 def refresh_sales_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[int]) -> list[tuple[str, str]]:
     """Category sales shares and average basket value for the given windows (t2 sales streams, >= k_min shops);
     returns (topic, payload) of every benchmark that is new or changed."""
-    shares: dict[int, list[dict[str, float]]] = defaultdict(list)
-    basket_values: dict[int, list[float]] = defaultdict(list)
-    seconds: dict[int, int] = {}
+    shares: dict[tuple[int, int], list[dict[str, float]]] = defaultdict(list)
+    basket_values: dict[tuple[int, int], list[float]] = defaultdict(list)
+    seen: set[tuple[int, int]] = set()
     for sales in shop_sales(conn, windows):
-        seconds[sales.window_start_s] = sales.window_seconds
+        key = (sales.window_seconds, sales.window_start_s)
+        seen.add(key)
         share = sales.shares()
         if share is not None:
-            shares[sales.window_start_s].append(share)
+            shares[key].append(share)
         value = sales.basket_value()
         if value is not None:
-            basket_values[sales.window_start_s].append(value)
+            basket_values[key].append(value)
     changed: list[tuple[str, str]] = []
-    for start in sorted(seconds):
-        payloads = [
-            sales_share_payload(coop, start, seconds[start], shares[start], k_min),
-            benchmark_payload(coop, start, seconds[start], basket_values[start], k_min, metric=BASKET_VALUE,
-                              streams=SALES_STREAMS, unit=BASKET_VALUE_UNIT),
-        ]
-        for payload in payloads:
-            if payload is None:
-                continue
-            text = _upsert(conn, payload, start)
-            if text is not None:
-                changed.append((benchmark_topic(coop, payload["metric"], payload["window"]["start"]), text))
+    for seconds, start in sorted(seen):
+        changed += _published(conn, coop, sales_share_payload(coop, start, seconds, shares[(seconds, start)], k_min))
+        changed += _published(
+            conn,
+            coop,
+            benchmark_payload(
+                coop,
+                start,
+                seconds,
+                basket_values[(seconds, start)],
+                k_min,
+                metric=BASKET_VALUE,
+                streams=SALES_STREAMS,
+                unit=BASKET_VALUE_UNIT,
+            ),
+        )
     return changed
 
 
@@ -197,10 +226,12 @@ def weekday_hour_profile(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
         cells[(weekday, start % 86400 // 3600)].append(row)
     out = []
     for (weekday, hour), items in sorted(cells.items()):
-        out.append({
-            "weekday": weekday,
-            "hour": hour,
-            "weeks": len(items),
-            **{q: quantile(sorted(float(i[q]) for i in items), 0.5) for q in ("p25", "median", "p75")},
-        })
+        out.append(
+            {
+                "weekday": weekday,
+                "hour": hour,
+                "weeks": len(items),
+                **{q: quantile(sorted(float(i[q]) for i in items), 0.5) for q in ("p25", "median", "p75")},
+            }
+        )
     return out

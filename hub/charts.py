@@ -23,6 +23,21 @@ def _nice_max(value: float) -> float:
     return value
 
 
+def _empty_text(reason: str, x: float, y: float, width: int = 90) -> str:
+    """The reason a chart is empty, wrapped onto lines of about `width` characters (SVG text does not wrap)."""
+    lines: list[str] = []
+    for word in reason.split():
+        if lines and len(lines[-1]) + len(word) < width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    spans = "".join(
+        f'<tspan x="{x}" dy="{0 if i == 0 else 16}">{html.escape(line)}</tspan>' for i, line in enumerate(lines)
+    )
+    top = y - 8 * (len(lines) - 1)
+    return f'<text x="{x}" y="{top}" text-anchor="middle" class="empty" font-size="12">{spans}</text>'
+
+
 def _path(points: Sequence[tuple[float, float]]) -> str:
     return " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(points))
 
@@ -35,8 +50,10 @@ def band_chart(
     p75: Sequence[float | None],
     own: Sequence[float | None] | None = None,
     own_label: str = "this shop",
+    empty: str = "no data yet",
 ) -> str:
-    """An SVG chart; every series may have gaps (None), which break the band and the lines."""
+    """An SVG chart; every series may have gaps (None), which break the band and the lines. With nothing to
+    draw it shows `empty`: say why, not just that."""
     n = len(labels)
     esc = html.escape
     head = (
@@ -46,8 +63,7 @@ def band_chart(
     )
     values = [v for series in (p75, median, own or ()) for v in series if v is not None]
     if n == 0 or not values:
-        empty = f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" class="empty">no data yet</text>'
-        return head + empty + "</svg>"
+        return head + _empty_text(empty, WIDTH / 2, HEIGHT / 2) + "</svg>"
     low = min(0.0, min(values))
     high = _nice_max(max(values))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -67,8 +83,10 @@ def band_chart(
         )
     step = max(1, n // 12)
     for i in range(0, n, step):
-        parts.append(f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'
-                     f"{esc(labels[i])}</text>")
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'
+            f"{esc(labels[i])}</text>"
+        )
     # The band: one closed polygon per run of windows that have a benchmark.
     run: list[int] = []
     runs: list[list[int]] = []
@@ -83,16 +101,21 @@ def band_chart(
     for r in runs:
         upper = [(x(i), y(float(p75[i] or 0))) for i in r]
         lower = [(x(i), y(float(p25[i] or 0))) for i in reversed(r)]
-        parts.append(f'<path class="band" data-points="{len(r)}" d="{_path(upper + lower)} Z"'
-                     ' fill="#9ecae1" fill-opacity="0.55" stroke="none"/>')
+        parts.append(
+            f'<path class="band" data-points="{len(r)}" d="{_path(upper + lower)} Z"'
+            ' fill="#9ecae1" fill-opacity="0.55" stroke="none"/>'
+        )
     for series, cls, colour, width in ((median, "median", "#08519c", 2), (own or [], "own", "#d94801", 2.5)):
         pts = [(x(i), y(float(v))) for i, v in enumerate(series) if v is not None]
         if not pts:
             continue
-        parts.append(f'<path class="{cls}" data-points="{len(pts)}" d="{_path(pts)}" fill="none"'
-                     f' stroke="{colour}" stroke-width="{width}"/>')
-        parts.extend(f'<circle class="{cls}-pt" cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>'
-                     for px, py in pts)
+        parts.append(
+            f'<path class="{cls}" data-points="{len(pts)}" d="{_path(pts)}" fill="none"'
+            f' stroke="{colour}" stroke-width="{width}"/>'
+        )
+        parts.extend(
+            f'<circle class="{cls}-pt" cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>' for px, py in pts
+        )
     legend_y = HEIGHT - 8
     parts.append(
         f'<rect x="{LEFT}" y="{legend_y - 9}" width="14" height="9" fill="#9ecae1"/>'

@@ -1,14 +1,14 @@
-"""The topic and payload contract the hub shares with the agents, and nothing else.
+"""Checking incoming messages against the contract the hub shares with the agents (agent/contract).
 
-Payload schemas are read from the `agent` package's data files (agent/schemas/*.json) through
-importlib.resources; the hub imports no agent code. Every incoming message is checked here: topic
-shape, JSON, schema, and that the payload's coop/store/tier match the topic it came on.
+Streams, topics, window names, UTC time and the payload JSON Schemas come from `agent.contract`, the
+one part of the agent the hub imports. Every incoming message is checked here: topic shape, JSON,
+schema, that the payload's coop/store/tier/stream match the topic it came on, and that its window
+length (`window.seconds`) is the one its topic names.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import math
 from fractions import Fraction
@@ -18,36 +18,33 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-STATUS_SCHEMA = "status.v1.json"
-# Fields every summary carries; another top-level string field names the key within the stream ("door", ...).
-COMMON_FIELDS = frozenset(
-    {"schema", "msg_id", "seq", "coop", "store", "stream", "tier", "window", "values", "privacy", "late"}
+from agent.contract import (
+    HUB_SEGMENT,
+    STATUS_SCHEMA_FILE,
+    alert_topic,
+    benchmark_topic,
+    parse_summary_topic,
+    schema_document,
+    schema_files,
 )
-KEY_FIELDS = ("door", "category")  # preferred key fields, then any other string field
-HUB_SEGMENT = "_hub"  # the hub writes only under coop/v1/<coop>/_hub/...
+from agent.contract import iso_seconds as iso
+from agent.contract import parse_iso as parse_iso
+
+STATUS_SCHEMA = STATUS_SCHEMA_FILE
+__all__ = ["HUB_SEGMENT", "alert_topic", "benchmark_topic", "iso", "parse_iso", "parse_message"]
 
 
 @cache
 def validator(file_name: str) -> Draft202012Validator:
-    """A compiled validator for one of the agent package's schema files."""
-    text = resources.files("agent").joinpath("schemas", file_name).read_text(encoding="utf-8")
-    schema = json.loads(text)
+    """A compiled validator for one of the contract's schema files (agent/contract/schemas)."""
+    schema = schema_document(file_name)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
 
 
-@cache
 def summary_schemas() -> dict[str, str]:
-    """Payload schema id (its `schema` const) -> schema file, for every summary schema the agent package ships."""
-    found: dict[str, str] = {}
-    for entry in resources.files("agent").joinpath("schemas").iterdir():
-        if not entry.name.endswith(".json") or entry.name == STATUS_SCHEMA:
-            continue
-        schema = json.loads(entry.read_text(encoding="utf-8"))
-        const = schema.get("properties", {}).get("schema", {}).get("const")
-        if isinstance(const, str):
-            found[const] = entry.name
-    return found
+    """Payload schema id (its `schema` const) -> schema file, for every stream of the contract."""
+    return schema_files()
 
 
 def noise_variance(privacy: dict[str, Any]) -> float:
@@ -119,14 +116,6 @@ class Ignored:
 Parsed = Summary | Status | Rejected | Ignored
 
 
-def parse_iso(text: str) -> int:
-    return int(dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp())
-
-
-def iso(seconds: int) -> str:
-    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _first_error(validator_: Draft202012Validator, doc: Any) -> str | None:
     error = next(iter(validator_.iter_errors(doc)), None)
     if error is None:
@@ -164,23 +153,32 @@ def parse_message(coop: str, topic: str, payload: bytes) -> Parsed:
     error = _first_error(validator(schema_file), doc)
     if error:
         return Rejected(topic, error, payload)
-    tier, stream = parts[4], f"{parts[5]}/{parts[6]}"
+    try:
+        where = parse_summary_topic(topic)
+    except ValueError as exc:
+        return Rejected(topic, str(exc)[:300], payload)
+    spec, tier, stream = where.spec, where.tier, where.stream
     if doc["coop"] != coop or doc["store"] != store or doc["tier"] != tier or doc["stream"] != stream:
         return Rejected(topic, "payload's coop/store/tier/stream do not match its topic", payload)
+    if doc["schema"] != spec.schema_id:
+        return Rejected(topic, f"stream {spec.segment} carries {spec.schema_id}, not {doc['schema']}", payload)
     window = doc["window"]
+    if window["seconds"] != where.window_s:
+        return Rejected(topic, f"window.seconds {window['seconds']} is not the length its topic names", payload)
     start_s = parse_iso(window["start"])
     if parse_iso(window["end"]) - start_s != window["seconds"]:
         return Rejected(topic, "window end - start differs from window.seconds", payload)
+    if start_s % where.window_s:
+        # Agents align windows to the epoch; the hub compares shops window by window on that grid.
+        return Rejected(topic, "window start is not a multiple of window.seconds since the epoch", payload)
     values, privacy = doc["values"], doc["privacy"]
-    extra = sorted(k for k, v in doc.items() if k not in COMMON_FIELDS and isinstance(v, str))
-    keys = [k for k in KEY_FIELDS if k in extra] + [k for k in extra if k not in KEY_FIELDS]
     return Summary(
         msg_id=doc["msg_id"],
         schema=doc["schema"],
         store=store,
         stream=stream,
         tier=tier,
-        key=str(doc[keys[0]]) if keys else "",
+        key="" if spec.key_field is None else str(doc[spec.key_field]),
         seq=int(doc["seq"]),
         window_start=window["start"],
         window_start_s=start_s,
@@ -210,11 +208,3 @@ def _int_or_none(value: Any) -> int | None:
 
 def _float_or_none(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def benchmark_topic(coop: str, metric: str, window_start: str) -> str:
-    return f"coop/v1/{coop}/{HUB_SEGMENT}/t1/benchmarks/{metric}/{window_start}"
-
-
-def alert_topic(coop: str, store: str) -> str:
-    return f"coop/v1/{coop}/{HUB_SEGMENT}/t2/alerts/{store}"

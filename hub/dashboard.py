@@ -1,9 +1,10 @@
 """The hub's web dashboard and JSON API (stdlib ThreadingHTTPServer, server-side SVG).
 
-Pages and /api/... endpoints are built from the same data functions. The district page shows only
-district aggregates (published benchmarks, which need at least k shops) and each shop's status and
-freshness. /shop/<store> shows that shop's own released figures (every stream and tier) against the
-district band, and never another shop's own series.
+Pages and /api/... endpoints are built from the same data functions (hub/dashboard_data.py). The district
+page shows only district aggregates (published benchmarks, which need at least k shops), one section per
+window length, and each shop's status and freshness. /shop/<store> shows that shop's own released figures
+(every stream and tier) against the district band of its own window length, and never another shop's own
+series. An empty chart says why it is empty.
 """
 
 from __future__ import annotations
@@ -17,115 +18,21 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from hub.benchmarks import BASKET_VALUE, SALES_SHARE, weekday_hour_profile
+from agent.contract import DEFAULT_WINDOW_S
 from hub.charts import band_chart, share_chart
 from hub.config import NAME_RE, HubConfig
-from hub.contract import iso, parse_iso
+from hub.dashboard_data import RECENT_WINDOWS, district_data, shop_categories, shop_data, status_data
 from hub.db import Connection, Database
-from hub.early_warning import is_silent
-from hub.queries import (
-    alerts,
-    benchmarks,
-    latest_benchmark_payload,
-    latest_window,
-    open_gaps,
-    shop_sales,
-    shop_streams,
-    shop_windows,
-    stores,
-)
-from hub.storage import counters
 
+__all__ = ["DashboardServer", "district_data", "shop_categories", "shop_data", "status_data"]
 log = logging.getLogger(__name__)
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-RECENT_WINDOWS = 24 * 7
 
 
-def status_data(conn: Connection, config: HubConfig, now: float | None = None) -> dict[str, Any]:
-    now = time.time() if now is None else now
-    newest = latest_window(conn)
-    gaps = open_gaps(conn)
-    shops = []
-    for shop in stores(conn):
-        shop_gaps = [g for g in gaps if g["store"] == shop["store"]]
-        shops.append({
-            **shop,
-            "last_window": iso(int(shop["last_window_s"])) if shop["last_window_s"] is not None else None,
-            "silent": is_silent(shop, newest, config.alerts, now),
-            "open_gaps": len(shop_gaps),
-            "missing": sum(g["last_missing"] - g["first_missing"] + 1 for g in shop_gaps),
-        })
-    return {"coop": config.coop, "stores": shops, "counters": counters(conn), "newest_window": newest}
-
-
-def _district_shares(payload: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The district part of a published sales-share benchmark (already an aggregate over >= k shops)."""
-    if payload is None:
-        return None
-    return {"window": payload["window"]["start"], "window_start_s": parse_iso(payload["window"]["start"]),
-            "n_shops": payload["n_shops"], "categories": payload.get("categories") or {}}
-
-
-def district_data(conn: Connection, config: HubConfig) -> dict[str, Any]:
-    rows = benchmarks(conn)
-    return {
-        "coop": config.coop,
-        "k_min": config.k_min,
-        "benchmarks": rows,
-        "weekday_hour": weekday_hour_profile(rows),
-        # Category sales shares of the newest window with >= k shops (t2 POS streams, post-processing).
-        "categories": _district_shares(latest_benchmark_payload(conn, SALES_SHARE)),
-        "basket_value": benchmarks(conn, BASKET_VALUE, limit=RECENT_WINDOWS),
-    }
-
-
-def shop_categories(conn: Connection, store: str) -> dict[str, Any] | None:
-    """The shop's own category shares (its own t2 figures) for its newest window that has a district
-    benchmark (else its newest window), next to the district quartiles; never another shop's figures."""
-    own = [s for s in shop_sales(conn, store=store) if s.shares() is not None]
-    if not own:
-        return None
-    published = {int(b["window_start_s"]) for b in benchmarks(conn, SALES_SHARE)}
-    chosen = next((s for s in reversed(own) if s.window_start_s in published), own[-1])
-    district = _district_shares(latest_benchmark_payload(conn, SALES_SHARE, chosen.window_start_s))
-    value = latest_benchmark_payload(conn, BASKET_VALUE, chosen.window_start_s)
-    return {
-        "window": iso(chosen.window_start_s),
-        "window_start_s": chosen.window_start_s,
-        "own": chosen.shares(),
-        "own_revenue_cents": chosen.revenue,
-        "own_baskets": chosen.baskets,
-        "own_basket_value": chosen.basket_value(),
-        "district": district,
-        "district_basket_value": {k: value[k] for k in ("n_shops", "p25", "median", "p75")} if value else None,
-    }
-
-
-def shop_data(conn: Connection, config: HubConfig, store: str) -> dict[str, Any] | None:
-    status = next((s for s in status_data(conn, config)["stores"] if s["store"] == store), None)
-    if status is None:
-        return None
-    own = sorted(shop_windows(conn, store=store), key=lambda s: s.window_start_s)[-RECENT_WINDOWS:]
-    band = {b["window_start_s"]: b for b in benchmarks(conn)}
-    return {
-        "store": store,
-        "status": status,
-        "footfall": [
-            {"window_start_s": s.window_start_s, "window": iso(s.window_start_s), "footfall": s.footfall,
-             "district": {k: band[s.window_start_s][k] for k in ("n_shops", "p25", "median", "p75")}
-             if s.window_start_s in band else None}
-            for s in own
-        ],
-        "released": shop_streams(conn, store),
-        "alerts": [{**a, "payload": json.loads(a["payload"])} for a in alerts(conn, store)],
-        "gaps": open_gaps(conn, store),
-        "categories": shop_categories(conn, store),
-    }
-
-
-def _label(window_s: int) -> str:
+def _label(window_s: int, seconds: int = 3600) -> str:
+    """A window's start for a chart axis: `Mon 09h`, or `Mon 09:15` for windows shorter than an hour."""
     t = dt.datetime.fromtimestamp(window_s, tz=dt.UTC)
-    return f"{WEEKDAYS[t.weekday()]} {t.hour:02d}h"
+    return f"{WEEKDAYS[t.weekday()]} {t.hour:02d}h" if seconds >= 3600 else f"{WEEKDAYS[t.weekday()]} {t:%H:%M}"
 
 
 def _ago(now: float, then: float | None) -> str:
@@ -148,29 +55,50 @@ def _page(title: str, body: str) -> bytes:
     ).encode()
 
 
-def district_page(conn: Connection, config: HubConfig) -> bytes:
-    data = district_data(conn, config)
-    rows = data["benchmarks"][-RECENT_WINDOWS:]
+def _district_section_html(section: dict[str, Any], config: HubConfig) -> str:
+    """Footfall, the typical week and category shares of one window length."""
+    seconds, name = section["window_seconds"], section["window"]
+    rows = section["benchmarks"][-RECENT_WINDOWS:]
+    reason = section["reason"] or "no benchmark yet"
     chart = band_chart(
-        f"District footfall per hour (shops' entries; windows with at least {config.k_min} shops)",
-        [_label(r["window_start_s"]) for r in rows],
-        [r["p25"] for r in rows], [r["median"] for r in rows], [r["p75"] for r in rows],
+        f"District footfall per {name} window (shops' entries; windows with at least {config.k_min} shops)",
+        [_label(r["window_start_s"], seconds) for r in rows],
+        [r["p25"] for r in rows],
+        [r["median"] for r in rows],
+        [r["p75"] for r in rows],
+        empty=reason,
     )
-    prof = {(p["weekday"], p["hour"]): p for p in data["weekday_hour"]}
+    prof = {(p["weekday"], p["hour"]): p for p in section["weekday_hour"]}
     cells = [prof.get((d, h)) for d in range(7) for h in range(24)]
     week = band_chart(
-        "Typical week: district footfall by weekday and hour (median over weeks)",
+        f"Typical week: district footfall per {name} window by weekday and hour (median over weeks)",
         [f"{WEEKDAYS[d]} {h:02d}h" for d in range(7) for h in range(24)],
-        [c["p25"] if c else None for c in cells], [c["median"] if c else None for c in cells],
+        [c["p25"] if c else None for c in cells],
+        [c["median"] if c else None for c in cells],
         [c["p75"] if c else None for c in cells],
+        empty=reason,
     )
-    return _page(f"{config.coop} hub", (
-        f"<h1>Cooperative {html.escape(config.coop)}: district footfall</h1>"
-        f'<div class="card">{chart}</div><div class="card">{week}</div>'
-        + _district_shares_html(data, config)
-        + _status_table(conn, config)
-        + '<p><a href="/api/district">/api/district</a> · <a href="/api/status">/api/status</a></p>'
-    ))
+    why = f'<p class="reason">{html.escape(section["reason"])}</p>' if section["reason"] else ""
+    return (
+        f'<h2 id="w-{html.escape(name)}">{html.escape(name)} windows ({section["shops"]} shop(s))</h2>{why}'
+        f'<div class="card">{chart}</div><div class="card">{week}</div>' + _district_shares_html(section, config)
+    )
+
+
+def district_page(conn: Connection, config: HubConfig) -> bytes:
+    data = district_data(conn, config)
+    sections = "".join(_district_section_html(s, config) for s in data["windows"])
+    if not sections:
+        sections = f'<p class="reason">{html.escape(data["reason"])}</p>'
+    return _page(
+        f"{config.coop} hub",
+        (
+            f"<h1>Cooperative {html.escape(config.coop)}: district footfall</h1>"
+            + sections
+            + _status_table(conn, config)
+            + '<p><a href="/api/district">/api/district</a> · <a href="/api/status">/api/status</a></p>'
+        ),
+    )
 
 
 def _ordered(categories: dict[str, Any], own: dict[str, float] | None = None) -> list[str]:
@@ -195,20 +123,29 @@ def _cents(value: float | None) -> str:
 def _district_shares_html(data: dict[str, Any], config: HubConfig) -> str:
     shares = data["categories"]
     if not shares or not shares["categories"]:
-        return (f"<h2>Category sales shares</h2><p>No window yet with POS sales (t2) from at least {config.k_min}"
-                " shops.</p>")
+        return (
+            f"<h2>Category sales shares</h2><p>No window yet with POS sales (t2) from at least {config.k_min}"
+            " shops.</p>"
+        )
     cats = shares["categories"]
     names = _ordered(cats)
     chart = share_chart(
-        f"Category sales shares, {_label(shares['window_start_s'])} ({shares['n_shops']} shops): share of revenue",
-        names, [cats[c]["p25"] for c in names], [cats[c]["median"] for c in names], [cats[c]["p75"] for c in names],
+        f"Category sales shares, {_label(shares['window_start_s'], shares['window_seconds'])}"
+        f" ({shares['n_shops']} shops): share of revenue",
+        names,
+        [cats[c]["p25"] for c in names],
+        [cats[c]["median"] for c in names],
+        [cats[c]["p75"] for c in names],
     )
     basket = data["basket_value"]
     line = ""
     if basket:
         b = basket[-1]
-        line = (f"<p>Average basket value, {_label(int(b['window_start_s']))} ({b['n_shops']} shops): median"
-                f" {_cents(b['median'])}, p25–p75 {_cents(b['p25'])}–{_cents(b['p75'])}.</p>")
+        line = (
+            f"<p>Average basket value, {_label(int(b['window_start_s']), int(b['window_seconds']))}"
+            f" ({b['n_shops']} shops): median"
+            f" {_cents(b['median'])}, p25–p75 {_cents(b['p25'])}–{_cents(b['p75'])}.</p>"
+        )
     return f'<h2>Category sales shares</h2><div class="card">{chart}</div>{line}'
 
 
@@ -223,9 +160,14 @@ def _shop_shares_html(store: str, cats: dict[str, Any] | None) -> str:
         return district[name][key] if name in district else None
 
     chart = share_chart(
-        f"{store}: category sales shares, {_label(cats['window_start_s'])}, against the district band",
-        names, [q(c, "p25") for c in names], [q(c, "median") for c in names], [q(c, "p75") for c in names],
-        own=[own.get(c) for c in names], own_label=store,
+        f"{store}: category sales shares, {_label(cats['window_start_s'], cats['window_seconds'])},"
+        " against the district band",
+        names,
+        [q(c, "p25") for c in names],
+        [q(c, "median") for c in names],
+        [q(c, "p75") for c in names],
+        own=[own.get(c) for c in names],
+        own_label=store,
     )
     dv = cats["district_basket_value"]
     line = f"<p>Your average basket value: {_cents(cats['own_basket_value'])}"
@@ -240,15 +182,17 @@ def _status_table(conn: Connection, config: HubConfig) -> str:
     rows = "".join(
         f'<tr><td><a href="/shop/{html.escape(s["store"])}">{html.escape(s["store"])}</a></td>'
         f'<td class="{html.escape(s["state"])}">{html.escape(s["state"])}</td><td>{s["connection"]}</td>'
-        f'<td>{_ago(now, s["last_seen_at"])}</td><td>{s["last_window"] or "-"}</td>'
+        f"<td>{_ago(now, s['last_seen_at'])}</td><td>{html.escape(s['window'] or '-')}</td>"
+        f"<td>{s['last_window'] or '-'}</td>"
         f'<td class="{"silent" if s["silent"] else ""}">{"silent" if s["silent"] else "fresh"}</td>'
-        f'<td>{s["missing"]} in {s["open_gaps"]} gap(s)</td></tr>'
+        f"<td>{s['missing']} in {s['open_gaps']} gap(s)</td></tr>"
         for s in data["stores"]
     )
     c = data["counters"]
     return (
         "<h2>Shops: status and freshness</h2><div class=wrap><table><tr><th>shop</th><th>status</th>"
-        "<th>connection</th><th>last seen</th><th>last window</th><th>freshness</th><th>missing seq</th></tr>"
+        "<th>connection</th><th>last seen</th><th>window length</th><th>last window</th><th>freshness</th>"
+        "<th>missing seq</th></tr>"
         f"{rows}</table></div><p>stored {c.get('stored', 0)}, duplicates dropped {c.get('duplicates', 0)},"
         f" rejected {c.get('rejected', 0)}</p>"
     )
@@ -263,11 +207,18 @@ def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
     def band(key: str) -> list[float | None]:
         return [f["district"][key] if f["district"] else None for f in ff]
 
+    seconds, name = data["window_seconds"] or DEFAULT_WINDOW_S, data["window"] or "window"
     chart = band_chart(
-        f"{store}: footfall per hour against the district band",
-        [_label(f["window_start_s"]) for f in ff], band("p25"), band("median"), band("p75"),
-        own=[float(f["footfall"]) for f in ff], own_label=store,
+        f"{store}: footfall per {name} window against the district band",
+        [_label(f["window_start_s"], seconds) for f in ff],
+        band("p25"),
+        band("median"),
+        band("p75"),
+        own=[float(f["footfall"]) for f in ff],
+        own_label=store,
+        empty=data["reason"] or "no data yet",
     )
+    why = f'<p class="reason">{html.escape(data["reason"])}</p>' if data["reason"] else ""
     esc = html.escape
     released = "".join(
         f"<tr><td>{esc(r['window_start'])}</td><td>{esc(r['stream'])}</td><td>{esc(r['tier'])}</td>"
@@ -275,24 +226,30 @@ def shop_page(conn: Connection, config: HubConfig, store: str) -> bytes | None:
         f"<td>{_blank(r['amount'])}</td><td>{r['epsilon']}</td></tr>"
         for r in data["released"][:48]
     )
-    alert_rows = "".join(
-        f"<li>{esc(a['kind'])}: {esc(json.dumps(a['payload'].get('window') or a['payload'].get('detail')))}</li>"
-        for a in data["alerts"]
-    ) or "<li>none</li>"
+    alert_rows = (
+        "".join(
+            f"<li>{esc(a['kind'])}: {esc(json.dumps(a['payload'].get('window') or a['payload'].get('detail')))}</li>"
+            for a in data["alerts"]
+        )
+        or "<li>none</li>"
+    )
     st = data["status"]
-    return _page(f"{store} · {config.coop} hub", (
-        f'<p><a href="/">district</a></p><h1>{esc(store)}</h1>'
-        f'<p>status <span class="{esc(st["state"])}">{esc(st["state"])}</span>, connection {st["connection"]},'
-        f' last window {st["last_window"] or "-"}, {"silent" if st["silent"] else "fresh"},'
-        f' {st["missing"]} sequence number(s) missing</p>'
-        f'<div class="card">{chart}</div>'
-        + _shop_shares_html(store, data["categories"])
-        + f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
-        "<h2>Your released figures (all tiers)</h2><div class=wrap><table><tr><th>window</th><th>stream</th>"
-        "<th>tier</th><th>door / category</th><th>entries</th><th>exits</th><th>baskets / cents</th>"
-        f"<th>epsilon</th></tr>{released}</table></div>"
-        f'<p><a href="/api/shop/{esc(store)}">/api/shop/{esc(store)}</a></p>'
-    ))
+    return _page(
+        f"{store} · {config.coop} hub",
+        (
+            f'<p><a href="/">district</a></p><h1>{esc(store)}</h1>'
+            f'<p>status <span class="{esc(st["state"])}">{esc(st["state"])}</span>, connection {st["connection"]},'
+            f" last window {st['last_window'] or '-'}, {'silent' if st['silent'] else 'fresh'},"
+            f" {st['missing']} sequence number(s) missing</p>{why}"
+            f'<div class="card">{chart}</div>'
+            + _shop_shares_html(store, data["categories"])
+            + f"<h2>Alerts</h2><ul>{alert_rows}</ul>"
+            "<h2>Your released figures (all tiers)</h2><div class=wrap><table><tr><th>window</th><th>stream</th>"
+            "<th>tier</th><th>door / category</th><th>entries</th><th>exits</th><th>baskets / cents</th>"
+            f"<th>epsilon</th></tr>{released}</table></div>"
+            f'<p><a href="/api/shop/{esc(store)}">/api/shop/{esc(store)}</a></p>'
+        ),
+    )
 
 
 class DashboardServer:
@@ -339,7 +296,7 @@ class DashboardServer:
             return _json(district_data(conn, cfg))
         for prefix, builder in (("/shop/", shop_page), ("/api/shop/", shop_data)):
             if path.startswith(prefix):
-                store = path[len(prefix):].strip("/")
+                store = path[len(prefix) :].strip("/")
                 if not NAME_RE.match(store):
                     break
                 result = builder(conn, cfg, store)

@@ -119,6 +119,28 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
             _backfill_amount,
         ),
     ),
+    (
+        # Benchmarks per window length: a coop's 15-minute and hourly benchmarks of the same start are two rows.
+        "0003_benchmarks_per_window_length",
+        (
+            """CREATE TABLE benchmarks_by_length (
+                metric TEXT NOT NULL,
+                window_start_s BIGINT NOT NULL,
+                window_seconds INTEGER NOT NULL,
+                n_shops INTEGER NOT NULL,
+                p25 DOUBLE PRECISION NOT NULL,
+                median DOUBLE PRECISION NOT NULL,
+                p75 DOUBLE PRECISION NOT NULL,
+                payload TEXT NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (metric, window_seconds, window_start_s))""",
+            "INSERT INTO benchmarks_by_length (metric, window_start_s, window_seconds, n_shops, p25, median, p75,"
+            " payload, updated_at) SELECT metric, window_start_s, window_seconds, n_shops, p25, median, p75, payload,"
+            " updated_at FROM benchmarks",
+            "DROP TABLE benchmarks",
+            "ALTER TABLE benchmarks_by_length RENAME TO benchmarks",
+        ),
+    ),
 ]
 
 _PLACEHOLDER = re.compile(r"\?")

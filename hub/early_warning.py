@@ -1,7 +1,9 @@
 """Early warnings: a shop's footfall far from its own seasonal baseline, and shops that went quiet.
 
 Method (docs/hub.md, "Early warnings"):
-- baseline = median of the shop's own footfall in the same weekday and hour over the last `weeks` weeks
+Every verdict is on the shop's own window length: a shop on 15-minute windows is judged window by window
+against its own 15-minute windows of past weeks.
+- baseline = median of the shop's own footfall in the same weekday and time of day over the last `weeks` weeks
   (at least `min_weeks` of them, else no verdict);
 - spread = max(1.4826 * MAD, noise floor); MAD is the median absolute deviation of that history, and the
   floor is the standard deviation that the released values' own noise gives the difference
@@ -10,7 +12,8 @@ Method (docs/hub.md, "Early warnings"):
   and pi/(2n) the extra variance of a median of n such values;
 - alert when |observed - baseline| > z * spread.
 A shop is flagged `offline` when its last will (or goodbye) says so, and `silent` when nothing came from it
-for more than `silent_windows` windows (hub time, or behind the newest window any shop released).
+for more than `silent_windows` of its own windows (hub time, or behind the newest window any shop on the same
+window length released).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import math
 import time
 from typing import Any
 
+from agent.contract import DEFAULT_WINDOW_S, V1_IMPLIED_WINDOW_S, window_name
 from hub.benchmarks import quantile
 from hub.config import AlertSettings
 from hub.contract import alert_topic, iso
 from hub.db import Connection
-from hub.queries import latest_window, shop_windows, stores
+from hub.queries import newest_per_length, shop_windows, stores
 
 ALERT_SCHEMA = "shopkeeper.hub-alert.v1"
 MAD_TO_SD = 1.4826
@@ -73,8 +77,14 @@ def judge(observed: float, history: list[float], noise_variance: float, settings
 
 
 def _alert(coop: str, store: str, kind: str, **detail: Any) -> dict[str, Any]:
-    return {"schema": ALERT_SCHEMA, "coop": coop, "store": store, "kind": kind, "raised_at": iso(int(time.time())),
-            **detail}
+    return {
+        "schema": ALERT_SCHEMA,
+        "coop": coop,
+        "store": store,
+        "kind": kind,
+        "raised_at": iso(int(time.time())),
+        **detail,
+    }
 
 
 def _record(conn: Connection, alert_id: str, alert: dict[str, Any], window_s: int | None) -> str | None:
@@ -88,6 +98,13 @@ def _record(conn: Connection, alert_id: str, alert: dict[str, Any], window_s: in
     return text if inserted else None
 
 
+def _alert_id(store: str, kind: str, window_s: int, start_s: int) -> str:
+    """Unique per shop, kind and window; hourly ids keep their v1 form, so a restarted hub raises nothing twice."""
+    if window_s == V1_IMPLIED_WINDOW_S:
+        return f"{store}/{kind}/{start_s}"
+    return f"{store}/{kind}/{window_name(window_s)}/{start_s}"
+
+
 def footfall_alerts(
     conn: Connection, coop: str, settings: AlertSettings, windows: list[int], only_stores: set[str] | None = None
 ) -> list[tuple[str, str]]:
@@ -95,25 +112,39 @@ def footfall_alerts(
     out: list[tuple[str, str]] = []
     current = [sw for sw in shop_windows(conn, windows) if only_stores is None or sw.store in only_stores]
     past = {sw.window_start_s - WEEK_S * i for sw in current for i in range(1, settings.weeks + 1)}
-    footfall = {(h.store, h.window_start_s): float(h.footfall) for h in shop_windows(conn, sorted(past))}
+    footfall = {
+        (h.store, h.window_seconds, h.window_start_s): float(h.footfall) for h in shop_windows(conn, sorted(past))
+    }
     for sw in current:
         history = [
             footfall[key]
             for i in range(1, settings.weeks + 1)
-            if (key := (sw.store, sw.window_start_s - WEEK_S * i)) in footfall
+            if (key := (sw.store, sw.window_seconds, sw.window_start_s - WEEK_S * i)) in footfall
         ]
         verdict = judge(float(sw.footfall), history, sw.noise_variance, settings)
         if verdict is None or verdict.kind is None:
             continue
         alert = _alert(
-            coop, sw.store, verdict.kind,
-            window={"start": iso(sw.window_start_s), "end": iso(sw.window_start_s + sw.window_seconds),
-                    "seconds": sw.window_seconds},
-            observed=verdict.observed, baseline=verdict.baseline, spread=verdict.spread,
-            noise_floor=verdict.noise_floor, score=round(verdict.score, 3), z=verdict.z, history_weeks=verdict.history,
-            method="seasonal median by weekday-hour, spread max(1.4826 MAD, DP noise floor)",
+            coop,
+            sw.store,
+            verdict.kind,
+            window={
+                "start": iso(sw.window_start_s),
+                "end": iso(sw.window_start_s + sw.window_seconds),
+                "seconds": sw.window_seconds,
+            },
+            observed=verdict.observed,
+            baseline=verdict.baseline,
+            spread=verdict.spread,
+            noise_floor=verdict.noise_floor,
+            score=round(verdict.score, 3),
+            z=verdict.z,
+            history_weeks=verdict.history,
+            method="seasonal median by weekday and time of day, spread max(1.4826 MAD, DP noise floor)",
         )
-        text = _record(conn, f"{sw.store}/{verdict.kind}/{sw.window_start_s}", alert, sw.window_start_s)
+        text = _record(
+            conn, _alert_id(sw.store, verdict.kind, sw.window_seconds, sw.window_start_s), alert, sw.window_start_s
+        )
         if text:
             out.append((alert_topic(coop, sw.store), text))
     return out
@@ -122,32 +153,42 @@ def footfall_alerts(
 def liveness_alerts(conn: Connection, coop: str, settings: AlertSettings, now: float) -> list[tuple[str, str]]:
     """Flag shops whose last will says offline, and shops silent for more than `silent_windows` windows."""
     out: list[tuple[str, str]] = []
-    newest = latest_window(conn)
-    for shop in stores(conn):
+    shops = stores(conn)
+    newest = newest_per_length(shops)
+    for shop in shops:
         store = shop["store"]
         if shop["state"] == "offline":
-            alert = _alert(coop, store, "offline", connection=shop["connection"],
-                           detail="the shop's last will or goodbye says offline")
+            alert = _alert(
+                coop,
+                store,
+                "offline",
+                connection=shop["connection"],
+                detail="the shop's last will or goodbye says offline",
+            )
             text = _record(conn, f"{store}/offline/{shop['connection']}", alert, None)
             if text:
                 out.append((alert_topic(coop, store), text))
-        window_s = int(shop["window_seconds"] or 3600)
-        limit = settings.silent_windows * window_s
         last_window = shop["last_window_s"]
-        behind = newest is not None and last_window is not None and newest - int(last_window) > limit
-        quiet = now - float(shop["last_seen_at"]) > limit
-        if behind or quiet:
-            alert = _alert(coop, store, "silent", last_window=iso(int(last_window)) if last_window else None,
-                           detail=f"no summary or status for more than {settings.silent_windows} windows")
+        if is_silent(shop, newest, settings, now):
+            alert = _alert(
+                coop,
+                store,
+                "silent",
+                last_window=iso(int(last_window)) if last_window else None,
+                detail=f"no summary or status for more than {settings.silent_windows} windows",
+            )
             text = _record(conn, f"{store}/silent/{last_window}", alert, last_window)
             if text:
                 out.append((alert_topic(coop, store), text))
     return out
 
 
-def is_silent(shop: dict[str, Any], newest: int | None, settings: AlertSettings, now: float) -> bool:
-    """The same rule as liveness_alerts, for the dashboard's freshness column."""
-    limit = settings.silent_windows * int(shop["window_seconds"] or 3600)
-    last_window = shop["last_window_s"]
-    behind = newest is not None and last_window is not None and newest - int(last_window) > limit
+def is_silent(shop: dict[str, Any], newest: dict[int, int], settings: AlertSettings, now: float) -> bool:
+    """Nothing from the shop for more than `silent_windows` of its own windows: by hub time, or behind the newest
+    window of its length (`newest`, from newest_per_length). A shop that sent only a status is judged on the
+    agent's default window length."""
+    window_s = int(shop["window_seconds"] or DEFAULT_WINDOW_S)
+    limit = settings.silent_windows * window_s
+    last_window, latest = shop["last_window_s"], newest.get(window_s)
+    behind = latest is not None and last_window is not None and latest - int(last_window) > limit
     return behind or now - float(shop["last_seen_at"]) > limit

@@ -1,22 +1,47 @@
-"""Read queries shared by the periodic tasks, the dashboard and the JSON API (SQLite and PostgreSQL)."""
+"""Read queries shared by the periodic tasks, the dashboard and the JSON API (SQLite and PostgreSQL).
+
+Streams come from the contract (agent/contract), never from a hard-coded suffix: a stream's rows are
+found by its topic segment and window name for every window length the contract allows, and every
+result is per (shop, window length, window start), so shops on 15-minute windows are compared on
+15-minute windows, and a shop's series stays on its own length.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
+from agent.contract import (
+    ALL_KEY,
+    FOOTFALL_DOOR,
+    FOOTFALL_STORE,
+    FOOTFALL_STREAMS,
+    SALES_REVENUE,
+    SALES_STREAMS,
+    WINDOW_LENGTHS,
+    StreamSpec,
+)
 from hub.db import Connection
 
-FOOTFALL_STREAM = "footfall/hourly"  # per door; a shop's footfall is the sum over its doors
-FOOTFALL_TOTAL_STREAM = "footfall-total/hourly"  # the whole store in one value, preferred when present
-FOOTFALL_STREAMS = (FOOTFALL_STREAM, FOOTFALL_TOTAL_STREAM)
-SALES_COUNT_STREAM = "sales-count/hourly"  # t2: baskets per category, plus category "all" = number of baskets
-SALES_REVENUE_STREAM = "sales-revenue/hourly"  # t2: revenue in cents per category, including "other"
-SALES_STREAMS = (SALES_COUNT_STREAM, SALES_REVENUE_STREAM)
-ALL_BASKETS = "all"
+ALL_BASKETS = ALL_KEY
 CHUNK = 400  # placeholders per IN (...) list, well under SQLite's variable limit
+
+
+@cache
+def stream_names(specs: tuple[StreamSpec, ...], window_s: int | None = None) -> tuple[str, ...]:
+    """The `stream` values of these streams at one window length, or at every length the contract allows.
+
+    Matching exact names (rather than a LIKE on the segment) keeps the (stream, window_start_s) index in use.
+    """
+    lengths = WINDOW_LENGTHS if window_s is None else (window_s,)
+    return tuple(spec.stream(s) for spec in specs for s in lengths)
+
+
+def _in(values: Sequence[Any]) -> str:
+    return ", ".join("?" * len(values))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,44 +61,53 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[i : i + CHUNK]
 
 
-def doors_per_store(conn: Connection) -> dict[str, int]:
-    """How many doors each shop has ever reported: a per-door window counts only when all of them are in."""
+def doors_per_store(conn: Connection, window_s: int | None = None) -> dict[tuple[str, int], int]:
+    """How many doors each shop has ever reported per window length: a per-door window counts only when all of
+    them are in."""
+    names = stream_names((FOOTFALL_DOOR,), window_s)
     rows = conn.query(
-        "SELECT store, COUNT(DISTINCT item) FROM summaries WHERE stream = ? GROUP BY store", (FOOTFALL_STREAM,)
+        f"SELECT store, window_seconds, COUNT(DISTINCT item) FROM summaries WHERE stream IN ({_in(names)})"
+        " GROUP BY store, window_seconds",
+        names,
     )
-    return {str(r[0]): int(r[1]) for r in rows}
+    return {(str(r[0]), int(r[1])): int(r[2]) for r in rows}
 
 
-def shop_windows(conn: Connection, windows: list[int] | None = None, store: str | None = None) -> list[ShopWindow]:
-    """Complete shop-windows, optionally limited to some windows or one store.
+def shop_windows(
+    conn: Connection, windows: list[int] | None = None, store: str | None = None, window_s: int | None = None
+) -> list[ShopWindow]:
+    """Complete shop-windows of every length (or of `window_s`), optionally limited to some window starts or one
+    store; sorted by store, length and start.
 
     A window counts for a shop when its store-total value is released (not suppressed), or else when
     every door of the shop has a released, unsuppressed value.
     """
+    names = stream_names(FOOTFALL_STREAMS, window_s)
+    total_names = set(stream_names((FOOTFALL_STORE,), window_s))
     base = (
-        "SELECT store, window_start_s, stream, MIN(window_seconds), SUM(entries), COUNT(entries),"
-        " SUM(noise_variance) FROM summaries WHERE stream IN (?, ?)"
+        "SELECT store, window_start_s, stream, window_seconds, SUM(entries), COUNT(entries),"
+        f" SUM(noise_variance) FROM summaries WHERE stream IN ({_in(names)})"
     )
-    params: list[Any] = list(FOOTFALL_STREAMS)
+    params: list[Any] = list(names)
     if store is not None:
         base += " AND store = ?"
         params.append(store)
-    group = " GROUP BY store, window_start_s, stream"
+    group = " GROUP BY store, window_start_s, stream, window_seconds"
     rows: list[tuple[Any, ...]] = []
     if windows is None:
         rows = conn.query(base + group, params)
     else:
         for chunk in _chunks(sorted(set(windows))):
-            marks = ", ".join("?" * len(chunk))
-            rows += conn.query(base + f" AND window_start_s IN ({marks})" + group, params + chunk)
-    doors = doors_per_store(conn)
-    chosen: dict[tuple[str, int], ShopWindow] = {}
+            rows += conn.query(base + f" AND window_start_s IN ({_in(chunk)})" + group, params + chunk)
+    doors = doors_per_store(conn, window_s)
+    chosen: dict[tuple[str, int, int], ShopWindow] = {}
     for shop, start, stream, seconds, total, n, variance in rows:
-        key = (str(shop), int(start))
-        complete = int(n) >= 1 if stream == FOOTFALL_TOTAL_STREAM else int(n) >= doors.get(key[0], 1)
-        if not complete or (key in chosen and stream != FOOTFALL_TOTAL_STREAM):
+        key = (str(shop), int(seconds), int(start))
+        is_total = stream in total_names
+        complete = int(n) >= 1 if is_total else int(n) >= doors.get(key[:2], 1)
+        if not complete or (key in chosen and not is_total):
             continue
-        chosen[key] = ShopWindow(key[0], key[1], int(seconds), int(total), int(n), float(variance or 0.0))
+        chosen[key] = ShopWindow(key[0], key[2], key[1], int(total), int(n), float(variance or 0.0))
     return [chosen[k] for k in sorted(chosen)]
 
 
@@ -105,21 +139,30 @@ class ShopSales:
         return max(sum(self.revenue.values()), 0) / self.baskets
 
 
-def categories_per_store(conn: Connection) -> dict[str, int]:
-    """How many revenue categories each shop has ever reported: a window counts only when all of them are in."""
+def categories_per_store(conn: Connection, window_s: int | None = None) -> dict[tuple[str, int], int]:
+    """How many revenue categories each shop has ever reported per window length: a window counts only when all
+    of them are in."""
+    names = stream_names((SALES_REVENUE,), window_s)
     rows = conn.query(
-        "SELECT store, COUNT(DISTINCT item) FROM summaries WHERE stream = ? GROUP BY store", (SALES_REVENUE_STREAM,)
+        f"SELECT store, window_seconds, COUNT(DISTINCT item) FROM summaries WHERE stream IN ({_in(names)})"
+        " GROUP BY store, window_seconds",
+        names,
     )
-    return {str(r[0]): int(r[1]) for r in rows}
+    return {(str(r[0]), int(r[1])): int(r[2]) for r in rows}
 
 
-def shop_sales(conn: Connection, windows: list[int] | None = None, store: str | None = None) -> list[ShopSales]:
-    """Shops' sales per window (optionally some windows or one store), from the t2 sales streams."""
+def shop_sales(
+    conn: Connection, windows: list[int] | None = None, store: str | None = None, window_s: int | None = None
+) -> list[ShopSales]:
+    """Shops' sales per window (optionally some window starts, one store or one length), from the t2 sales
+    streams; sorted by store, length and start."""
+    names = stream_names(SALES_STREAMS, window_s)
+    revenue_names = stream_names((SALES_REVENUE,), window_s)
     base = (
-        "SELECT store, window_start_s, stream, item, window_seconds, amount FROM summaries WHERE stream IN (?, ?)"
-        " AND (stream = ? OR item = ?)"
+        "SELECT store, window_start_s, stream, item, window_seconds, amount FROM summaries"
+        f" WHERE stream IN ({_in(names)}) AND (stream IN ({_in(revenue_names)}) OR item = ?)"
     )
-    params: list[Any] = [*SALES_STREAMS, SALES_REVENUE_STREAM, ALL_BASKETS]
+    params: list[Any] = [*names, *revenue_names, ALL_BASKETS]
     if store is not None:
         base += " AND store = ?"
         params.append(store)
@@ -128,48 +171,84 @@ def shop_sales(conn: Connection, windows: list[int] | None = None, store: str | 
         rows = conn.query(base, params)
     else:
         for chunk in _chunks(sorted(set(windows))):
-            marks = ", ".join("?" * len(chunk))
-            rows += conn.query(base + f" AND window_start_s IN ({marks})", params + chunk)
-    expected = categories_per_store(conn)
-    revenue: dict[tuple[str, int], dict[str, int | None]] = {}
-    baskets: dict[tuple[str, int], int | None] = {}
-    seconds: dict[tuple[str, int], int] = {}
+            rows += conn.query(base + f" AND window_start_s IN ({_in(chunk)})", params + chunk)
+    expected = categories_per_store(conn, window_s)
+    revenue_set = set(revenue_names)
+    revenue: dict[tuple[str, int, int], dict[str, int | None]] = {}
+    baskets: dict[tuple[str, int, int], int | None] = {}
     for shop, start, stream, item, window_seconds, amount in rows:
-        key = (str(shop), int(start))
-        seconds[key] = int(window_seconds)
+        key = (str(shop), int(window_seconds), int(start))
         value = None if amount is None else int(amount)
-        if stream == SALES_REVENUE_STREAM:
+        if stream in revenue_set:
             revenue.setdefault(key, {})[str(item)] = value
         else:
             baskets[key] = value
     out = []
-    for key in sorted(seconds):
+    for key in sorted(set(revenue) | set(baskets)):
         cats = revenue.get(key, {})
-        complete = bool(cats) and len(cats) >= expected.get(key[0], 1) and all(v is not None for v in cats.values())
-        out.append(ShopSales(key[0], key[1], seconds[key],
-                             {c: int(v or 0) for c, v in cats.items()} if complete else None, baskets.get(key)))
+        complete = bool(cats) and len(cats) >= expected.get(key[:2], 1) and all(v is not None for v in cats.values())
+        out.append(
+            ShopSales(
+                key[0],
+                key[2],
+                key[1],
+                {c: int(v or 0) for c, v in cats.items()} if complete else None,
+                baskets.get(key),
+            )
+        )
     return out
 
 
+def _touched(conn: Connection, since: float, specs: tuple[StreamSpec, ...]) -> list[int]:
+    names = stream_names(specs)
+    return [
+        int(r[0])
+        for r in conn.query(
+            f"SELECT DISTINCT window_start_s FROM summaries WHERE received_at >= ? AND stream IN ({_in(names)})",
+            (since, *names),
+        )
+    ]
+
+
 def sales_touched_since(conn: Connection, since: float) -> list[int]:
-    """Windows that received POS sales summaries at or after `since` (hub wall time)."""
-    return [int(r[0]) for r in conn.query(
-        "SELECT DISTINCT window_start_s FROM summaries WHERE received_at >= ? AND stream IN (?, ?)",
-        (since, *SALES_STREAMS))]
+    """Window starts (any length) that received POS sales summaries at or after `since` (hub wall time)."""
+    return _touched(conn, since, SALES_STREAMS)
 
 
 def touched_since(conn: Connection, since: float) -> tuple[list[int], list[str]]:
-    """Footfall windows and stores that received summaries at or after `since` (hub wall time)."""
-    windows = [int(r[0]) for r in conn.query(
-        "SELECT DISTINCT window_start_s FROM summaries WHERE received_at >= ? AND stream IN (?, ?)",
-        (since, *FOOTFALL_STREAMS))]
+    """Footfall window starts (any length) and stores that received summaries at or after `since` (hub time)."""
+    windows = _touched(conn, since, FOOTFALL_STREAMS)
     stores = [str(r[0]) for r in conn.query("SELECT DISTINCT store FROM summaries WHERE received_at >= ?", (since,))]
     return windows, stores
 
 
+def window_lengths(conn: Connection) -> list[int]:
+    """Every window length some shop publishes now (its latest summary) or some benchmark was computed for."""
+    rows = conn.query("SELECT DISTINCT window_seconds FROM stores WHERE window_seconds IS NOT NULL")
+    rows += conn.query("SELECT DISTINCT window_seconds FROM benchmarks")
+    return sorted({int(r[0]) for r in rows})
+
+
+def rejections(conn: Connection) -> tuple[int, str | None]:
+    """How many messages were refused, and the latest reason."""
+    total = int(conn.query("SELECT COUNT(*) FROM rejected")[0][0])
+    latest = conn.query("SELECT reason FROM rejected ORDER BY received_at DESC LIMIT 1")
+    return total, (str(latest[0][0]) if latest else None)
+
+
 def stores(conn: Connection) -> list[dict[str, Any]]:
-    cols = ("store", "state", "connection", "status_at", "agent", "first_seen_at", "last_seen_at",
-            "last_summary_at", "last_window_s", "window_seconds")
+    cols = (
+        "store",
+        "state",
+        "connection",
+        "status_at",
+        "agent",
+        "first_seen_at",
+        "last_seen_at",
+        "last_summary_at",
+        "last_window_s",
+        "window_seconds",
+    )
     rows = conn.query(f"SELECT {', '.join(cols)} FROM stores ORDER BY store")
     return [dict(zip(cols, r, strict=True)) for r in rows]
 
@@ -186,24 +265,32 @@ def open_gaps(conn: Connection, store: str | None = None) -> list[dict[str, Any]
     ]
 
 
-def latest_benchmark_payload(conn: Connection, metric: str, window_start_s: int | None = None) -> dict[str, Any] | None:
-    """The published payload of one metric: for one window, or the newest window."""
+def latest_benchmark_payload(
+    conn: Connection, metric: str, window_start_s: int | None = None, window_s: int | None = None
+) -> dict[str, Any] | None:
+    """The published payload of one metric: for one window, or the newest window (of one length, or any)."""
+    sql = "SELECT payload FROM benchmarks WHERE metric = ?"
+    params: list[Any] = [metric]
+    if window_s is not None:
+        sql += " AND window_seconds = ?"
+        params.append(window_s)
     if window_start_s is None:
-        rows = conn.query("SELECT payload FROM benchmarks WHERE metric = ? ORDER BY window_start_s DESC LIMIT 1",
-                          (metric,))
+        rows = conn.query(sql + " ORDER BY window_start_s DESC, window_seconds LIMIT 1", params)
     else:
-        rows = conn.query("SELECT payload FROM benchmarks WHERE metric = ? AND window_start_s = ?",
-                          (metric, window_start_s))
+        rows = conn.query(sql + " AND window_start_s = ? ORDER BY window_seconds LIMIT 1", [*params, window_start_s])
     return json.loads(rows[0][0]) if rows else None
 
 
-def benchmarks(conn: Connection, metric: str = "footfall", limit: int = 24 * 7 * 8) -> list[dict[str, Any]]:
-    """The latest `limit` district benchmarks, oldest first."""
-    rows = conn.query(
-        "SELECT window_start_s, window_seconds, n_shops, p25, median, p75 FROM benchmarks WHERE metric = ?"
-        " ORDER BY window_start_s DESC LIMIT ?",
-        (metric, limit),
-    )
+def benchmarks(
+    conn: Connection, metric: str = "footfall", limit: int = 24 * 7 * 8, window_s: int | None = None
+) -> list[dict[str, Any]]:
+    """The latest `limit` district benchmarks (of one window length, or of all), oldest first."""
+    sql = "SELECT window_start_s, window_seconds, n_shops, p25, median, p75 FROM benchmarks WHERE metric = ?"
+    params: list[Any] = [metric]
+    if window_s is not None:
+        sql += " AND window_seconds = ?"
+        params.append(window_s)
+    rows = conn.query(sql + " ORDER BY window_start_s DESC, window_seconds LIMIT ?", [*params, limit])
     cols = ("window_start_s", "window_seconds", "n_shops", "p25", "median", "p75")
     return [dict(zip(cols, r, strict=True)) for r in reversed(rows)]
 
@@ -221,8 +308,18 @@ def alerts(conn: Connection, store: str | None = None, limit: int = 50) -> list[
 
 def latest_window(conn: Connection) -> int | None:
     """The newest window any shop released (on any stream)."""
-    row = conn.query("SELECT MAX(window_start_s) FROM summaries")
+    row = conn.query("SELECT MAX(last_window_s) FROM stores")
     return int(row[0][0]) if row and row[0][0] is not None else None
+
+
+def newest_per_length(shops: Iterable[dict[str, Any]]) -> dict[int, int]:
+    """The newest window start released by any shop, per window length (from `stores` rows)."""
+    newest: dict[int, int] = {}
+    for shop in shops:
+        if shop["window_seconds"] is not None and shop["last_window_s"] is not None:
+            seconds, last = int(shop["window_seconds"]), int(shop["last_window_s"])
+            newest[seconds] = max(newest.get(seconds, last), last)
+    return newest
 
 
 def shop_streams(conn: Connection, store: str, limit: int = 200) -> list[dict[str, Any]]:

@@ -15,20 +15,15 @@ from pathlib import Path
 
 from agent.config.pos import CategoryRule, PosSettings
 from agent.config.reader import NAME_RE, TableReader, parse_duration
+from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_topic, stream_by_segment, summary_topic
+from agent.contract import window_name as contract_window_name
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError
 from agent.privacy.bounds import OTHER, BasketBounds
 from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
 
 SYNC_SOURCES = ("auto", "timesyncd", "timedatectl", "always", "never")
-TIERS = ("t1", "t2")
 MECHANISMS = ("discrete_laplace", "discrete_gaussian")
-STREAM_DEFAULTS = {  # name: (default epsilon, default tier)
-    "footfall_door": ("0.5", "t1"),
-    "footfall_store": ("0.5", "t1"),
-    "sales_count": ("0.5", "t2"),
-    "sales_revenue": ("0.5", "t2"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +69,19 @@ class AgentConfig:
 
     @property
     def window_name(self) -> str:
-        """The stream suffix naming the window length, e.g. `hourly`."""
-        return {3600: "hourly", 86400: "daily", 900: "15min"}.get(self.window_s, f"{self.window_s}s")
+        """The topic level naming the window length, e.g. `hourly` (agent/contract/windows.py)."""
+        return contract_window_name(self.window_s)
 
-    def topic(self, tier: str, stream: str) -> str:
-        """The MQTT topic of one stream (docs/topics.md)."""
-        return f"coop/v1/{self.coop}/{self.store}/{tier}/{stream}/{self.window_name}"
+    def topic(self, tier: str, stream: StreamSpec | str) -> str:
+        """The MQTT topic of one stream, given as its spec or its topic segment (docs/topics.md)."""
+        spec = stream_by_segment(stream) if isinstance(stream, str) else stream
+        if spec is None:
+            raise ValueError(f"no stream is published as {stream!r}")
+        return summary_topic(self.coop, self.store, tier, spec, self.window_s)
 
     @property
     def status_topic(self) -> str:
-        return f"coop/v1/{self.coop}/{self.store}/status"
+        return status_topic(self.coop, self.store)
 
 
 def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = None) -> AgentConfig:
@@ -116,7 +114,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
 
     windows = root.table_at("windows")
     window_s = parse_duration(windows, "length", "1h")
-    if 86400 % window_s != 0 or window_s < 60:
+    if not is_window_length(window_s):
         raise windows.fail(
             "length",
             f"{window_s}s does not divide a day into whole windows",
@@ -142,15 +140,14 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     privacy.used.add("budget_rho_per_window")
     pos = _pos_settings(root.table_at("pos"))
     stream_settings = {}
-    for name, (default_epsilon, default_tier) in STREAM_DEFAULTS.items():
-        section = privacy.table_at(name)
-        needs_pos = name.startswith("sales_")
-        if not section.get("enabled", bool, not needs_pos or pos is not None):
+    for spec in STREAMS:
+        section = privacy.table_at(spec.name)
+        if not section.get("enabled", bool, not spec.needs_pos or pos is not None):
             section.reject_unknown()
             continue
-        if needs_pos and pos is None:
+        if spec.needs_pos and pos is None:
             raise section.fail("enabled", "needs the public category taxonomy", "add a [pos] section with taxonomy")
-        stream_settings[name] = _stream_settings(section, default_epsilon, default_tier)
+        stream_settings[spec.name] = _stream_settings(section, spec.default_epsilon, spec.tier)
     streams = tuple(footfall_plans(doors_raw, stream_settings))
     if pos is not None:
         streams += tuple(sales_plans(pos.taxonomy, pos.bounds, stream_settings))

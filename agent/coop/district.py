@@ -13,15 +13,16 @@ from typing import Any
 
 from agent.clock import NS_PER_S
 from agent.config import AgentConfig
+from agent.contract import alert_topic, benchmark_filter
 from agent.store import Store
 
 log = logging.getLogger(__name__)
 
 
 def subscriptions(config: AgentConfig) -> list[str]:
-    """The hub topics this shop listens to (the broker's ACL lets members read them)."""
-    base = f"coop/v1/{config.coop}/_hub"
-    return [f"{base}/t1/benchmarks/#", f"{base}/t2/alerts/{config.store}"]
+    """The hub topics this shop listens to (the broker's ACL lets members read them): benchmarks of its own
+    window length only, since it compares them with its own windows."""
+    return [benchmark_filter(config.coop, config.window_s), alert_topic(config.coop, config.store)]
 
 
 def record(store: Store, topic: str, payload: bytes) -> bool:

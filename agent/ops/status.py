@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.contract import iso_utc
 from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
 from agent.pipeline import outbox
-from agent.pipeline.release import iso_utc
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
 from agent.privacy.reconcile import problems as journal_problems

@@ -8,7 +8,6 @@ ledger row is never drawn again: restarts and retries publish the stored values 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sqlite3
@@ -20,6 +19,7 @@ import numpy as np
 
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
+from agent.contract import iso_utc, msg_id, summary_topic
 from agent.errors import PrivacyError
 from agent.pipeline import outbox
 from agent.pipeline.aggregate import Aggregator
@@ -32,10 +32,7 @@ from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian,
 from agent.store import Store, releases
 
 log = logging.getLogger(__name__)
-
-
-def iso_utc(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / NS_PER_S, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+__all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
 
 
 def fraction_or_none(value: Fraction | None) -> tuple[float | None, str | None]:
@@ -124,9 +121,7 @@ class WindowReleaser:
                 f"per {plan.unit}; nothing was released"
             )
 
-    def _record(
-        self, conn: sqlite3.Connection, start_ns: int, end_ns: int, plan: StreamPlan, noisy: np.ndarray
-    ) -> int:
+    def _record(self, conn: sqlite3.Connection, start_ns: int, end_ns: int, plan: StreamPlan, noisy: np.ndarray) -> int:
         """Ledger row, spend and outbox messages of one stream; returns the ledger id."""
         num, den = plan.noise_parameters()
         values = {
@@ -180,25 +175,24 @@ class WindowReleaser:
         values: dict[str, int | None],
     ) -> None:
         cfg = self.config
-        stream_path = f"{plan.topic_stream}/{cfg.window_name}"
-        msg_id = f"{cfg.coop}/{cfg.store}/{stream_path}/{iso_utc(start_ns)}"
-        if plan.key_field is not None:
-            msg_id += f"/{key}"
-        seq = outbox.enqueue(
-            conn, msg_id, cfg.topic(plan.tier, plan.topic_stream), start_ns, ledger_id, self.clock.wall_ns()
-        )
+        # The window's own length names its stream and topic (agent/contract): after a change of length the
+        # windows still on the old grid go out under the old length's name, matching their window.seconds.
+        window_s = (end_ns - start_ns) // NS_PER_S
+        message_id = msg_id(cfg.coop, cfg.store, plan.spec, window_s, start_ns, key)
+        topic = summary_topic(cfg.coop, cfg.store, plan.tier, plan.spec, window_s)
+        seq = outbox.enqueue(conn, message_id, topic, start_ns, ledger_id, self.clock.wall_ns())
         num, den = plan.noise_parameters()
         epsilon, epsilon_exact = fraction_or_none(plan.epsilon)
         rho, rho_exact = fraction_or_none(plan.rho)
         payload: dict[str, Any] = {
             "schema": plan.schema,
-            "msg_id": msg_id,
+            "msg_id": message_id,
             "seq": seq,
             "coop": cfg.coop,
             "store": cfg.store,
-            "stream": stream_path,
+            "stream": plan.spec.stream(window_s),
             "tier": plan.tier,
-            "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": (end_ns - start_ns) // NS_PER_S},
+            "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": window_s},
             "values": values,
             "late": outbox.is_late(end_ns, self.clock.wall_ns(), self.grace_ns),
             "privacy": {

@@ -14,23 +14,27 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
+from agent.contract import (
+    ALL_KEY,
+    BASKET,
+    DOOR_EVENT,
+    FOOTFALL_DOOR,
+    FOOTFALL_STORE,
+    SALES_COUNT,
+    SALES_REVENUE,
+    StreamSpec,
+)
 from agent.privacy.bounds import BasketBounds
 
-DOOR_EVENT = "door event"
-BASKET = "basket"
+__all__ = ["BASKET", "DOOR_EVENT", "StreamPlan", "UnitBudget", "footfall_plans", "plan_problems", "sales_plans"]
 
 
 @dataclasses.dataclass(frozen=True)
 class StreamPlan:
-    """One released stream, fully specified: what it counts, its keys, and what it costs."""
+    """One released stream, fully specified: its contract (agent/contract), its keys, and what it costs."""
 
-    name: str  # the configuration key, e.g. "footfall_door"
-    topic_stream: str  # the topic segment, e.g. "footfall"
-    schema: str  # the payload's `schema` value
-    unit: str  # the privacy unit one record of which is protected
-    key_field: str | None  # payload field naming the key ("door"); None for a single-key stream
+    spec: StreamSpec  # name, topic segment, schema, key field, values, privacy unit
     keys: tuple[str, ...]  # the fixed, public key set; every key is released every window
-    fields: tuple[str, ...]  # the values released per key
     tier: str
     mechanism: str  # "discrete_laplace" or "discrete_gaussian"
     epsilon: Fraction | None  # pure DP cost per window (Laplace)
@@ -39,6 +43,31 @@ class StreamPlan:
     l2_sensitivity_squared: int
     clamp_negative: bool = False
     suppress_below: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The configuration key and release-ledger stream name, e.g. "footfall_door"."""
+        return self.spec.name
+
+    @property
+    def topic_stream(self) -> str:
+        return self.spec.segment
+
+    @property
+    def schema(self) -> str:
+        return self.spec.schema_id
+
+    @property
+    def unit(self) -> str:
+        return self.spec.unit
+
+    @property
+    def key_field(self) -> str | None:
+        return self.spec.key_field
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.spec.value_names
 
     @property
     def rho_cost(self) -> Fraction:
@@ -107,22 +136,14 @@ def footfall_plans(doors: Sequence[str], settings: dict[str, dict[str, object]])
     """The footfall streams. One door event adds one to exactly one cell (entries or exits) of one door,
     and to one cell of the store total, so L1 = L2^2 = 1 for both tables."""
     plans = []
-    for name, topic, schema, key_field, keys in (
-        ("footfall_door", "footfall", "shopkeeper.footfall-door.v1", "door", tuple(doors)),
-        ("footfall_store", "footfall-total", "shopkeeper.footfall-store.v1", None, ("all",)),
-    ):
-        if name not in settings:
+    for spec, keys in ((FOOTFALL_DOOR, tuple(doors)), (FOOTFALL_STORE, (ALL_KEY,))):
+        if spec.name not in settings:
             continue
-        s = settings[name]
+        s = settings[spec.name]
         plans.append(
             StreamPlan(
-                name=name,
-                topic_stream=topic,
-                schema=schema,
-                unit=DOOR_EVENT,
-                key_field=key_field,
+                spec=spec,
                 keys=keys,
-                fields=("entries", "exits"),
                 tier=str(s["tier"]),
                 mechanism=str(s["mechanism"]),
                 epsilon=_fraction(s.get("epsilon")),
@@ -148,36 +169,17 @@ def sales_plans(
     sales_revenue: per category, revenue in cents after clamping; L1 and L2^2 from BasketBounds.
     """
     plans = []
-    for name, topic, fields, keys, l1, l2sq in (
-        (
-            "sales_count",
-            "sales-count",
-            ("baskets",),
-            (*taxonomy, "all"),
-            bounds.count_l1 + 1,
-            bounds.count_l2_squared + 1,
-        ),
-        (
-            "sales_revenue",
-            "sales-revenue",
-            ("revenue_cents",),
-            tuple(taxonomy),
-            bounds.revenue_l1,
-            bounds.revenue_l2_squared,
-        ),
+    for spec, keys, l1, l2sq in (
+        (SALES_COUNT, (*taxonomy, ALL_KEY), bounds.count_l1 + 1, bounds.count_l2_squared + 1),
+        (SALES_REVENUE, tuple(taxonomy), bounds.revenue_l1, bounds.revenue_l2_squared),
     ):
-        if name not in settings:
+        if spec.name not in settings:
             continue
-        s = settings[name]
+        s = settings[spec.name]
         plans.append(
             StreamPlan(
-                name=name,
-                topic_stream=topic,
-                schema="shopkeeper.sales-category.v1",
-                unit=BASKET,
-                key_field="category",
+                spec=spec,
                 keys=keys,
-                fields=fields,
                 tier=str(s["tier"]),
                 mechanism=str(s["mechanism"]),
                 epsilon=_fraction(s.get("epsilon")),

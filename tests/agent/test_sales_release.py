@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 
 from agent.config import AgentConfig, load_config
+from agent.contract import schema_document
 from agent.driver_api import Basket, BasketLine
 from agent.pipeline.ingest import IngestWriter
 from agent.pipeline.release import WindowReleaser
@@ -85,7 +86,7 @@ def test_baskets_are_bounded_mapped_and_released_per_category(tmp_path: Path, cl
     true_revenue = {"bakery": 240, "dairy": 99, "produce": 300, "other": 1000}
     assert counts == {k: true_counts[k] + int(count_noise[i]) for i, k in enumerate(true_counts)}
     assert revenue == {k: true_revenue[k] + int(revenue_noise[i]) for i, k in enumerate(true_revenue)}
-    schema = json.loads(Path("agent/schemas/sales-category.v1.json").read_text())
+    schema = schema_document("sales-category.v1.json")
     for m in messages:
         if m["schema"] == "shopkeeper.sales-category.v1":
             jsonschema.validate(m, schema)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
 
+from agent.contract import schema_document
 from agent.demo.local_broker import LocalBroker
 from agent.privacy.sampler import laplace_tail_bound
 from tests.e2e.harness import DOORS, Shop, wait_until
@@ -18,7 +18,7 @@ FAILURE_PROBABILITY = 1e-6
 
 
 def schema(name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(resources.files("agent").joinpath("schemas", name).read_text())
+    return schema_document(name)
 
 
 @pytest.mark.slow

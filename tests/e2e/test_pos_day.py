@@ -10,13 +10,13 @@ import re
 import sqlite3
 import subprocess
 import sys
-from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from agent.clock import NS_PER_S, AcceleratedClock
+from agent.contract import schema_document
 from agent.demo import DAY_START
 from agent.demo.local_broker import LocalBroker
 from agent.privacy.bounds import BasketBounds, LineItem, bound_basket
@@ -198,7 +198,7 @@ def test_a_day_of_receipts_arrives_as_noisy_category_sales_and_nothing_else(
 
     # Nothing of a receipt leaves: schema-valid payloads only (no extra field can carry anything), no
     # product name, no receipt number, no payment type, no currency amount as printed.
-    schema = json.loads(resources.files("agent").joinpath("schemas", "sales-category.v1.json").read_text())
+    schema = schema_document("sales-category.v1.json")
     for m in sales:
         jsonschema.validate(m, schema)
     blob = b"\n".join(payload for _topic, payload, _retain in sub.messages()).decode()
