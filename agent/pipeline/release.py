@@ -12,16 +12,15 @@ import json
 import logging
 import sqlite3
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
-from agent.contract import iso_utc, msg_id, summary_topic
+from agent.contract import iso_utc
 from agent.errors import PrivacyError
-from agent.pipeline import outbox
+from agent.pipeline import payloads
 from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
@@ -33,10 +32,6 @@ from agent.store import Store, releases
 
 log = logging.getLogger(__name__)
 __all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
-
-
-def fraction_or_none(value: Fraction | None) -> tuple[float | None, str | None]:
-    return (None, None) if value is None else (float(value), str(value))
 
 
 class WindowReleaser:
@@ -174,42 +169,6 @@ class WindowReleaser:
         key: str,
         values: dict[str, int | None],
     ) -> None:
-        cfg = self.config
-        # The window's own length names its stream and topic (agent/contract): after a change of length the
-        # windows still on the old grid go out under the old length's name, matching their window.seconds.
-        window_s = (end_ns - start_ns) // NS_PER_S
-        message_id = msg_id(cfg.coop, cfg.store, plan.spec, window_s, start_ns, key)
-        topic = summary_topic(cfg.coop, cfg.store, plan.tier, plan.spec, window_s)
-        seq = outbox.enqueue(conn, message_id, topic, start_ns, ledger_id, self.clock.wall_ns())
-        num, den = plan.noise_parameters()
-        epsilon, epsilon_exact = fraction_or_none(plan.epsilon)
-        rho, rho_exact = fraction_or_none(plan.rho)
-        payload: dict[str, Any] = {
-            "schema": plan.schema,
-            "msg_id": message_id,
-            "seq": seq,
-            "coop": cfg.coop,
-            "store": cfg.store,
-            "stream": plan.spec.stream(window_s),
-            "tier": plan.tier,
-            "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": window_s},
-            "values": values,
-            "late": outbox.is_late(end_ns, self.clock.wall_ns(), self.grace_ns),
-            "privacy": {
-                "mechanism": plan.mechanism,
-                "epsilon": epsilon,
-                "epsilon_exact": epsilon_exact,
-                "rho": rho,
-                "rho_exact": rho_exact,
-                "sensitivity": plan.l1_sensitivity,
-                "sensitivity_l2_squared": plan.l2_sensitivity_squared,
-                "scale": f"{num}/{den}" if plan.mechanism == "discrete_laplace" else None,
-                "sigma2": f"{num}/{den}" if plan.mechanism == "discrete_gaussian" else None,
-                "unit": plan.unit,
-                "sampler": SAMPLER_VERSION,
-                "post_processing": {"clamp_negative": plan.clamp_negative, "suppress_below": plan.suppress_below},
-            },
-        }
-        if plan.key_field is not None:
-            payload[plan.key_field] = key
-        outbox.set_payload(conn, seq, payload)
+        payloads.queue_message(
+            conn, self.config, ledger_id, start_ns, end_ns, plan, key, values, self.clock.wall_ns(), self.grace_ns
+        )

@@ -236,3 +236,18 @@ def test_cli_ledger_verify_fails_on_an_edited_row(
     assert main(["ledger", str(config.path), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {r["stream"] for r in rows} == {"footfall_door", "footfall_store"}
+
+
+def test_every_payload_says_what_one_unit_costs_in_its_window_over_all_streams(
+    config: AgentConfig, clock: ManualClock
+) -> None:
+    """The per-stream epsilon (0.5) is not the whole cost: a door event is in both footfall streams."""
+    store = Store(config.db_path)
+    add_events(store, [(T0_NS + 60 * NS_PER_S, "front", 1, 0)])
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(3600 + 121)
+    assert releaser.tick() == 1
+    messages = outbox(store)
+    assert {m["privacy"]["epsilon"] for m in messages} == {0.5}
+    assert {m["privacy"]["epsilon_window_total"] for m in messages} == {1.0}
+    assert {m["privacy"]["rho_window_total"] for m in messages} == {None}
