@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from agent.pipeline import outbox
+from agent.store import releases
 
 if TYPE_CHECKING:
     from agent.ops.runtime import Agent
@@ -39,7 +40,12 @@ HELP = {
     "shopkeeper_driver_problems_total": ("counter", "Problems drivers reported (logged, rate-limited)."),
     "shopkeeper_duplicate_baskets_total": ("counter", "POS baskets refused as already recorded (same source id)."),
     "shopkeeper_windows_released_total": ("counter", "Windows released, by stream."),
-    "shopkeeper_epsilon_spent_total": ("counter", "Sum of epsilon spent over released windows, by stream."),
+    "shopkeeper_epsilon_last_window": (
+        "gauge",
+        "Epsilon one privacy unit cost in the newest released window, over all its streams (per window, not summed"
+        " over windows: windows compose in parallel, docs/privacy.md).",
+    ),
+    "shopkeeper_epsilon_budget_per_window": ("gauge", "The most one unit may cost in any window (the accountant)."),
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
@@ -89,14 +95,12 @@ def collect(agent: Agent) -> list[Sample]:
             ("shopkeeper_driver_bad_frames_total", labels, health.get("bad_frames", 0)),
             ("shopkeeper_driver_restarts_total", labels, health.get("restarts", 0)),
         ]
-    for stream, windows, epsilons in conn.execute(
-        "SELECT stream, count(*), group_concat(epsilon, ' ') FROM privacy_spend GROUP BY stream"
-    ):
-        spent = sum((Fraction(e) for e in (epsilons or "").split() if e), Fraction(0))
-        samples += [
-            ("shopkeeper_windows_released_total", {"stream": stream}, windows),
-            ("shopkeeper_epsilon_spent_total", {"stream": stream}, float(spent)),
-        ]
+    for stream, windows in releases.windows_per_stream(conn):
+        samples.append(("shopkeeper_windows_released_total", {"stream": stream}, windows))
+    for unit, epsilons in releases.last_window_spends(conn).items():
+        spent = sum((Fraction(e) for e in epsilons if e), Fraction(0))
+        samples.append(("shopkeeper_epsilon_last_window", {"unit": unit.replace(" ", "_")}, float(spent)))
+    samples.append(("shopkeeper_epsilon_budget_per_window", {}, float(agent.config.budget.epsilon)))
     return samples
 
 

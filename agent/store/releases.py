@@ -99,3 +99,19 @@ def restore_release(
             ledger_id,
         )
     return sum(not outbox.restore(conn, m, ledger_id) for m in messages)
+
+
+def windows_per_stream(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+    """How many windows each stream has released."""
+    return [(str(s), int(n)) for s, n in conn.execute("SELECT stream, count(*) FROM privacy_spend GROUP BY stream")]
+
+
+def last_window_spends(conn: sqlite3.Connection) -> dict[str, list[str]]:
+    """The epsilon text of every spend in the newest released window, by privacy unit."""
+    out: dict[str, list[str]] = {}
+    for unit, epsilon in conn.execute(
+        "SELECT unit, epsilon FROM privacy_spend"
+        " WHERE window_start_ns = (SELECT max(window_start_ns) FROM privacy_spend)"
+    ):
+        out.setdefault(str(unit), []).append(str(epsilon))
+    return out

@@ -45,7 +45,9 @@ def test_metrics_and_health_over_http(tmp_path: Path, broker: LocalBroker, clock
             if line and not line.startswith("#")
         }
         assert metrics['shopkeeper_windows_released_total{stream="footfall_door"}'] == 2
-        assert metrics['shopkeeper_epsilon_spent_total{stream="footfall_door"}'] == 1.0  # 2 windows x 0.5
+        # Per window, over all streams of the unit (footfall_door 0.5 + footfall_store 0.5), never summed over windows.
+        assert metrics['shopkeeper_epsilon_last_window{unit="door_event"}'] == 1.0
+        assert metrics["shopkeeper_epsilon_budget_per_window"] == 1.0
         assert metrics["shopkeeper_mqtt_connected"] == 1 and metrics["shopkeeper_clock_synced"] == 1
         assert 'shopkeeper_dropped_total{reason="size"}' in metrics
         assert metrics['shopkeeper_bad_frames_reported_total{driver="front_sensor",reason="crc"}'] == 2
