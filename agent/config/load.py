@@ -182,6 +182,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     driver_table = root.table_at("drivers")
     known = installed_drivers() if drivers is None else drivers
     built = []
+    door_owner: dict[str, str] = {}
     for name in driver_table.table:
         section = driver_table.table_at(name)
         if not NAME_RE.match(name):
@@ -203,6 +204,15 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         for door in driver.doors():
             if door not in doors_raw:
                 raise section.fail("door", f"{door!r} is not in agent.doors", f'add "{door}" to agent.doors')
+            # Two counters on one door would count each passage twice (twice the sensitivity the noise
+            # was sized for, and a wrong footfall); there is no merge rule, so each door has one driver.
+            if door in door_owner:
+                raise section.fail(
+                    "door",
+                    f"door {door!r} is already counted by driver {door_owner[door]!r}: every passage would count twice",
+                    "give each door one counting driver; name a second entrance as its own door in agent.doors",
+                )
+            door_owner[door] = name
         built.append(driver)
     root.reject_unknown()
     return AgentConfig(

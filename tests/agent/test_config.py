@@ -108,6 +108,10 @@ BAD_CONFIGS = {
     "driver_unknown_kind": (replace('kind = "fake"', 'kind = "lidar"'), "drivers.front_door.kind"),
     "driver_door_not_public": (replace('door = "front"', 'door = "side"'), "drivers.front_door.door"),
     "driver_option_error": (replace('port = "loop://"\n', ""), "drivers.front_door.port"),
+    "two_drivers_on_one_door": (
+        GOOD + '\n[drivers.front_door_beam]\nkind = "fake"\nport = "loop://"\ndoor = "front"\n',
+        "drivers.front_door_beam.door",
+    ),
     "bool_for_number": (
         replace("budget_epsilon_per_window = 1", "budget_epsilon_per_window = true"),
         "privacy.budget_epsilon_per_window",
