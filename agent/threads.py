@@ -9,12 +9,22 @@ while /health still says ok. Drivers are not guarded this way: the supervisor re
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 FatalHandler = Callable[[str, BaseException], None]
+#: Fault injection for the end-to-end tests (tests/e2e/test_agent_faults.py): a comma-separated list of
+#: guarded thread names that die on start, the way a bug would end them. Never set in production.
+FAILPOINT_ENV = "SHOPKEEPER_FAILPOINT_THREADS"
+
+
+class InjectedFault(RuntimeError):
+    """Raised inside a guarded thread named in SHOPKEEPER_FAILPOINT_THREADS."""
+
+
 _handler: FatalHandler | None = None
 
 
@@ -29,6 +39,8 @@ def start_guarded(name: str, loop: Callable[[], None]) -> threading.Thread:
 
     def run() -> None:
         try:
+            if name in os.environ.get(FAILPOINT_ENV, "").split(","):
+                raise InjectedFault(f"{FAILPOINT_ENV} names {name}")
             loop()
         except BaseException as exc:
             log.critical(

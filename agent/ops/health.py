@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -118,24 +119,19 @@ def render_prometheus(samples: list[Sample]) -> str:
 
 
 def health_report(agent: Agent) -> dict[str, Any]:
-    """ok, or degraded with the reasons an operator should look at."""
+    """ok, or degraded with the reasons an operator should look at.
+
+    What the running parts know comes first, so a full or damaged disk (where even reading the
+    database can fail) still yields every other reason, plus the database's own.
+    """
     reasons = []
     if not agent.publisher.connected:
         reasons.append("not connected to the coop broker")
     if not agent.clock.synced():
         reasons.append("clock not synchronised: windows are held")
-    if agent.store.get_state("disk_bound_reached", "0") == "1":
-        reasons.append("storage bound reached")
     store_error = agent.ingest.stats()["store_error"]
     if store_error:
         reasons.append(f"readings are not being stored: {store_error}")
-    refused = outbox.rejections(agent.store.conn())
-    now_ns = time.time_ns()  # the outbox records refusals in real time
-    for r in refused:
-        reasons.append(
-            f"broker refuses {r.topic}: {r.reason} (PUBACK reason code 0x{r.code:02x}); {r.held_back} summaries"
-            f" held back for {max(0, now_ns - r.since_wall_ns) // 1_000_000_000} s, retrying with backoff"
-        )
     for name, health in agent.supervisor.health().items():
         if not health.get("running", True):
             reasons.append(f"driver {name} stopped")
@@ -143,6 +139,19 @@ def health_report(agent: Agent) -> dict[str, Any]:
             reasons.append(f"driver {name} not connected")
         elif health.get("degraded"):  # a driver's own reason, e.g. a webhook's upstream refusing its token
             reasons.append(f"driver {name}: {health['degraded']}")
+    refused: list[outbox.Rejection] = []
+    try:
+        if agent.store.get_state("disk_bound_reached", "0") == "1":
+            reasons.append("storage bound reached")
+        refused = outbox.rejections(agent.store.conn())
+    except sqlite3.Error as exc:
+        reasons.append(f"the database cannot be read: {exc}")
+    now_ns = time.time_ns()  # the outbox records refusals in real time
+    for r in refused:
+        reasons.append(
+            f"broker refuses {r.topic}: {r.reason} (PUBACK reason code 0x{r.code:02x}); {r.held_back} summaries"
+            f" held back for {max(0, now_ns - r.since_wall_ns) // 1_000_000_000} s, retrying with backoff"
+        )
     return {
         "status": "degraded" if reasons else "ok",
         "reasons": reasons,
@@ -186,9 +195,14 @@ def _handler_for(get_agent: Callable[[], Agent]) -> type[BaseHTTPRequestHandler]
                     code = 200 if report["status"] == "ok" else 503
                 else:
                     body, kind, code = b"not found: try /health or /metrics\n", "text/plain", 404
+            except sqlite3.Error as exc:  # a full or damaged disk is a health answer, not a crash
+                report = {"status": "degraded", "reasons": [f"the database cannot be read: {exc}"]}
+                body, kind, code = json.dumps(report).encode(), "application/json", 503
             except Exception as exc:  # a metrics bug must never take the agent down
                 log.exception("health endpoint failed")
                 body, kind, code = f"error: {exc}\n".encode(), "text/plain", 500
+            finally:
+                agent.store.release_thread_connection()  # one thread per request: close its connection
             self.send_response(code)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))

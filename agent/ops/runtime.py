@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # A tick that is still running when the next is due is skipped by design (max_instances=1, coalesce);
 # APScheduler reports each skip as a warning, which is noise here.
 logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+# "Running job ... executed successfully" twice per tick is about 120,000 lines a day: not for owners.
+logging.getLogger("apscheduler.executors.default").setLevel(logging.WARNING)
 
 
 def make_clock(config: AgentConfig) -> Clock:
@@ -84,6 +86,8 @@ class Agent:
             try:
                 self.health_server = HealthServer(self, *self.config.health_listen)
                 self.health_server.start()
+                host, port = self.config.health_listen[0], self.health_server.port
+                log.info("health and metrics on http://%s:%d/health", host, port)
             except OSError as exc:
                 log.error("health endpoint %s:%d not started: %s", *self.config.health_listen, exc)
         notify("READY=1")

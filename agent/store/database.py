@@ -44,6 +44,9 @@ class Store:
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         create_private(self.path)
+        # Only a new, empty file takes auto_vacuum; on an existing one the pragma tries to write, which
+        # fails on a full disk and would then stop every new connection (health, status) from opening.
+        self._new_file = self.path.stat().st_size == 0
         self.recovered_from: Path | None = None
         if check_integrity and self.path.exists():
             problem = self._integrity_problem()
@@ -84,7 +87,8 @@ class Store:
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             # Takes effect only on a new, empty file: lets retention hand freed pages back to the disk.
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            if self._new_file:
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -148,6 +152,18 @@ class Store:
 
     def counters(self) -> dict[str, int]:
         return {str(n): int(v) for n, v in self.conn().execute("SELECT name, value FROM counters")}
+
+    def release_thread_connection(self) -> None:
+        """Close this thread's connection: for short-lived threads (one per HTTP request), whose
+        connections would otherwise pile up until close()."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._all = [c for c in self._all if c is not conn]
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def close(self) -> None:
         """Close every connection this store opened (call once all threads are done)."""
