@@ -26,6 +26,8 @@ from firmware_sim.thermal90640 import (
     crossing_walker,
     encode_frame,
     render_frames,
+    scenario,
+    score_counter,
 )
 
 README = Path(__file__).parents[3] / "drivers" / "thermal90640" / "README.md"
@@ -88,10 +90,13 @@ def options(**extra: object) -> dict[str, object]:
         (options(rate_hz=16), "rate_hz"),
         (options(rate_hz=8), "rate_hz"),  # 8 Hz needs 460800 baud
         (options(baudrate=9600, rate_hz=1), "rate_hz"),
+        (options(rate_hz=2), "rate_hz"),  # too slow to count people
+        (options(baudrate=9600, rate_hz=0.5), "rate_hz"),
         (options(entry_direction="in"), "entry_direction"),
         (options(counting=3), "counting"),
         (options(counting={"lines": [0.7, 0.3]}), "counting.lines"),
-        (options(counting={"max_jump": 0}), "counting.max_jump"),
+        (options(counting={"max_speed_px_s": 0}), "counting.max_speed_px_s"),
+        (options(counting={"max_missing_s": -1}), "counting.max_missing_s"),
         (options(counting={"min_pixels": 2.5}), "counting.min_pixels"),
         (options(counting={"threshold": 2}), "counting.threshold"),
         (options(colour="blue"), "colour"),
@@ -107,10 +112,38 @@ def test_bad_options_name_the_key(bad: dict[str, object], key: str) -> None:
 def test_counting_options_reach_the_counter() -> None:
     driver = Thermal90640Driver.from_options(
         "front_door",
-        options(baudrate=460800, rate_hz=8, counting={"lines": [0.3, 0.7], "min_delta_c": 2, "max_missing": 5}),
+        options(baudrate=460800, rate_hz=8, counting={"lines": [0.3, 0.7], "min_delta_c": 2, "max_missing_s": 0.5}),
     )
     assert (driver.counting.line_a, driver.counting.line_b, driver.counting.min_delta) == (0.3, 0.7, 2.0)
-    assert driver.counting.max_missing == 5 and driver.rate_hz == 8.0
+    assert driver.counting.max_missing_s == 0.5 and driver.rate_hz == 8.0
+    assert driver.counter.rate_hz == 8.0 and driver.counter.params.max_missing(driver.counter.rate_hz) == 4
+
+
+@pytest.mark.parametrize(("rate_hz", "baudrate"), [(4, 115200), (8, 460800)])
+def test_the_counters_per_frame_limits_follow_rate_hz(rate_hz: int, baudrate: int) -> None:
+    driver = Thermal90640Driver.from_options("front_door", options(rate_hz=rate_hz, baudrate=baudrate))
+    assert driver.counter.rate_hz == rate_hz
+    assert driver.counter.params.max_jump(rate_hz) == 3.0 + 60.0 / rate_hz
+
+
+@pytest.mark.parametrize(
+    ("key", "replacement"),
+    [("max_jump", "max_speed_px_s"), ("max_missing", "max_missing_s"), ("warmup_frames", "warmup_s"),
+     ("background_rate", "background_s")],
+)  # fmt: skip
+def test_an_old_per_frame_key_is_refused_with_its_per_second_replacement(key: str, replacement: str) -> None:
+    with pytest.raises(DriverOptionError) as caught:
+        Thermal90640Driver.from_options("front_door", options(counting={key: 12}))
+    assert caught.value.key == f"counting.{key}"
+    assert replacement in caught.value.fix and "rate_hz" in caught.value.fix
+
+
+@pytest.mark.parametrize("name", ["fast_walkers", "running_children", "fast_pairs", "sprint_half_second"])
+def test_the_default_options_count_fast_walkers_at_the_default_rate(name: str) -> None:
+    driver = Thermal90640Driver.from_options("front_door", options())
+    assert driver.rate_hz == 4.0  # the default: what a shop that sets nothing runs
+    score = score_counter(driver.count, scenario(name, 1, driver.rate_hz))
+    assert score.accuracy >= 0.95, (score.missed, score.false)
 
 
 def test_sample_config_validates_and_is_in_the_readme() -> None:
