@@ -311,6 +311,11 @@ class ThermalCounter:
         )
         return int(self._crossings[0]), int(self._crossings[1])
 
+    def set_rate(self, rate_hz: float) -> None:
+        """Count frames arriving at `rate_hz` from now on (the module runs slower than asked); state is kept."""
+        self._params = self.params.as_array(self.rows, rate_hz)
+        self.rate_hz = rate_hz
+
     def reset_tracks(self) -> None:
         """Forget everyone being followed (after a gap in the frames); the background is kept."""
         self.tracks[:] = 0.0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -29,6 +31,35 @@ from drivers.thermal90640.protocol import (
 
 DIRECTIONS = ("down", "up", "left", "right")
 READ_TIMEOUT_S = 0.2
+# Frames arriving slower than this share of rate_hz mean the module runs slower than asked (sources
+# disagree on its rate codes, protocols.md 2.1): the counter then follows the measured rate.
+SLOW_SHARE = 0.75
+
+
+@dataclasses.dataclass
+class FrameRateMeter:
+    """Frames per second over windows of `window` frames; a gap longer than `max_gap_s` starts afresh."""
+
+    window: int = 32
+    max_gap_s: float = 2.0
+    _first: float = 0.0
+    _last: float = -math.inf
+    _n: int = 0
+
+    def frame(self, now: float) -> float | None:
+        """Note a frame that arrived at monotonic time `now`; the rate once a window is complete."""
+        if now - self._last > self.max_gap_s:  # a stall or reconnect is not a slow module
+            self._first, self._n = now, 0
+        self._last, self._n = now, self._n + 1
+        if self._n <= self.window or now <= self._first:
+            return None
+        rate = (self._n - 1) / (now - self._first)
+        self._first, self._n = now, 1
+        return rate
+
+    def reset(self) -> None:
+        """Forget the frames seen so far (after a reconnect)."""
+        self._last, self._n = -math.inf, 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -164,6 +195,9 @@ class Thermal90640Driver(SerialDriver):
         rows, cols = (COLS, ROWS) if sideways else (ROWS, COLS)
         self.counter = ThermalCounter(rows, cols, self.counting, rate_hz=rate_hz)
         self.parser = Thermal90640Parser()
+        self.meter = FrameRateMeter()
+        self.measured_rate_hz: float | None = None
+        self._slow = False  # frames came slower than asked at the last measurement (reported once)
 
     def doors(self) -> list[str]:
         """The one door this sensor watches."""
@@ -182,9 +216,34 @@ class Thermal90640Driver(SerialDriver):
             np.zeros((self.counter.rows, self.counter.cols), dtype=np.int16)
         )
 
+    def _health_extra(self) -> dict[str, Any]:
+        measured = self.measured_rate_hz
+        return {
+            "frame_rate_hz": None if measured is None else round(measured, 2),
+            "counting_rate_hz": self.counter.rate_hz,
+        }
+
+    def follow_rate(self, sink: Sink, measured: float) -> None:
+        """Count with limits for the measured rate when frames come slower than asked; back when they do not."""
+        self.measured_rate_hz = measured
+        slow = measured < SLOW_SHARE * self.rate_hz
+        # Never below 4 Hz: at slower rates the wider jump limit joins strangers more than it finds runners.
+        rate = max(measured, MIN_COUNTING_RATE_HZ) if slow else self.rate_hz
+        if abs(rate - self.counter.rate_hz) > 0.1 * self.counter.rate_hz:
+            self.counter.set_rate(rate)
+        if slow and not self._slow:
+            message = (
+                f"frames arrive at {measured:.1f} Hz, not the {self.rate_hz:g} Hz asked; counting for {rate:.1f} Hz "
+                "(check the module's rate and baud rate; below 4 Hz runners are missed)"
+            )
+            self._set_health(last_error=message)
+            self._report(sink, "problem", message)
+        self._slow = slow
+
     def _on_connect(self, port: serial.SerialBase, first: bool) -> None:
         self.parser.reset()  # resync on the next header; a partial frame from before is gone
         self.counter.reset_tracks()  # people moved while we were away; the background is kept
+        self.meter.reset()
         # Auto mode and rate may be lost after a power cycle, so they are sent on every connection.
         port.write(auto_mode_command() + rate_command(self.rate_hz) + query_emissivity_command())
 
@@ -193,14 +252,17 @@ class Thermal90640Driver(SerialDriver):
             data = port.read(port.in_waiting or 1)
             if data:
                 bad_before = dict(self.parser.bad_reasons)
-                self._handle(sink, self.parser.feed(data), bad_before)
+                self._handle(sink, self.parser.feed(data), bad_before, time.monotonic())
 
-    def _handle(self, sink: Sink, frames: list[ThermalFrame], bad_before: dict[str, int]) -> None:
+    def _handle(self, sink: Sink, frames: list[ThermalFrame], bad_before: dict[str, int], now: float) -> None:
         self._report_bad(sink, self.parser.bad_reasons, bad_before)
         with self._health.lock:
             self._health.frames = self.parser.frames
             self._health.bad_frames = self.parser.bad_frames
         for frame in frames:
+            measured = self.meter.frame(now)
+            if measured is not None:
+                self.follow_rate(sink, measured)
             entries, exits = self.count(frame.pixels)
             if (entries or exits) and not self._emit(sink, DoorCount(self.door, entries, exits)):
                 return

@@ -163,6 +163,14 @@ def test_a_frame_rate_of_zero_is_refused() -> None:
         CountingParams().as_array(24, 0.0)
 
 
+def test_set_rate_changes_the_limits_and_keeps_the_background() -> None:
+    counter = ThermalCounter(rate_hz=8.0)
+    counter.feed(np.full((24, 32), 2150, dtype=np.int16))
+    counter.set_rate(4.0)
+    assert counter.rate_hz == 4.0 and counter._params[P_MAX_JUMP] == 18.0
+    assert counter.bg == pytest.approx(np.full((24, 32), 21.5))
+
+
 def test_coasting_lasts_at_least_one_frame_however_short() -> None:
     assert CountingParams(max_missing_s=0.0).max_missing(4.0) == 1
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from agent.driver_api import DoorCount, DriverOptionError, Reading
-from drivers.thermal90640.driver import Thermal90640Driver
+from drivers.thermal90640.driver import FrameRateMeter, Thermal90640Driver
+from drivers.thermal90640.protocol import ThermalFrame
 from firmware_sim.pty_device import PtyDevice
 from firmware_sim.thermal90640 import (
     AUTO_MODE_COMMAND,
@@ -318,3 +319,53 @@ def test_nothing_is_emitted_after_stop(device: PtyDevice) -> None:
     time.sleep(0.3)  # nothing to await: the claim is that nothing happens
     assert (sink.readings, sink.bad, sink.problems) == before
     assert not driver.health()["connected"]
+
+
+def test_the_frame_rate_meter_measures_frames_per_second_over_a_window() -> None:
+    meter = FrameRateMeter(window=8)
+    rates = [meter.frame(i * 0.5) for i in range(9)]
+    assert rates[:-1] == [None] * 8 and rates[-1] == pytest.approx(2.0)
+
+
+def test_the_frame_rate_meter_starts_afresh_after_a_gap() -> None:
+    meter = FrameRateMeter(window=8, max_gap_s=2.0)
+    for i in range(5):
+        assert meter.frame(i * 0.25) is None
+    rates = [meter.frame(30.0 + i * 0.125) for i in range(9)]  # a reconnect: the 29 s gap is no slow module
+    assert rates[-1] == pytest.approx(8.0)
+
+
+def module_streaming_at(
+    driver: Thermal90640Driver, sink: RecordingSink, rate_hz: float, start_s: float = 0.0, n: int = 70
+) -> None:
+    """Hand the driver `n` empty frames, as if they arrived `1 / rate_hz` apart from `start_s` on."""
+    frame = ThermalFrame(np.full((24, 32), 2200, dtype=np.int16), 2600)
+    for i in range(n):
+        driver._handle(sink, [frame], {}, start_s + i / rate_hz)
+
+
+def test_a_module_slower_than_asked_is_counted_for_its_real_rate_and_reported() -> None:
+    driver = Thermal90640Driver.from_options("front_door", options(baudrate=460800, rate_hz=8))
+    sink = RecordingSink()
+    module_streaming_at(driver, sink, 4.0)
+    assert driver.counter.rate_hz == pytest.approx(4.0)  # a runner's 12 rows a frame are followed again
+    assert len(sink.problems) == 1 and "4.0 Hz, not the 8 Hz asked" in sink.problems[0]
+    assert driver.health()["frame_rate_hz"] == pytest.approx(4.0)
+    assert driver.health()["last_error"] == sink.problems[0]
+    module_streaming_at(driver, sink, 8.0, start_s=18.0)  # back at the asked rate: its limits, no new problem
+    assert driver.counter.rate_hz == 8.0 and len(sink.problems) == 1
+
+
+def test_a_module_faster_than_asked_keeps_the_asked_limits() -> None:
+    driver = Thermal90640Driver.from_options("front_door", options())
+    sink = RecordingSink()
+    module_streaming_at(driver, sink, 8.0)
+    assert (driver.counter.rate_hz, sink.problems) == (4.0, [])  # the 4 Hz limits also hold at 8 Hz
+
+
+def test_a_module_below_4_hz_is_reported_and_counted_with_the_4_hz_limits() -> None:
+    driver = Thermal90640Driver.from_options("front_door", options())
+    sink = RecordingSink()
+    module_streaming_at(driver, sink, 2.0)
+    assert driver.counter.rate_hz == 4.0
+    assert len(sink.problems) == 1 and "below 4 Hz runners are missed" in sink.problems[0]
