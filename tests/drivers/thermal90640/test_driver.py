@@ -156,8 +156,8 @@ def test_sample_config_validates_and_is_in_the_readme() -> None:
     assert sample in README.read_text()
 
 
-def scene(*directions: str, gap_s: float = 2.5, fps: float = 8.0) -> Scenario:
-    """A short scene: one walker per direction, `gap_s` apart, after a second of empty floor."""
+def scene(*directions: str, gap_s: float = 2.5, fps: float = 4.0) -> Scenario:
+    """A short scene: one walker per direction, `gap_s` apart, after a second of empty floor (at the default rate)."""
     rng = np.random.default_rng(7)
     walkers = tuple(crossing_walker(rng, 1.0 + gap_s * i, d, speed=12.0) for i, d in enumerate(directions))
     return Scenario("test", 7, fps, 1.0 + gap_s * len(directions) + 1.5, walkers)
