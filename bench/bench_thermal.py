@@ -1,13 +1,16 @@
 """Throughput and accuracy of the thermal people counter; prints one flat JSON object.
 
-Usage: .venv/bin/python bench/bench_thermal.py [--frames N] [--seeds 1,2,3]
+Usage: .venv/bin/python bench/bench_thermal.py [--frames N] [--seeds 1,2,3] [--table]
 
-Frames are the simulator's seeded scenarios (firmware_sim.thermal90640), played back to back and
-repeated up to --frames. The numba pipeline (`ThermalCounter.feed`, one call per frame, as the
-driver runs it) and the plain NumPy pipeline (`ThermalCounterNumpy.feed`) count the same frames in
-the same run, pinned to one core; the numba kernels are loaded from the cache before timing.
-Accuracy: every scenario for every seed, counted crossings matched to true ones by direction within
-1.5 s; accuracy = 1 − (missed + false) / true crossings, over all of them.
+Frames are the simulator's seeded scenarios (firmware_sim.thermal90640) at 8 frames a second, played
+back to back and repeated up to --frames. The numba pipeline (`ThermalCounter.feed`, one call per
+frame, as the driver runs it) and the plain NumPy pipeline (`ThermalCounterNumpy.feed`) count the
+same frames in the same run, pinned to one core; the numba kernels are loaded from the cache first.
+Accuracy: every scenario for every seed at each rate of RATES_HZ (4, 8 and 16 frames a second), with
+the default parameters for that rate; counted crossings matched to true ones by direction within
+1.5 s; accuracy = 1 − (missed + false) / true crossings, pooled per rate (`thermal.accuracy_4hz`, ...)
+and per scenario and rate (`thermal.accuracy_4hz.<scenario>`). `thermal.accuracy` pools all rates.
+`--table` also prints the per-scenario table of docs/performance.md to stderr.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.kernels.thermal import ThermalCounter
 from devtools.thermal_numpy import ThermalCounterNumpy
-from firmware_sim.thermal90640 import SCENARIOS, render_frames, scenario, score_crossings
+from firmware_sim.thermal90640 import RATES_HZ, SCENARIOS, Score, render_frames, scenario, score_counter
 
 
 def pin_to_one_core() -> int | None:
@@ -45,39 +48,72 @@ def frames_per_s(counter: ThermalCounter | ThermalCounterNumpy, frames: np.ndarr
     return len(frames) / (time.perf_counter() - start), out
 
 
-def accuracy(seeds: list[int]) -> dict[str, Any]:
-    """Per-scenario and overall accuracy of the numba counter."""
-    per: dict[str, Any] = {}
-    true = errors = 0
-    for name in SCENARIOS:
-        scene_true = scene_errors = 0
-        for seed in seeds:
-            sc = scenario(name, seed)
-            counted: list[tuple[float, str]] = []
-            counter = ThermalCounter()
-            for i, frame in enumerate(render_frames(sc)):
-                down, up = counter.feed(frame)
-                counted += [(i / sc.fps, "in")] * down + [(i / sc.fps, "out")] * up
-            score = score_crossings(sc.crossings(), counted)
-            scene_true += score.true_crossings
-            scene_errors += score.missed + score.false
-        per[f"thermal.accuracy.{name}"] = round(1 - scene_errors / scene_true, 4)
-        true, errors = true + scene_true, errors + scene_errors
-    return {"thermal.accuracy": round(1 - errors / true, 4), "thermal.true_crossings": true, **per}
+def scores(seeds: list[int]) -> dict[tuple[float, str], list[Score]]:
+    """The numba counter's score for every rate, scenario and seed, with the defaults for that rate."""
+    return {
+        (rate, name): [score_counter(ThermalCounter(rate_hz=rate).feed, scenario(name, seed, rate)) for seed in seeds]
+        for rate in RATES_HZ
+        for name in SCENARIOS
+    }
+
+
+def _accuracy(scored: list[Score]) -> float:
+    true = sum(s.true_crossings for s in scored)
+    return round(1 - sum(s.missed + s.false for s in scored) / true, 4)
+
+
+def accuracy(scored: dict[tuple[float, str], list[Score]]) -> dict[str, Any]:
+    """Accuracy per rate, per rate and scenario, and over everything."""
+    out: dict[str, Any] = {"thermal.accuracy": _accuracy([s for run in scored.values() for s in run])}
+    for rate in RATES_HZ:
+        key = f"thermal.accuracy_{rate:g}hz"
+        out[key] = _accuracy([s for (r, _), run in scored.items() if r == rate for s in run])
+        out.update({f"{key}.{name}": _accuracy(run) for (r, name), run in scored.items() if r == rate})
+    # The same walkers at every rate, so the same true crossings: one figure.
+    out["thermal.true_crossings"] = sum(s.true_crossings for name in SCENARIOS for s in scored[(RATES_HZ[0], name)])
+    return out
+
+
+def table(scored: dict[tuple[float, str], list[Score]], seeds: list[int]) -> str:
+    """The per-scenario accuracy table of docs/performance.md (markdown)."""
+    head = "| scenario | fps | frames | true crossings | counted | missed | false | accuracy |\n" + "|---" * 8 + "|\n"
+    rows = []
+    for rate in RATES_HZ:
+        every: list[Score] = []
+        n_frames = 0
+        for name in SCENARIOS:
+            run = scored[(rate, name)]
+            frames = sum(scenario(name, seed, rate).n_frames() for seed in seeds)
+            every += run
+            n_frames += frames
+            rows.append(_row(name, rate, frames, run))
+        rows.append(_row(f"**all at {rate:g} Hz**", rate, n_frames, every, bold=True))
+    return head + "\n".join(rows)
+
+
+def _row(name: str, rate: float, frames: int, run: list[Score], bold: bool = False) -> str:
+    true, counted = sum(s.true_crossings for s in run), sum(s.counted for s in run)
+    missed, false = sum(s.missed for s in run), sum(s.false for s in run)
+    acc = f"{100 * (1 - (missed + false) / true):.1f} %"
+    return (
+        f"| {name} | {rate:g} | {frames} | {true} | {counted} | {missed} | {false} | {f'**{acc}**' if bold else acc} |"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=6000, help="frames to time (>= a few thousand)")
     parser.add_argument("--seeds", default="1,2,3", help="scenario seeds for the accuracy figure")
+    parser.add_argument("--table", action="store_true", help="print the docs' accuracy table to stderr")
     args = parser.parse_args()
     cpu = pin_to_one_core()
 
-    pool = np.concatenate([render_frames(scenario(name, 1)) for name in SCENARIOS])
+    pool = np.concatenate([render_frames(scenario(name, 1, 8.0)) for name in SCENARIOS])
     frames = np.concatenate([pool] * (args.frames // len(pool) + 1))[: args.frames]
-    ThermalCounter().feed(frames[0])  # load (or compile) the cached kernels before timing
-    numba_rate, numba_out = max((frames_per_s(ThermalCounter(), frames) for _ in range(3)), key=lambda r: r[0])
-    numpy_rate, numpy_out = frames_per_s(ThermalCounterNumpy(), frames)
+    ThermalCounter(rate_hz=8.0).feed(frames[0])  # load (or compile) the cached kernels before timing
+    runs = (frames_per_s(ThermalCounter(rate_hz=8.0), frames) for _ in range(3))
+    numba_rate, numba_out = max(runs, key=lambda r: r[0])
+    numpy_rate, numpy_out = frames_per_s(ThermalCounterNumpy(rate_hz=8.0), frames)
 
     result: dict[str, Any] = {
         "thermal.frames": len(frames),
@@ -87,7 +123,11 @@ def main() -> None:
         "thermal.speedup_vs_numpy": round(numba_rate / numpy_rate, 1),
         "thermal.numpy_counts_agree": numba_out == numpy_out,
     }
-    result.update(accuracy([int(s) for s in args.seeds.split(",") if s]))
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    scored = scores(seeds)
+    result.update(accuracy(scored))
+    if args.table:
+        print(table(scored, seeds), file=sys.stderr)
     print(json.dumps(result))
 
 

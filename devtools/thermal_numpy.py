@@ -205,7 +205,7 @@ def track_blobs_numpy(tracks: F64, bx: F64, by: F64, params: F64, crossings: lis
             parents = (tracks[:, T_ACTIVE] != 0) & (tracks[:, T_MATCHED] != 0) & (tracks[:, T_SIDE] != 0)
             d = (bx[b] - tracks[:, T_X]) ** 2 + (by[b] - tracks[:, T_Y]) ** 2
             d[~parents] = np.inf
-            if parents.any() and d.min() < 4.0 * max_jump * max_jump:
+            if parents.any() and d.min() < (1.5 * params[P_PERSON_WIDTH]) ** 2:
                 side = int(tracks[int(np.argmin(d)), T_SIDE])
         tracks[slot] = 0.0
         tracks[slot, [T_ACTIVE, T_X, T_Y, T_SIDE, T_AGE, T_BORN_Y, T_MATCHED]] = [
@@ -216,9 +216,9 @@ def track_blobs_numpy(tracks: F64, bx: F64, by: F64, params: F64, crossings: lis
 class ThermalCounterNumpy:
     """The NumPy twin of `ThermalCounter`: `feed(frame)` returns (down, up) for one frame."""
 
-    def __init__(self, rows: int = 24, cols: int = 32, params: CountingParams | None = None) -> None:
+    def __init__(self, rows: int = 24, cols: int = 32, params: CountingParams | None = None, *, rate_hz: float) -> None:
         self.params = params or CountingParams()
-        self._params = self.params.as_array(rows)
+        self._params = self.params.as_array(rows, rate_hz)
         self.bg = np.zeros((rows, cols))
         self.var = np.zeros((rows, cols))
         self.tracks = np.zeros((MAX_TRACKS, N_TRACK_COLS))

@@ -16,11 +16,16 @@ pure function on preallocated arrays; `ThermalCounter` owns the state and runs o
 5. Crossing with hysteresis: a track's side is "before" (row < line_a) or "after" (row > line_b);
    between the lines it keeps its side. A change of side is one crossing: before→after is "down"
    (towards higher rows), after→before is "up". Dwelling between the lines counts nothing.
+
+The kernels read per-frame limits (jump, coasting frames, warm-up frames, background rate) from the
+parameter vector; `CountingParams` declares them per second and derives them for one frame rate, so
+a runner is followed at 4 frames a second and strangers are not joined at 16.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -151,8 +156,9 @@ def track_blobs(tracks: F64, blob_x: F64, blob_y: F64, n_blobs: int, params: F64
             return  # more people than track slots: the rest wait for a free slot
         side = side_of(blob_y[b], line_a, line_b)
         if side == 0:
-            # A blob born between the lines next to a tracked person split off from it.
-            near = 4.0 * max_jump * max_jump
+            # A blob born between the lines next to a tracked person split off from it. "Next to" is
+            # a person's size, not the jump limit: at low frame rates that limit spans the whole view.
+            near = (1.5 * params[P_PERSON_WIDTH]) ** 2
             for t in range(n_tracks):
                 if tracks[t, T_ACTIVE] != 0.0 and tracks[t, T_MATCHED] != 0.0 and tracks[t, T_SIDE] != 0.0:
                     d = (blob_x[b] - tracks[t, T_X]) ** 2 + (blob_y[b] - tracks[t, T_Y]) ** 2
@@ -208,40 +214,67 @@ def count_frame(
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CountingParams:
-    """Tunables of the counting pipeline (defaults fit an MLX90640 about 2.5 m above a door)."""
+    """Tunables of the counting pipeline (defaults fit an MLX90640 about 2.5 m above a door).
 
-    alpha: float = 0.01  # background learning rate per frame (about 12 s at 8 fps)
+    Everything that depends on time is declared per second; `as_array` turns it into per-frame
+    limits for one frame rate, so the same defaults hold at 4, 8 and 16 frames a second.
+    """
+
+    background_s: float = 12.5  # time constant of the background's learning (frozen where people are)
     k_sigma: float = 4.0  # foreground above k noise sigmas ...
     min_delta: float = 1.5  # ... and at least this many °C above the background
     min_pixels: int = 4  # smaller blobs are noise
     person_width: float = 9.0  # columns one person spans above the threshold
     valley_ratio: float = 0.75  # a column valley below this fraction of the lower peak splits a blob
     wide_factor: float = 1.8  # a part wider than this many people is cut into equal widths
-    max_jump: float = 7.0  # pixels a person may move between frames
-    max_missing: int = 3  # frames a track may go unseen (merged, occluded) before it ends
+    max_speed: float = 60.0  # pixels per second of the fastest person (a sprint: the view in 0.4 s)
+    jitter: float = 3.0  # pixels a blob's centre wobbles between frames besides walking (view edges, merges)
+    max_missing_s: float = 0.4  # seconds a track may go unseen (merged, occluded) before it ends
     line_a: float = 0.35  # first counting line, as a fraction of the rows
     line_b: float = 0.65  # second counting line; between the two nothing changes (hysteresis)
-    warmup: int = 8  # frames that only learn the background
+    warmup_s: float = 1.0  # seconds after a start that only learn the background
 
-    def as_array(self, rows: int) -> F64:
-        """The parameter vector the kernels read, with the lines in row units."""
+    def max_jump(self, rate_hz: float) -> float:
+        """Pixels a person may move between two frames at `rate_hz`."""
+        return self.jitter + self.max_speed / rate_hz
+
+    def max_missing(self, rate_hz: float) -> int:
+        """Frames a track may coast unseen at `rate_hz` (at least one: one dropped frame never ends a track)."""
+        return max(1, round(self.max_missing_s * rate_hz))
+
+    def warmup(self, rate_hz: float) -> int:
+        """Frames that only learn the background at `rate_hz`."""
+        return max(1, math.ceil(self.warmup_s * rate_hz))
+
+    def alpha(self, rate_hz: float) -> float:
+        """Per-frame background learning rate: an exponential with time constant `background_s`."""
+        return 1.0 - math.exp(-1.0 / (self.background_s * rate_hz))
+
+    def as_array(self, rows: int, rate_hz: float) -> F64:
+        """The parameter vector the kernels read, per frame at `rate_hz`, with the lines in row units."""
+        if not rate_hz > 0:
+            raise ValueError(f"rate_hz must be above 0, not {rate_hz!r}")
         values = [0.0] * N_PARAMS
-        values[P_ALPHA], values[P_K_SIGMA], values[P_MIN_DELTA] = self.alpha, self.k_sigma, self.min_delta
+        values[P_ALPHA], values[P_K_SIGMA], values[P_MIN_DELTA] = self.alpha(rate_hz), self.k_sigma, self.min_delta
         values[P_MIN_PIXELS], values[P_PERSON_WIDTH] = float(self.min_pixels), self.person_width
         values[P_VALLEY_RATIO], values[P_WIDE_FACTOR] = self.valley_ratio, self.wide_factor
-        values[P_MAX_JUMP], values[P_MAX_MISSING] = self.max_jump, float(self.max_missing)
+        values[P_MAX_JUMP], values[P_MAX_MISSING] = self.max_jump(rate_hz), float(self.max_missing(rate_hz))
         values[P_LINE_A], values[P_LINE_B] = self.line_a * (rows - 1), self.line_b * (rows - 1)
-        values[P_WARMUP] = float(self.warmup)
+        values[P_WARMUP] = float(self.warmup(rate_hz))
         return np.asarray(values, dtype=np.float64)
 
 
 class ThermalCounter:
-    """Counts people crossing the rows of a thermal frame; `feed(frame)` returns (down, up) for it."""
+    """Counts people crossing the rows of a thermal frame; `feed(frame)` returns (down, up) for it.
 
-    def __init__(self, rows: int = 24, cols: int = 32, params: CountingParams | None = None) -> None:
-        self.rows, self.cols = rows, cols
+    `rate_hz` is the rate frames arrive at; it has no default because limits derived for the wrong
+    rate miss fast walkers (too tight) or join strangers (too loose) without a sign.
+    """
+
+    def __init__(self, rows: int = 24, cols: int = 32, params: CountingParams | None = None, *, rate_hz: float) -> None:
+        self.rows, self.cols, self.rate_hz = rows, cols, rate_hz
         self.params = params or CountingParams()
-        self._params = self.params.as_array(rows)
+        self._params = self.params.as_array(rows, rate_hz)
         self.bg = np.zeros((rows, cols))
         self.var = np.zeros((rows, cols))
         self._frame = np.zeros((rows, cols))
@@ -277,6 +310,11 @@ class ThermalCounter:
             self._crossings,
         )
         return int(self._crossings[0]), int(self._crossings[1])
+
+    def set_rate(self, rate_hz: float) -> None:
+        """Count frames arriving at `rate_hz` from now on (the module runs slower than asked); state is kept."""
+        self._params = self.params.as_array(self.rows, rate_hz)
+        self.rate_hz = rate_hz
 
     def reset_tracks(self) -> None:
         """Forget everyone being followed (after a gap in the frames); the background is kept."""

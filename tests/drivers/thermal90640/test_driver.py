@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from agent.driver_api import DoorCount, DriverOptionError, Reading
-from drivers.thermal90640.driver import Thermal90640Driver
+from drivers.thermal90640.driver import FrameRateMeter, Thermal90640Driver
+from drivers.thermal90640.protocol import ThermalFrame
 from firmware_sim.pty_device import PtyDevice
 from firmware_sim.thermal90640 import (
     AUTO_MODE_COMMAND,
@@ -26,6 +27,8 @@ from firmware_sim.thermal90640 import (
     crossing_walker,
     encode_frame,
     render_frames,
+    scenario,
+    score_counter,
 )
 
 README = Path(__file__).parents[3] / "drivers" / "thermal90640" / "README.md"
@@ -88,10 +91,13 @@ def options(**extra: object) -> dict[str, object]:
         (options(rate_hz=16), "rate_hz"),
         (options(rate_hz=8), "rate_hz"),  # 8 Hz needs 460800 baud
         (options(baudrate=9600, rate_hz=1), "rate_hz"),
+        (options(rate_hz=2), "rate_hz"),  # too slow to count people
+        (options(baudrate=9600, rate_hz=0.5), "rate_hz"),
         (options(entry_direction="in"), "entry_direction"),
         (options(counting=3), "counting"),
         (options(counting={"lines": [0.7, 0.3]}), "counting.lines"),
-        (options(counting={"max_jump": 0}), "counting.max_jump"),
+        (options(counting={"max_speed_px_s": 0}), "counting.max_speed_px_s"),
+        (options(counting={"max_missing_s": -1}), "counting.max_missing_s"),
         (options(counting={"min_pixels": 2.5}), "counting.min_pixels"),
         (options(counting={"threshold": 2}), "counting.threshold"),
         (options(colour="blue"), "colour"),
@@ -107,10 +113,38 @@ def test_bad_options_name_the_key(bad: dict[str, object], key: str) -> None:
 def test_counting_options_reach_the_counter() -> None:
     driver = Thermal90640Driver.from_options(
         "front_door",
-        options(baudrate=460800, rate_hz=8, counting={"lines": [0.3, 0.7], "min_delta_c": 2, "max_missing": 5}),
+        options(baudrate=460800, rate_hz=8, counting={"lines": [0.3, 0.7], "min_delta_c": 2, "max_missing_s": 0.5}),
     )
     assert (driver.counting.line_a, driver.counting.line_b, driver.counting.min_delta) == (0.3, 0.7, 2.0)
-    assert driver.counting.max_missing == 5 and driver.rate_hz == 8.0
+    assert driver.counting.max_missing_s == 0.5 and driver.rate_hz == 8.0
+    assert driver.counter.rate_hz == 8.0 and driver.counter.params.max_missing(driver.counter.rate_hz) == 4
+
+
+@pytest.mark.parametrize(("rate_hz", "baudrate"), [(4, 115200), (8, 460800)])
+def test_the_counters_per_frame_limits_follow_rate_hz(rate_hz: int, baudrate: int) -> None:
+    driver = Thermal90640Driver.from_options("front_door", options(rate_hz=rate_hz, baudrate=baudrate))
+    assert driver.counter.rate_hz == rate_hz
+    assert driver.counter.params.max_jump(rate_hz) == 3.0 + 60.0 / rate_hz
+
+
+@pytest.mark.parametrize(
+    ("key", "replacement"),
+    [("max_jump", "max_speed_px_s"), ("max_missing", "max_missing_s"), ("warmup_frames", "warmup_s"),
+     ("background_rate", "background_s")],
+)  # fmt: skip
+def test_an_old_per_frame_key_is_refused_with_its_per_second_replacement(key: str, replacement: str) -> None:
+    with pytest.raises(DriverOptionError) as caught:
+        Thermal90640Driver.from_options("front_door", options(counting={key: 12}))
+    assert caught.value.key == f"counting.{key}"
+    assert replacement in caught.value.fix and "rate_hz" in caught.value.fix
+
+
+@pytest.mark.parametrize("name", ["fast_walkers", "running_children", "fast_pairs", "sprint_half_second"])
+def test_the_default_options_count_fast_walkers_at_the_default_rate(name: str) -> None:
+    driver = Thermal90640Driver.from_options("front_door", options())
+    assert driver.rate_hz == 4.0  # the default: what a shop that sets nothing runs
+    score = score_counter(driver.count, scenario(name, 1, driver.rate_hz))
+    assert score.accuracy >= 0.95, (score.missed, score.false)
 
 
 def test_sample_config_validates_and_is_in_the_readme() -> None:
@@ -122,8 +156,8 @@ def test_sample_config_validates_and_is_in_the_readme() -> None:
     assert sample in README.read_text()
 
 
-def scene(*directions: str, gap_s: float = 2.5, fps: float = 8.0) -> Scenario:
-    """A short scene: one walker per direction, `gap_s` apart, after a second of empty floor."""
+def scene(*directions: str, gap_s: float = 2.5, fps: float = 4.0) -> Scenario:
+    """A short scene: one walker per direction, `gap_s` apart, after a second of empty floor (at the default rate)."""
     rng = np.random.default_rng(7)
     walkers = tuple(crossing_walker(rng, 1.0 + gap_s * i, d, speed=12.0) for i, d in enumerate(directions))
     return Scenario("test", 7, fps, 1.0 + gap_s * len(directions) + 1.5, walkers)
@@ -285,3 +319,53 @@ def test_nothing_is_emitted_after_stop(device: PtyDevice) -> None:
     time.sleep(0.3)  # nothing to await: the claim is that nothing happens
     assert (sink.readings, sink.bad, sink.problems) == before
     assert not driver.health()["connected"]
+
+
+def test_the_frame_rate_meter_measures_frames_per_second_over_a_window() -> None:
+    meter = FrameRateMeter(window=8)
+    rates = [meter.frame(i * 0.5) for i in range(9)]
+    assert rates[:-1] == [None] * 8 and rates[-1] == pytest.approx(2.0)
+
+
+def test_the_frame_rate_meter_starts_afresh_after_a_gap() -> None:
+    meter = FrameRateMeter(window=8, max_gap_s=2.0)
+    for i in range(5):
+        assert meter.frame(i * 0.25) is None
+    rates = [meter.frame(30.0 + i * 0.125) for i in range(9)]  # a reconnect: the 29 s gap is no slow module
+    assert rates[-1] == pytest.approx(8.0)
+
+
+def module_streaming_at(
+    driver: Thermal90640Driver, sink: RecordingSink, rate_hz: float, start_s: float = 0.0, n: int = 70
+) -> None:
+    """Hand the driver `n` empty frames, as if they arrived `1 / rate_hz` apart from `start_s` on."""
+    frame = ThermalFrame(np.full((24, 32), 2200, dtype=np.int16), 2600)
+    for i in range(n):
+        driver._handle(sink, [frame], {}, start_s + i / rate_hz)
+
+
+def test_a_module_slower_than_asked_is_counted_for_its_real_rate_and_reported() -> None:
+    driver = Thermal90640Driver.from_options("front_door", options(baudrate=460800, rate_hz=8))
+    sink = RecordingSink()
+    module_streaming_at(driver, sink, 4.0)
+    assert driver.counter.rate_hz == pytest.approx(4.0)  # a runner's 12 rows a frame are followed again
+    assert len(sink.problems) == 1 and "4.0 Hz, not the 8 Hz asked" in sink.problems[0]
+    assert driver.health()["frame_rate_hz"] == pytest.approx(4.0)
+    assert driver.health()["last_error"] == sink.problems[0]
+    module_streaming_at(driver, sink, 8.0, start_s=18.0)  # back at the asked rate: its limits, no new problem
+    assert driver.counter.rate_hz == 8.0 and len(sink.problems) == 1
+
+
+def test_a_module_faster_than_asked_keeps_the_asked_limits() -> None:
+    driver = Thermal90640Driver.from_options("front_door", options())
+    sink = RecordingSink()
+    module_streaming_at(driver, sink, 8.0)
+    assert (driver.counter.rate_hz, sink.problems) == (4.0, [])  # the 4 Hz limits also hold at 8 Hz
+
+
+def test_a_module_below_4_hz_is_reported_and_counted_with_the_4_hz_limits() -> None:
+    driver = Thermal90640Driver.from_options("front_door", options())
+    sink = RecordingSink()
+    module_streaming_at(driver, sink, 2.0)
+    assert driver.counter.rate_hz == 4.0
+    assert len(sink.problems) == 1 and "below 4 Hz runners are missed" in sink.problems[0]
