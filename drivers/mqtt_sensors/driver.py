@@ -112,15 +112,25 @@ class MqttSensorsDriver(BackgroundDriver):
         self._lock = threading.Lock()  # zones and availability
         self._client: mqtt.Client | None = None
         self._connack: Any = None
+        self._subscribed = False  # SUBACK received for this connection
+        self._refused: list[str] = []  # topics the broker refused (an ACL), for degraded
 
     def _health_extra(self) -> dict[str, Any]:
         """devices (online, offline or unknown), sensors (state and changes) and degraded (why, or "")."""
         with self._lock:
-            return {"devices": dict(self.availability), "sensors": self.zones.snapshot(), "degraded": self._degraded()}
+            return {
+                "subscribed": self._subscribed,
+                "devices": dict(self.availability),
+                "sensors": self.zones.snapshot(),
+                "degraded": self._degraded(),
+            }
 
     def _degraded(self) -> str:
         offline = sorted(self._offline_since.items(), key=lambda item: (item[1], item[0]))
-        return "; ".join(f"{self.router.describe(d)} offline since {_utc(since)}" for d, since in offline)
+        reasons = [f"{self.router.describe(d)} offline since {_utc(since)}" for d, since in offline]
+        if self._refused:
+            reasons.append(f"the broker refused the subscription to {', '.join(self._refused)}")
+        return "; ".join(reasons)
 
     def _where(self) -> str:
         return f"mqtt {self.host}:{self.port}"
@@ -133,7 +143,10 @@ class MqttSensorsDriver(BackgroundDriver):
             client.username_pw_set(self.username, self.password)
         client.on_connect = lambda c, u, flags, reason, props: self._on_connect(c, reason)
         client.on_message = lambda c, u, message: self._on_message(sink, message)
+        client.on_subscribe = lambda c, u, mid, codes, props: self._on_subscribe(sink, codes)
         self._client, self._connack = client, None
+        with self._lock:
+            self._subscribed = False
         client.connect(self.host, self.port, keepalive=30)  # OSError while the broker is down
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
         while self._connack is None and not self._stop.is_set():
@@ -154,6 +167,8 @@ class MqttSensorsDriver(BackgroundDriver):
             raise DriverError(f"disconnected ({mqtt.error_string(code)})")
 
     def _disconnect(self) -> None:
+        with self._lock:
+            self._subscribed = False
         client, self._client = self._client, None
         if client is None:
             return
@@ -167,6 +182,14 @@ class MqttSensorsDriver(BackgroundDriver):
         self._connack = reason
         if not reason.is_failure:
             client.subscribe([(topic, 1) for topic in self.router.topics()])
+
+    def _on_subscribe(self, sink: Sink, codes: list[Any]) -> None:
+        # One SUBSCRIBE for all topics, so the reason codes are in the order of router.topics().
+        refused = [topic for topic, code in zip(self.router.topics(), codes, strict=False) if code.is_failure]
+        with self._lock:
+            self._subscribed, self._refused = True, refused
+        if refused:
+            self._report(sink, "problem", f"the broker refused the subscription to {', '.join(refused)} (check its ACL)")
 
     def _on_message(self, sink: Sink, message: mqtt.MQTTMessage) -> None:
         # The broker sets retain only on what it delivers because we subscribed: stored state, not news.
