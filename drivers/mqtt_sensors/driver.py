@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from agent.driver_api import BackgroundDriver, DriverError, PresenceChange, Sink
+from agent.driver_api import BackgroundDriver, DriverError, DriverOptionError, PresenceChange, Sink
 from agent.driver_api.options import REQUIRED, Option, Options, choice, integer, name, string, tables, tcp_port, text
 from drivers.mqtt_sensors.protocol import (
     CONTACT,
@@ -57,6 +57,15 @@ def _prefixes(value: Any) -> bool:
     )
 
 
+def _tasmota_only(values: dict[str, Any]) -> None:
+    # A Zigbee2MQTT sensor with a Tasmota key set would be read as if the key did nothing: say so instead.
+    if values["source"] != Z2M:
+        return
+    for key, default in (("switch", 1), ("active_on", "ON"), ("mode", SWITCH_MODE)):
+        if values[key] != default:
+            raise DriverOptionError(key, "is for Tasmota sensors only", "remove it from this zigbee2mqtt sensor")
+
+
 SENSOR = Options(
     choice("source", REQUIRED, (Z2M, TASMOTA), fix='use "zigbee2mqtt" or "tasmota"'),
     Option("device", accept=_device, what="a device", fix="use the Z2M friendly name or Tasmota topic"),
@@ -64,8 +73,13 @@ SENSOR = Options(
     name("zone", what="zone"),
     integer("switch", 1, low=1, high=28, fix="use the N of the SwitchN the sensor is on"),
     choice("active_on", "ON", ("ON", "OFF"), fix='use "ON" or "OFF"'),
-    choice("mode", SWITCH_MODE, (SWITCH_MODE, RELAY_MODE), fix='use "switch" (SetOption114 or SwitchMode 15) or '
-           '"relay" (the switch drives its relay: POWER messages)'),  # fmt: skip
+    choice(
+        "mode",
+        SWITCH_MODE,
+        (SWITCH_MODE, RELAY_MODE),
+        fix='use "switch" (SetOption114 or SwitchMode 15) or "relay" (the switch drives its relay: POWER messages)',
+    ),
+    checks=(_tasmota_only,),
 )
 
 
@@ -189,7 +203,9 @@ class MqttSensorsDriver(BackgroundDriver):
         with self._lock:
             self._subscribed, self._refused = True, refused
         if refused:
-            self._report(sink, "problem", f"the broker refused the subscription to {', '.join(refused)} (check its ACL)")
+            self._report(
+                sink, "problem", f"the broker refused the subscription to {', '.join(refused)} (check its ACL)"
+            )
 
     def _on_message(self, sink: Sink, message: mqtt.MQTTMessage) -> None:
         # The broker sets retain only on what it delivers because we subscribed: stored state, not news.

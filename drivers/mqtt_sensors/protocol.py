@@ -237,7 +237,9 @@ class TopicRouter:
     def _dispatch(self, route: _Route, topic: str, payload: bytes, retained: bool) -> Sequence[Observation]:
         if route.kind == "availability":
             online = _online(payload)
-            return [BadPayload(topic, "availability")] if online is None else [Availability(route.key, online, retained)]
+            return (
+                [BadPayload(topic, "availability")] if online is None else [Availability(route.key, online, retained)]
+            )
         spec = route.spec
         assert spec is not None
         if route.kind == "z2m_attribute":

@@ -184,7 +184,11 @@ def test_a_zone_is_present_while_any_of_its_sensors_is_active() -> None:
 def test_a_retained_state_sets_the_baseline_and_counts_nothing() -> None:
     zones = ZoneState()
     assert zones.update(SensorActive(DOOR, True, retained=True)) is None  # the door was left open
-    assert zones.snapshot()["zigbee2mqtt:front_door_contact"] == {"state": "active", "changes": 0, "unplaced_toggles": 0}
+    assert zones.snapshot()["zigbee2mqtt:front_door_contact"] == {
+        "state": "active",
+        "changes": 0,
+        "unplaced_toggles": 0,
+    }
     assert zones.update(SensorActive(DOOR, True)) is None  # the same state live: no change
     assert zones.update(SensorActive(DOOR, False)) is False  # it closes: that counts
     assert zones.update(SensorActive(DOOR, True, retained=True)) is None  # a resubscribe re-baselines silently
