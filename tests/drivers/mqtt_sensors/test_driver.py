@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -16,6 +17,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.demo.local_broker import LocalBroker
 from agent.driver_api import DriverOptionError, PresenceChange
 from agent.driver_api.kit import RecordingSink
+from agent.ops.health import health_report
+from agent.store import Store
 from drivers.mqtt_sensors.driver import MqttSensorsDriver
 
 SENSORS = [
@@ -292,9 +295,26 @@ def test_custom_tasmota_full_topic(broker: LocalBroker, publisher: Publisher) ->
         driver.stop()
 
 
+def agent_health(driver: MqttSensorsDriver, tmp_path: Path) -> dict[str, Any]:
+    """The agent's /health report with this driver as its only one (the rest of the agent healthy)."""
+    agent = SimpleNamespace(
+        publisher=SimpleNamespace(connected=True),
+        clock=SimpleNamespace(synced=lambda: True),
+        store=Store(tmp_path / "shopkeeper.db"),
+        ingest=SimpleNamespace(stats=lambda: {"store_error": ""}),
+        supervisor=SimpleNamespace(health=lambda: {driver.name: {"running": True, **driver.health()}}),
+    )
+    return health_report(agent)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(("offline", "online"), [("offline", "online"), ('{"state":"offline"}', '{"state":"online"}')])
 def test_bridge_offline_degrades_health_and_online_clears_it(
-    broker: LocalBroker, publisher: Publisher, caplog: pytest.LogCaptureFixture, offline: str, online: str
+    broker: LocalBroker,
+    publisher: Publisher,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    offline: str,
+    online: str,
 ) -> None:
     publisher.send("zigbee2mqtt/bridge/state", online, retain=True)
     driver, sink = start(broker)
@@ -308,8 +328,10 @@ def test_bridge_offline_degrades_health_and_online_clears_it(
         degraded = driver.health()["degraded"]
         assert degraded.startswith("the Zigbee2MQTT bridge (zigbee2mqtt/bridge/state) offline since 20"), degraded
         assert sink.problems == ["the Zigbee2MQTT bridge (zigbee2mqtt/bridge/state) is offline"]
+        assert agent_health(driver, tmp_path)["reasons"] == [f"driver shop_sensors: {degraded}"]
         publisher.send("zigbee2mqtt/bridge/state", online, retain=True)
         wait_until(lambda: driver.health()["degraded"] == "", "degraded cleared")
+        assert agent_health(driver, tmp_path)["status"] == "ok"
         back = [r.getMessage() for r in caplog.records if "back online" in r.getMessage()]
         expected = r"driver shop_sensors: the Zigbee2MQTT bridge \(.*\) is back online after \d+ s offline"
         assert len(back) == 1 and re.fullmatch(expected, back[0]), back
