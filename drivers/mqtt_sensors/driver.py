@@ -122,7 +122,8 @@ class MqttSensorsDriver(BackgroundDriver):
         self.router = TopicRouter([_sensor(s) for s in sensors], z2m_base_topic, z2m_output, layout)
         self.zones = ZoneState()
         self.availability: dict[str, str] = dict.fromkeys(self.router.devices(), "unknown")
-        self._offline_since: dict[str, float] = {}  # wall time the driver learned of it, for the operator
+        # When the driver learned a device went offline: wall time for the operator, monotonic for durations.
+        self._offline_since: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()  # zones and availability
         self._client: mqtt.Client | None = None
         self._connack: Any = None
@@ -141,7 +142,7 @@ class MqttSensorsDriver(BackgroundDriver):
 
     def _degraded(self) -> str:
         offline = sorted(self._offline_since.items(), key=lambda item: (item[1], item[0]))
-        reasons = [f"{self.router.describe(d)} offline since {_utc(since)}" for d, since in offline]
+        reasons = [f"{self.router.describe(d)} offline since {_utc(wall)}" for d, (wall, _) in offline]
         if self._refused:
             reasons.append(f"the broker refused the subscription to {', '.join(self._refused)}")
         return "; ".join(reasons)
@@ -235,10 +236,10 @@ class MqttSensorsDriver(BackgroundDriver):
                 return
             self.availability[device] = now
             if now == "offline":
-                self._offline_since[device] = time.time()
+                self._offline_since[device] = (time.time(), time.monotonic())
             since = self._offline_since.pop(device, None) if now == "online" else None
         what = self.router.describe(device)
         if now == "offline":
             self._report(sink, "problem", f"{what} is offline" + (" (retained state)" if observation.retained else ""))
         elif before == "offline" and since is not None:
-            log.info("driver %s: %s is back online after %d s offline", self.name, what, time.time() - since)
+            log.info("driver %s: %s is back online after %d s offline", self.name, what, time.monotonic() - since[1])
