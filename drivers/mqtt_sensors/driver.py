@@ -26,6 +26,7 @@ from drivers.mqtt_sensors.protocol import (
     Z2M_OUTPUTS,
     Availability,
     BadPayload,
+    RelayHint,
     SensorSpec,
     TasmotaLayout,
     TopicRouter,
@@ -128,6 +129,8 @@ class MqttSensorsDriver(BackgroundDriver):
         self._client: mqtt.Client | None = None
         self._connack: Any = None
         self._subscribed = False  # SUBACK received for this connection
+        self._switch_seen: set[SensorSpec] = set()  # switch-mode sensors that sent a SwitchN message
+        self._hinted: set[SensorSpec] = set()
         self._refused: list[str] = []  # topics the broker refused (an ACL), for degraded
 
     def _health_extra(self) -> dict[str, Any]:
@@ -222,10 +225,27 @@ class MqttSensorsDriver(BackgroundDriver):
             if isinstance(observation, Availability):
                 self._on_availability(sink, observation)
                 continue
+            if isinstance(observation, RelayHint):
+                self._relay_hint(sink, observation.sensor)
+                continue
+            self._switch_seen.add(observation.sensor)
             with self._lock:
                 change = self.zones.update(observation)
             if change is not None and not self._emit(sink, PresenceChange(observation.sensor.zone, change)):
                 return
+
+    def _relay_hint(self, sink: Sink, spec: SensorSpec) -> None:
+        # Tasmota's default is relay mode: a sensor configured as a detached switch would then stay silent.
+        if spec in self._switch_seen or spec in self._hinted:
+            return
+        self._hinted.add(spec)
+        self._report(
+            sink,
+            "problem",
+            f"{self.router.describe(f'{TASMOTA}:{spec.device}')} reports its relay (POWER) but has sent no "
+            f'Switch{spec.switch} message yet: if Switch{spec.switch} drives the relay, set mode = "relay" for '
+            "this sensor, or detach it with SetOption114 1",
+        )
 
     def _on_availability(self, sink: Sink, observation: Availability) -> None:
         """Record the change; one problem (and log line) when a device goes offline, one when it is back."""

@@ -119,6 +119,13 @@ class Availability:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class RelayHint:
+    """A switch-mode Tasmota sensor's device reports its relay (POWER): it may be left in relay mode."""
+
+    sensor: SensorSpec
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class BadPayload:
     """A message for a configured device that could not be read."""
 
@@ -126,7 +133,7 @@ class BadPayload:
     reason: str
 
 
-Observation = SensorActive | SensorToggle | Availability | BadPayload
+Observation = SensorActive | SensorToggle | Availability | RelayHint | BadPayload
 
 
 def _text(payload: bytes) -> str:
@@ -203,6 +210,8 @@ class TopicRouter:
         if spec.mode == SWITCH_MODE:
             self._add(topic(TELE, spec.device, "SENSOR"), _Route("switch_sensor", spec))
             self._add(topic(STAT, spec.device, "RESULT"), _Route("switch_result", spec))
+            for power in _power_keys(spec):  # only to tell a user whose switch still drives the relay
+                self._add(topic(STAT, spec.device, power), _Route("relay_hint", spec))
             return
         for power in _power_keys(spec):
             self._add(topic(STAT, spec.device, power), _Route("power_word", spec))
@@ -244,6 +253,8 @@ class TopicRouter:
         assert spec is not None
         if route.kind == "z2m_attribute":
             return _z2m_attribute(topic, spec, route.key, payload, retained)
+        if route.kind == "relay_hint":
+            return [RelayHint(spec)]
         if route.kind in ("power_word", "power_command"):
             return _power_word(topic, spec, _text(payload), retained, command=route.kind == "power_command")
         body = _json_object(payload)
@@ -255,8 +266,8 @@ class TopicRouter:
             return _switch_value(topic, spec, body.get(f"Switch{spec.switch}"), retained)
         if route.kind == "switch_result":
             switch = body.get(f"Switch{spec.switch}")
-            if switch is None:
-                return []  # a result of another command (POWER, a different switch)
+            if switch is None:  # a result of another command (POWER, a different switch)
+                return [RelayHint(spec)] if any(k in body for k in _power_keys(spec)) else []
             if not isinstance(switch, dict):
                 return [BadPayload(topic, "Switch")]
             return _switch_value(topic, spec, switch.get("Action"), retained)

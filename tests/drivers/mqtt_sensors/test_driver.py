@@ -357,3 +357,18 @@ def test_retained_device_offline_and_tasmota_lwt_degrade_at_start(broker: LocalB
         assert "front_door_contact" in driver.health()["degraded"]
     finally:
         driver.stop()
+
+
+def test_a_switch_sensor_left_in_relay_mode_is_named_once(broker: LocalBroker, publisher: Publisher) -> None:
+    driver, sink = start(broker)  # backdoor is configured as a detached switch (mode = "switch")
+    try:
+        for payload in ("ON", "OFF", "ON"):  # but Switch1 still drives the relay: POWER messages only
+            publisher.send("stat/backdoor/POWER", payload)
+        wait_until(lambda: driver.health()["frames"] >= 3, "the three POWER messages")
+        assert sink.readings == []
+        assert sink.problems == [
+            "backdoor (contact sensor, zone back_door) reports its relay (POWER) but has sent no Switch1 message"
+            ' yet: if Switch1 drives the relay, set mode = "relay" for this sensor, or detach it with SetOption114 1'
+        ]
+    finally:
+        driver.stop()

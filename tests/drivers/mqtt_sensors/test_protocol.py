@@ -15,6 +15,7 @@ from drivers.mqtt_sensors.protocol import (
     Availability,
     BadPayload,
     Observation,
+    RelayHint,
     SensorActive,
     SensorSpec,
     SensorToggle,
@@ -38,6 +39,8 @@ def describe(observation: Observation) -> str:
     """An observation in the fixtures' words: "active <sensor key>", "offline <device>", "bad <reason>"."""
     if isinstance(observation, BadPayload):
         return f"bad {observation.reason}"
+    if isinstance(observation, RelayHint):
+        return f"relay-hint {observation.sensor.key}"
     if isinstance(observation, Availability):
         text = f"{'online' if observation.online else 'offline'} {observation.device}"
     elif isinstance(observation, SensorToggle):
@@ -84,6 +87,9 @@ def test_subscribes_to_exact_topics_only() -> None:
         "cmnd/side_door/Power1",
         "cmnd/side_door/power",
         "cmnd/side_door/power1",
+        "stat/backdoor/POWER",
+        "stat/backdoor/POWER1",
+        "stat/backdoor/POWER2",
         "stat/backdoor/RESULT",
         "stat/side_door/POWER",
         "stat/side_door/POWER1",
@@ -165,7 +171,8 @@ def test_unreadable_payloads_are_bad(topic: str, payload: bytes, reason: str) ->
 def test_active_low_switch_and_other_switch_numbers() -> None:
     # Switch2 is wired active-low (active_on = "OFF").
     assert ROUTER.route("stat/backdoor/RESULT", b'{"Switch2":{"Action":"OFF"}}') == [SensorActive(BACK_PIR, True)]
-    assert ROUTER.route("stat/backdoor/RESULT", b'{"POWER":"ON"}') == []
+    assert ROUTER.route("stat/backdoor/RESULT", b'{"POWER":"ON"}') == [RelayHint(BACK)]  # not a Switch message
+    assert ROUTER.route("stat/backdoor/POWER2", b"ON") == [RelayHint(BACK_PIR)]
 
 
 def test_unknown_topics_are_ignored() -> None:
