@@ -1,1 +1,1 @@
-"""Zigbee2MQTT and Tasmota door (contact) and motion (occupancy) sensors over the shop's local MQTT broker."""
+"""Zigbee2MQTT and Tasmota door (contact), motion (occupancy) and presence sensors over the shop's local MQTT broker."""
