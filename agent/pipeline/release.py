@@ -25,12 +25,19 @@ from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
+from agent.privacy.journal import compact as compact_journal
 from agent.privacy.plan import StreamPlan
 from agent.privacy.reconcile import entries_for_ledger_ids, reconcile
 from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
 from agent.store import Store, releases
 
 log = logging.getLogger(__name__)
+
+# The journal keeps a release's outbox messages (to re-send them after a database loss) for this long;
+# older entries keep only their ledger row and spend, which is what stops a redraw. Checked once the file
+# is larger than the threshold, so a small journal is never rewritten.
+JOURNAL_MESSAGES_KEEP_S = 30 * 86400
+JOURNAL_COMPACT_ABOVE_BYTES = 16 * 1024 * 1024
 __all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
 
 
@@ -69,7 +76,11 @@ class WindowReleaser:
             reconcile(self.store, self.journal)
             self.windows.refresh()
             self._reconcile_due = False
-        return self.windows.run_due(self.release_window)
+        released = self.windows.run_due(self.release_window)
+        if released:  # in this thread, between appends: the journal has one writer
+            keep_after = self.clock.wall_ns() - JOURNAL_MESSAGES_KEEP_S * NS_PER_S
+            compact_journal(self.journal, keep_after, JOURNAL_COMPACT_ABOVE_BYTES)
+        return released
 
     def settle_event_times(self) -> None:
         self.windows.settle_event_times()

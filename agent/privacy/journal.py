@@ -146,3 +146,37 @@ class ReleaseJournal:
             self._last_hash = None  # re-read before the next append: a partial write is cut then
             raise JournalError(f"{self.path}: cannot append ({exc.strerror}); the window is not released") from None
         self._last_hash = prev
+
+
+def compact(journal: ReleaseJournal, keep_messages_after_ns: int, min_bytes: int) -> int:
+    """Bound the journal: entries of windows before `keep_messages_after_ns` keep their ledger row and spend
+    (what stops a redraw) but drop their outbox messages (delivered long ago), once the file is larger than
+    `min_bytes`. The file is rewritten whole, re-chained, fsynced and renamed over the old one, so a crash
+    leaves either file intact. Returns how many entries lost their messages."""
+    try:
+        if journal.path.stat().st_size <= min_bytes:
+            return 0
+    except FileNotFoundError:
+        return 0
+    entries = journal.read()
+    slimmed = 0
+    kept: list[JournalEntry] = []
+    for entry in entries:
+        if entry.messages and int(entry.release["window_end_ns"]) < keep_messages_after_ns:
+            entry = JournalEntry(entry.release, entry.spend, ())
+            slimmed += 1
+        kept.append(entry)
+    if not slimmed:
+        return 0
+    fresh = ReleaseJournal(journal.path.with_name(journal.path.name + ".compacting"))
+    fresh.path.unlink(missing_ok=True)
+    fresh.append(kept)
+    os.replace(fresh.path, journal.path)
+    dir_fd = os.open(journal.path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    journal.read()  # take up the new chain's last hash
+    log.info("release journal compacted: %d old entries keep their ledger rows, not their messages", slimmed)
+    return slimmed

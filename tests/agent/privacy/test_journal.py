@@ -169,3 +169,26 @@ def test_a_failed_journal_append_releases_nothing_and_the_retry_draws_once(
     assert releaser.tick() == 1
     assert len(ReleaseJournal(journal_of(config)).read()) == len(config.streams)
     assert verify_ledger(config) == []
+
+
+def test_compaction_keeps_every_release_but_drops_old_messages(config: AgentConfig, clock: ManualClock) -> None:
+    from agent.privacy.journal import compact
+
+    store = Store(config.db_path)
+    add_hourly_events(store, 3)
+    releaser = WindowReleaser(config, store, clock)
+    clock.advance(3 * 3600 + 121)
+    assert releaser.tick() == 3
+    journal = ReleaseJournal(journal_of(config))
+    before = journal.read()
+    size = journal_of(config).stat().st_size
+    assert compact(journal, T0_NS + 2 * HOUR, min_bytes=size + 1) == 0, "a small journal is never rewritten"
+    slimmed = compact(journal, T0_NS + 2 * HOUR, min_bytes=0)  # windows 00:00 lose their messages (end 01:00)
+    after = ReleaseJournal(journal_of(config)).read()
+    assert slimmed == len(config.streams) and journal_of(config).stat().st_size < size
+    assert [e.release for e in after] == [e.release for e in before], "every release and its hash is kept"
+    assert [len(e.messages) > 0 for e in after] == [e.release["window_end_ns"] >= T0_NS + 2 * HOUR for e in before]
+    assert verify_ledger(config) == []
+    clock.advance(3600)
+    assert releaser.tick() == 1, "the releaser appends to the rewritten chain"
+    assert verify_ledger(config) == []
