@@ -64,6 +64,7 @@ class ReleaseJournal:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._last_hash: str | None = None
+        self._known_size = -1  # the file's size when _last_hash was taken; another size means re-read
 
     def read(self, repair: bool = True) -> list[JournalEntry]:
         """Every entry, oldest first; a torn last line is dropped, and cut from the file when `repair`.
@@ -74,7 +75,7 @@ class ReleaseJournal:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
-            self._last_hash = GENESIS
+            self._last_hash, self._known_size = GENESIS, 0
             return []
         except OSError as exc:
             raise JournalError(f"{self.path}: cannot be read ({exc.strerror}); nothing is released") from None
@@ -104,13 +105,18 @@ class ReleaseJournal:
             entries.append(JournalEntry(body["release"], body["spend"], tuple(body["messages"])))
             prev = doc["hash"]
         self._last_hash = prev
+        self._known_size = len(whole) + 1 if whole else 0
         return entries
 
     def append(self, entries: list[JournalEntry]) -> None:
         """Write entries as whole lines and fsync them; raises JournalError (nothing is released) on failure."""
         if not entries:
             return
-        if self._last_hash is None:
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if self._last_hash is None or size != self._known_size:  # e.g. rewritten by compact()
             self.read()
         prev = self._last_hash or GENESIS
         lines = []
@@ -146,6 +152,7 @@ class ReleaseJournal:
             self._last_hash = None  # re-read before the next append: a partial write is cut then
             raise JournalError(f"{self.path}: cannot append ({exc.strerror}); the window is not released") from None
         self._last_hash = prev
+        self._known_size = self.path.stat().st_size
 
 
 def compact(journal: ReleaseJournal, keep_messages_after_ns: int, min_bytes: int) -> int:
