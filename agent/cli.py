@@ -26,9 +26,27 @@ def _load(path: str) -> AgentConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from agent.config.secrets import ENV_FILE_NAME, unset_env_secrets
     from agent.privacy.plan import plan_warnings
 
     config = _load(args.config)
+    problems = []
+    sample = resources.files("agent").joinpath("sample-agent.toml").read_text(encoding="utf-8")
+    if Path(args.config).read_text(encoding="utf-8") == sample:
+        problems.append(f"{args.config}: is still the unedited sample; fix: set agent.coop, agent.store, agent.doors"
+                        " and the [drivers] of this shop")  # fmt: skip
+    env_file = Path(args.config).parent / ENV_FILE_NAME
+    for key, variable in unset_env_secrets(Path(args.config)):
+        problems.append(
+            f"{args.config}: {key}: env:{variable} is not set; fix: add {variable}=... to {env_file} (the unit's"
+            " EnvironmentFile) or set it in the environment"
+        )
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_CONFIG
     for warning in plan_warnings(config.streams):
         print(f"warning: {args.config}: privacy: {warning}", file=sys.stderr)
     print(
@@ -46,6 +64,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for warning in plan_warnings(config.streams):
         logging.getLogger("agent.privacy").warning("%s", warning)
+    from pathlib import Path
+
+    from agent.config.secrets import unset_env_secrets
+
+    for key, variable in unset_env_secrets(Path(args.config)):
+        logging.getLogger("agent.config").error(
+            "%s: %s: env:%s is not set, so this secret is empty (every request that needs it is refused)",
+            args.config,
+            key,
+            variable,
+        )
 
     Agent(config).run_forever()
     return 0

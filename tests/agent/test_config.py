@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -151,3 +152,29 @@ def test_sample_config_validates_with_installed_drivers(tmp_path: Path) -> None:
     sample = Path(__file__).parents[2] / "agent" / "sample-agent.toml"
     config = load_config(sample)
     assert config.doors == ("front",) and len(config.drivers) == 1
+
+
+def test_check_config_refuses_an_unset_env_secret_and_reads_the_units_env_file(tmp_path: Path) -> None:
+    from tests.conftest import BASE_CONFIG
+
+    mqtt = 'port = 1883\nusername = "store-0042"\npassword = "env:SK_TEST_MQTT_PW"'
+    config = write(tmp_path, BASE_CONFIG.format(port=1883).replace("port = 1883", mqtt))
+    run = [sys.executable, "-m", "agent.cli", "check-config", str(config)]
+    env = {k: v for k, v in os.environ.items() if k != "SK_TEST_MQTT_PW"}
+    result = subprocess.run(run, capture_output=True, text=True, check=False, env=env)
+    assert result.returncode == 2
+    assert "mqtt.password: env:SK_TEST_MQTT_PW is not set" in result.stderr and "agent.env" in result.stderr
+    (tmp_path / "agent.env").write_text("# the unit's EnvironmentFile\nSK_TEST_MQTT_PW=s3cret\n")
+    result = subprocess.run(run, capture_output=True, text=True, check=False, env=env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_check_config_says_when_the_config_is_still_the_unedited_sample(tmp_path: Path) -> None:
+    from importlib import resources
+
+    sample = resources.files("agent").joinpath("sample-agent.toml").read_text(encoding="utf-8")
+    path = write(tmp_path, sample)
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2 and "unedited sample" in result.stderr, result.stderr
