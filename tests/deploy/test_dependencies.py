@@ -38,7 +38,18 @@ def requirement_name(requirement: str) -> str:
 
 
 def extra_names(*extras: str) -> set[str]:
-    return {requirement_name(r) for extra in extras for r in PYPROJECT["project"]["optional-dependencies"][extra]}
+    """The packages the extras name; an extra that pulls in another (`shopkeeper[pos]`) adds that one's."""
+    optional = PYPROJECT["project"]["optional-dependencies"]
+    names: set[str] = set()
+    for extra in extras:
+        for requirement in optional[extra]:
+            name = requirement_name(requirement)
+            if name == "shopkeeper":
+                inner = requirement.split("[", 1)[1].rstrip("]").split(",")
+                names |= extra_names(*(e.strip() for e in inner))
+            else:
+                names.add(name)
+    return names
 
 
 def resolve(tmp_path: Path, extras: str = "") -> set[str]:
