@@ -122,7 +122,7 @@ class HubRound:
         if self.survivor_list is None or len(self.signatures) < self.config.threshold:
             raise RoundAborted(f"{len(self.signatures)} survivor signatures; threshold {self.config.threshold}")
         dropped = tuple(sorted(self.senders - set(self.survivor_list)))
-        sigs = tuple(self.signatures[s] for s in sorted(self.signatures))
+        sigs = {shop: self.signatures[shop].signature for shop in sorted(self.signatures)}
         return UnmaskRequest(self.tag, self.survivor_list, dropped, sigs)
 
     def receive_unmask_response(self, response: UnmaskResponse) -> None:

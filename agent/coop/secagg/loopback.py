@@ -90,9 +90,14 @@ class Wire:
     def carry(self, message: M, sender: str | None, receivers: Iterable[str]) -> M:
         """Encode at the sender, decode once (every receiver gets the same bytes); book the bytes."""
         data = message.encode()
-        for party in ([sender] if sender else []) + list(receivers):
+        receivers = list(receivers)
+        for party in ([sender] if sender else []) + receivers:
             self.report.shop_bytes[party] = self.report.shop_bytes.get(party, 0) + len(data)
+        start = time.process_time()
         decoded = decode(data)
+        spent = time.process_time() - start
+        for party in receivers:  # decoded once here, but every receiving shop would decode its own copy
+            self.report.shop_cpu_s[party] = self.report.shop_cpu_s.get(party, 0.0) + spent
         assert type(decoded) is type(message)
         return decoded  # type: ignore[return-value]
 

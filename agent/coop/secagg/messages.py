@@ -255,13 +255,16 @@ class SurvivorSignature(Message):
 
 @dataclass(frozen=True)
 class UnmaskRequest(Message):
-    """Round 4: who survived and who dropped, with at least `threshold` shops' signatures over the survivors."""
+    """Round 4: who survived and who dropped, with at least `threshold` shops' signatures over the survivors.
+
+    `signatures` maps each signer to the signature of its SurvivorSignature over exactly these survivors.
+    """
 
     kind: ClassVar[str] = "unmask_request"
     round_tag: bytes
     survivors: tuple[str, ...]
     dropped: tuple[str, ...]
-    signatures: tuple[SurvivorSignature, ...]
+    signatures: dict[str, bytes]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ input for a window enters at most one round, whether or not that round completes
 from __future__ import annotations
 
 import base64
-import json
 import os
 
 import numpy as np
@@ -151,9 +150,7 @@ class ShopRound:
         self.held[self.shop_id] = (key_shares[0].y_bytes(), seed_shares[0].y_bytes())
         sealed = []
         for v, key_share, seed_share in zip(everyone[1:], key_shares[1:], seed_shares[1:], strict=True):
-            plaintext = canonical(
-                {"key_share": key_share.y_bytes().hex(), "seed_share": seed_share.y_bytes().hex()}
-            )
+            plaintext = key_share.y_bytes() + seed_share.y_bytes()
             nonce, ciphertext = seal(self._share_key(v), plaintext, share_associated(self.tag, self.shop_id, v))
             sealed.append(EncryptedShare(self.tag, self.shop_id, v, nonce, ciphertext))
         return ShareBundle(self.tag, self.shop_id, tuple(sealed))
@@ -174,14 +171,9 @@ class ShopRound:
             if sealed.recipient != self.shop_id or v not in self.neighbours or v not in self.adverts or v in self.held:
                 raise Refused(f"share from {v} is misdirected, duplicated or not from a neighbour")
             plain = open_sealed(self._share_key(v), sealed.nonce, sealed.ciphertext, share_associated(self.tag, v, self.shop_id))
-            try:
-                obj = json.loads(plain)
-                pair = (bytes.fromhex(obj["key_share"]), bytes.fromhex(obj["seed_share"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise Refused(f"share from {v} does not parse") from exc
-            if any(len(part) != SHARE_BYTES for part in pair):
+            if len(plain) != 2 * SHARE_BYTES:
                 raise Refused(f"share from {v} has the wrong size")
-            self.held[v] = pair
+            self.held[v] = (plain[:SHARE_BYTES], plain[SHARE_BYTES:])
         peers = [v for v in self.neighbours if v in self.held]
         if len(self.held) < self.config.threshold and graph.complete(self.config):
             raise RoundAborted(f"only {len(self.held)} shops shared keys; threshold {self.config.threshold}")
@@ -232,12 +224,11 @@ class ShopRound:
         if set(request.survivors) & set(request.dropped):
             raise Refused("a shop is listed as both survivor and dropped; refusing to reveal both of its secrets")
         signers = set()
-        for signature in request.signatures:
-            self._check_tag(signature.round_tag, "survivor signature")
-            if signature.survivors != request.survivors or signature.shop_id not in request.survivors:
-                raise Refused(f"survivor signature of {signature.shop_id} is for another list")
-            signature.check_signature(self.roster.key_of(signature.shop_id))
-            signers.add(signature.shop_id)
+        for signer, signature in request.signatures.items():
+            if signer not in request.survivors:
+                raise Refused(f"survivor signature of {signer}, who is not on the list")
+            SurvivorSignature(self.tag, signer, request.survivors, signature).check_signature(self.roster.key_of(signer))
+            signers.add(signer)
         if len(signers) < self.config.threshold:
             raise Refused(f"only {len(signers)} shops signed the survivor list; threshold {self.config.threshold}")
         wanted = {v: "seed" for v in request.survivors if v in self.held}

@@ -42,7 +42,8 @@ def declare_dropped(shops, hub, victim: str):
     hub.survivor_list = survivors
     for shop_id in survivors:
         hub.receive_survivor_signature(shops[shop_id].sign_survivors(survivors))
-    request = UnmaskRequest(hub.tag, survivors, (victim,), tuple(hub.signatures[s] for s in sorted(hub.signatures)))
+    request = hub.unmask_request()
+    assert request.dropped == (victim,)
     for shop_id in survivors:
         hub.receive_unmask_response(shops[shop_id].unmask(request))
     return request
@@ -81,7 +82,7 @@ def test_one_request_for_both_secrets_of_a_peer_is_refused_whole(coop10: Coop) -
     everyone = hub.survivors()
     for shop_id in everyone:
         hub.receive_survivor_signature(shops[shop_id].sign_survivors(everyone))
-    sigs = tuple(hub.signatures[s] for s in everyone)
+    sigs = {s: hub.signatures[s].signature for s in everyone}
     greedy = UnmaskRequest(hub.tag, everyone, ("store-0004",), sigs)
     with pytest.raises(Refused, match="both"):
         shops["store-0001"].unmask(greedy)
@@ -93,7 +94,7 @@ def test_unmask_request_without_threshold_signatures_is_refused(coop10: Coop) ->
     everyone = hub.survivors()
     for shop_id in everyone[:6]:
         hub.receive_survivor_signature(shops[shop_id].sign_survivors(everyone))
-    request = UnmaskRequest(hub.tag, everyone, (), tuple(hub.signatures.values()))
+    request = UnmaskRequest(hub.tag, everyone, (), {s: g.signature for s, g in hub.signatures.items()})
     with pytest.raises(Refused, match="signed"):
         shops["store-0000"].unmask(request)
 
