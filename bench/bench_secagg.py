@@ -43,15 +43,17 @@ LENGTH = 24 * 21
 
 def rmse_ratio(trials: int) -> dict[str, object]:
     """Distributed noise against local noise for a 20-shop total, same rho, `trials` totals each."""
-    keys, roster = enrol(SHOPS)
+    _keys, roster = enrol(SHOPS)
     config = propose(roster, "bench-rmse", THRESHOLD, trials, 10**6, SENSITIVITY, RHO)
     plan = plan_noise(config)
     distributed = sum(draw_noise_share(config, plan) for _ in range(SHOPS)).astype(np.float64)
     num, den = gaussian_sigma2_for(SENSITIVITY, RHO)
     local = sum(discrete_gaussian(num, den, trials) for _ in range(SHOPS)).astype(np.float64)
     laplace = sum(discrete_laplace(SENSITIVITY * EPSILON.denominator, EPSILON.numerator, trials) for _ in range(SHOPS))
-    rmse = {name: float(np.sqrt(np.mean(v.astype(np.float64) ** 2))) for name, v in
-            (("distributed", distributed), ("local", local), ("laplace", laplace))}  # fmt: skip
+    rmse = {
+        name: float(np.sqrt(np.mean(v.astype(np.float64) ** 2)))
+        for name, v in (("distributed", distributed), ("local", local), ("laplace", laplace))
+    }
     return {
         "secagg.district_rmse_ratio": round(rmse["distributed"] / rmse["local"], 4),
         "secagg.district_rmse_ratio_theory": round(math.sqrt(1 / THRESHOLD), 4),

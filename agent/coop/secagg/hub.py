@@ -153,7 +153,8 @@ class HubRound:
         """Remove the masks and return the district sum (inputs plus noise shares of the survivors)."""
         if self.survivor_list is None or len(self.survivor_list) < self.config.threshold:
             raise RoundAborted("no survivor list at or above the threshold; nothing to unmask")
-        length, bases = self.config.length, {}
+        length = self.config.length
+        bases: dict[tuple[int, ...], list[int]] = {}
         total = np.zeros(length, dtype=np.uint64)
         for shop in self.survivor_list:
             total += self.inputs[shop]

@@ -8,9 +8,11 @@ each party (time.process_time around its own work, decoding included) are counte
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from typing import TypeVar
 
 from agent.coop.secagg.errors import RoundAborted
@@ -58,9 +60,20 @@ def propose(
     """A round over every member of `roster`."""
     participants = tuple(sorted(m.shop_id for m in roster.members))
     return RoundConfig(
-        roster.coop, round_id, roster.digest(), participants, threshold, neighbours, length, value_bound,
-        sensitivity, rho.numerator, rho.denominator, colluders, windows or (round_id,),
-    )  # fmt: skip
+        roster.coop,
+        round_id,
+        roster.digest(),
+        participants,
+        threshold,
+        neighbours,
+        length,
+        value_bound,
+        sensitivity,
+        rho.numerator,
+        rho.denominator,
+        colluders,
+        windows or (round_id,),
+    )
 
 
 def open_shops(
@@ -74,9 +87,14 @@ def open_shops(
     ledgers = ledgers if ledgers is not None else {}
     return {
         shop: ShopRound(
-            keys[shop], shop, roster, roster.digest(), config,
-            ledgers.setdefault(shop, WindowLedger()), bits(shop) if bits else None,
-        )  # fmt: skip
+            keys[shop],
+            shop,
+            roster,
+            roster.digest(),
+            config,
+            ledgers.setdefault(shop, WindowLedger()),
+            bits(shop) if bits else None,
+        )
         for shop in config.participants
     }
 
@@ -87,19 +105,37 @@ class Wire:
     def __init__(self, report: RoundReport) -> None:
         self.report = report
 
-    def carry(self, message: M, sender: str | None, receivers: Iterable[str]) -> M:
-        """Encode at the sender, decode once (every receiver gets the same bytes); book the bytes."""
+    def _book(self, party: str | None, seconds: float) -> None:
+        if party is None:
+            self.report.hub_cpu_s += seconds
+        else:
+            self.report.shop_cpu_s[party] = self.report.shop_cpu_s.get(party, 0.0) + seconds
+
+    def carry(self, message: M, sender: str | None, receivers: Iterable[str] | None) -> M:
+        """Encode at the sender, decode at the receivers (None: the hub); book bytes and CPU to each party.
+
+        The bytes are decoded once, and that time is booked to every receiving shop (each decodes its copy).
+        """
+        start = time.process_time()
         data = message.encode()
-        receivers = list(receivers)
-        for party in ([sender] if sender else []) + receivers:
+        self._book(sender, time.process_time() - start)
+        parties = [] if receivers is None else list(receivers)
+        for party in ([sender] if sender else []) + parties:
             self.report.shop_bytes[party] = self.report.shop_bytes.get(party, 0) + len(data)
         start = time.process_time()
         decoded = decode(data)
         spent = time.process_time() - start
-        for party in receivers:  # decoded once here, but every receiving shop would decode its own copy
-            self.report.shop_cpu_s[party] = self.report.shop_cpu_s.get(party, 0.0) + spent
-        assert type(decoded) is type(message)
-        return decoded  # type: ignore[return-value]
+        targets: list[str | None] = list(parties) if parties else [None]
+        for target in targets:
+            self._book(target, spent)
+        if type(decoded) is not type(message):
+            raise AssertionError(f"{message.kind} decoded as {decoded.kind}")
+        return typing.cast(M, decoded)
+
+    def to_hub(self, handler: Callable[[M], None], message: M, sender: str) -> None:
+        """Carry a shop's message to the hub and run the hub's handler on it."""
+        decoded = self.carry(message, sender, None)
+        self.hub(lambda: handler(decoded))
 
     def shop(self, shop_id: str, work: Callable[[], T]) -> T:
         """Run a shop's step and book its CPU time."""
@@ -107,7 +143,7 @@ class Wire:
         try:
             return work()
         finally:
-            self.report.shop_cpu_s[shop_id] = self.report.shop_cpu_s.get(shop_id, 0.0) + time.process_time() - start
+            self._book(shop_id, time.process_time() - start)
 
     def hub(self, work: Callable[[], T]) -> T:
         """Run a hub step and book its CPU time."""
@@ -115,7 +151,7 @@ class Wire:
         try:
             return work()
         finally:
-            self.report.hub_cpu_s += time.process_time() - start
+            self._book(None, time.process_time() - start)
 
 
 def run_round(
@@ -132,37 +168,36 @@ def run_round(
     gone: set[str] = set()
     try:
         for shop_id, shop in shops.items():
-            advert = wire.shop(shop_id, shop.advertise)
-            wire.hub(lambda a=advert, s=shop_id: hub.receive_advert(wire.carry(a, s, [])))
+            wire.to_hub(hub.receive_advert, wire.shop(shop_id, shop.advertise), shop_id)
         bundle = wire.hub(hub.advert_bundle)
         gone |= set(drop_before_shares)
         live = [s for s in shops if s not in gone]
         received = wire.carry(bundle, None, live)
         for shop_id in live:
-            shares = wire.shop(shop_id, lambda s=shop_id: shops[s].share_keys(received))
-            wire.hub(lambda b=shares, s=shop_id: hub.receive_shares(wire.carry(b, s, [])))
+            shares = wire.shop(shop_id, partial(shops[shop_id].share_keys, received))
+            wire.to_hub(hub.receive_shares, shares, shop_id)
         deliveries = wire.hub(hub.deliveries)
         gone |= set(drop_before_input)
         for shop_id, delivery in deliveries.items():
             if shop_id in gone:
                 continue
             got = wire.carry(delivery, None, [shop_id])
-            masked = wire.shop(shop_id, lambda s=shop_id, d=got: shops[s].masked_input(d, inputs[s]))
-            wire.hub(lambda m=masked, s=shop_id: hub.receive_masked_input(wire.carry(m, s, [])))
+            masked = wire.shop(shop_id, partial(shops[shop_id].masked_input, got, inputs[shop_id]))
+            wire.to_hub(hub.receive_masked_input, masked, shop_id)
         gone |= set(drop_after_input)
         survivors = wire.hub(hub.survivors)
         report.survivors = survivors
         for shop_id in survivors:
             if shop_id in gone:
                 continue
-            signature = wire.shop(shop_id, lambda s=shop_id: shops[s].sign_survivors(survivors))
-            wire.hub(lambda g=signature, s=shop_id: hub.receive_survivor_signature(wire.carry(g, s, [])))
+            signature = wire.shop(shop_id, partial(shops[shop_id].sign_survivors, survivors))
+            wire.to_hub(hub.receive_survivor_signature, signature, shop_id)
         request = wire.hub(hub.unmask_request)
         responders = [s for s in survivors if s not in gone]
         carried = wire.carry(request, None, responders)
         for shop_id in responders:
-            response = wire.shop(shop_id, lambda s=shop_id: shops[s].unmask(carried))
-            wire.hub(lambda r=response, s=shop_id: hub.receive_unmask_response(wire.carry(r, s, [])))
+            response = wire.shop(shop_id, partial(shops[shop_id].unmask, carried))
+            wire.to_hub(hub.receive_unmask_response, response, shop_id)
         report.total = wire.hub(hub.finish)
     except RoundAborted as exc:
         report.aborted = str(exc)

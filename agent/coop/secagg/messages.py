@@ -66,6 +66,16 @@ def _from_json(hint: Any, value: Any) -> Any:
     raise SecAggError(f"cannot decode {hint!r}")  # pragma: no cover - a field type this codec lacks
 
 
+_FIELDS: dict[type, tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def _fields_of(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    """Resolved field types and field names of a message class (resolved once per class)."""
+    if cls not in _FIELDS:
+        _FIELDS[cls] = typing.get_type_hints(cls), frozenset(f.name for f in dataclasses.fields(cls))
+    return _FIELDS[cls]
+
+
 class Message:
     """Base of every message: canonical encoding, decoding by kind, and signing of the body."""
 
@@ -92,8 +102,7 @@ class Message:
         """Rebuild from a decoded JSON object; raise SecAggError on any missing, extra or mistyped field."""
         if not isinstance(obj, dict) or obj.get("kind") != cls.kind:
             raise SecAggError(f"not a {cls.kind} message")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        hints, names = _fields_of(cls)
         if set(obj) != names | {"kind"}:
             raise SecAggError(f"{cls.kind}: fields {sorted(set(obj) ^ (names | {'kind'}))} missing or unknown")
         return cls(**{name: _from_json(hints[name], obj[name]) for name in names})
@@ -119,7 +128,8 @@ def decode(data: bytes) -> Message:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise SecAggError("message is not JSON") from exc
-    cls = Message.registry.get(obj.get("kind")) if isinstance(obj, dict) else None
+    kind = obj.get("kind") if isinstance(obj, dict) else None
+    cls = Message.registry.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise SecAggError("message of unknown kind")
     message = cls.from_obj(obj)

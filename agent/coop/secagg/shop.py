@@ -135,7 +135,10 @@ class ShopRound:
             advert.check_signature(self.roster.key_of(advert.shop_id))
             self.adverts[advert.shop_id] = advert
         mine = self.adverts.get(self.shop_id)
-        if mine is None or (mine.mask_public, mine.enc_public) != (self.mask_key.public_bytes, self.enc_key.public_bytes):
+        if mine is None or (mine.mask_public, mine.enc_public) != (
+            self.mask_key.public_bytes,
+            self.enc_key.public_bytes,
+        ):
             raise Refused("the advert bundle does not carry this shop's own keys")
         if len(self.adverts) < self.config.threshold:
             raise RoundAborted(f"only {len(self.adverts)} shops advertised keys; threshold {self.config.threshold}")
@@ -170,7 +173,9 @@ class ShopRound:
             v = sealed.sender
             if sealed.recipient != self.shop_id or v not in self.neighbours or v not in self.adverts or v in self.held:
                 raise Refused(f"share from {v} is misdirected, duplicated or not from a neighbour")
-            plain = open_sealed(self._share_key(v), sealed.nonce, sealed.ciphertext, share_associated(self.tag, v, self.shop_id))
+            plain = open_sealed(
+                self._share_key(v), sealed.nonce, sealed.ciphertext, share_associated(self.tag, v, self.shop_id)
+            )
             if len(plain) != 2 * SHARE_BYTES:
                 raise Refused(f"share from {v} has the wrong size")
             self.held[v] = (plain[:SHARE_BYTES], plain[SHARE_BYTES:])
@@ -187,7 +192,9 @@ class ShopRound:
         masked = (vector.astype(np.int64) + self.noise).view(np.uint64).copy()
         masked += self_mask(self.seed, self.tag, self.shop_id, self.config.length)
         for v in peers:
-            mask = pair_mask(self.mask_key.agree(self.adverts[v].mask_public), self.tag, self.shop_id, v, self.config.length)
+            mask = pair_mask(
+                self.mask_key.agree(self.adverts[v].mask_public), self.tag, self.shop_id, v, self.config.length
+            )
             if self.shop_id < v:
                 masked += mask
             else:
@@ -206,7 +213,9 @@ class ShopRound:
             raise Refused("survivor list names a shop that never advertised keys")
         if len(survivors) < self.config.threshold:
             self.step = "aborted"
-            raise RoundAborted(f"{len(survivors)} survivors is below threshold {self.config.threshold}; nothing revealed")
+            raise RoundAborted(
+                f"{len(survivors)} survivors is below threshold {self.config.threshold}; nothing revealed"
+            )
         self.signed_survivors, self.step = survivors, "unmask"
         return SurvivorSignature(self.tag, self.shop_id, survivors).signed(self.identity)
 
@@ -227,7 +236,9 @@ class ShopRound:
         for signer, signature in request.signatures.items():
             if signer not in request.survivors:
                 raise Refused(f"survivor signature of {signer}, who is not on the list")
-            SurvivorSignature(self.tag, signer, request.survivors, signature).check_signature(self.roster.key_of(signer))
+            SurvivorSignature(self.tag, signer, request.survivors, signature).check_signature(
+                self.roster.key_of(signer)
+            )
             signers.add(signer)
         if len(signers) < self.config.threshold:
             raise Refused(f"only {len(signers)} shops signed the survivor list; threshold {self.config.threshold}")

@@ -31,14 +31,20 @@ class Coop:
         options: dict = {"value_bound": 10**9, "sensitivity": 20_000, "rho": Fraction(1, 8)} | kwargs
         config = propose(self.roster, round_id, threshold, length, neighbours=neighbours, **options)
         shops = open_shops(
-            self.keys, self.roster, config, self.ledgers, bits=lambda s: DeterministicBitSource(f"{round_id}/{s}".encode())
+            self.keys,
+            self.roster,
+            config,
+            self.ledgers,
+            bits=lambda s: DeterministicBitSource(f"{round_id}/{s}".encode()),
         )
         return config, shops, HubRound(self.roster, config)
 
     def inputs(self, config: RoundConfig, seed: int = 7) -> dict[str, np.ndarray]:
         """Random inputs within the round's bound, one vector per shop."""
         rng = np.random.default_rng(seed)
-        return {s: rng.integers(-config.value_bound, config.value_bound + 1, config.length) for s in config.participants}
+        return {
+            s: rng.integers(-config.value_bound, config.value_bound + 1, config.length) for s in config.participants
+        }
 
 
 @pytest.fixture

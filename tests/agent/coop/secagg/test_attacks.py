@@ -61,7 +61,7 @@ def what_the_hub_can_compute(config, hub, victim: str) -> np.ndarray:
 
 
 def test_declaring_a_shop_dropped_after_its_input_yields_its_mask_key_but_never_its_seed(coop10: Coop) -> None:
-    config, shops, hub, _ = advance_to_inputs(coop10, "r-attack")
+    _config, shops, hub, _ = advance_to_inputs(coop10, "r-attack")
     victim = "store-0004"
     request = declare_dropped(shops, hub, victim)
     assert all(victim not in r.seed_shares for r in hub.responses.values())
@@ -78,7 +78,7 @@ def test_declaring_a_shop_dropped_after_its_input_yields_its_mask_key_but_never_
 
 
 def test_one_request_for_both_secrets_of_a_peer_is_refused_whole(coop10: Coop) -> None:
-    config, shops, hub, _ = advance_to_inputs(coop10, "r-both")
+    _config, shops, hub, _ = advance_to_inputs(coop10, "r-both")
     everyone = hub.survivors()
     for shop_id in everyone:
         hub.receive_survivor_signature(shops[shop_id].sign_survivors(everyone))
@@ -90,7 +90,7 @@ def test_one_request_for_both_secrets_of_a_peer_is_refused_whole(coop10: Coop) -
 
 
 def test_unmask_request_without_threshold_signatures_is_refused(coop10: Coop) -> None:
-    config, shops, hub, _ = advance_to_inputs(coop10, "r-unsigned")
+    _config, shops, hub, _ = advance_to_inputs(coop10, "r-unsigned")
     everyone = hub.survivors()
     for shop_id in everyone[:6]:
         hub.receive_survivor_signature(shops[shop_id].sign_survivors(everyone))
@@ -118,7 +118,7 @@ def test_what_the_attack_leaves_of_the_victims_input_is_uniform_mod_2_64(coop10:
 
 
 def test_adverts_signed_by_another_key_are_refused_by_hub_and_shops(coop10: Coop) -> None:
-    config, shops, hub = coop10.round("r-sig", 7)
+    _config, shops, hub = coop10.round("r-sig", 7)
     adverts = [shop.advertise() for shop in shops.values()]
     forged = dataclasses.replace(adverts[3], mask_public=AgreementKey().public_bytes).signed(IdentityKey())
     with pytest.raises(SecAggError, match="signature"):
@@ -132,7 +132,7 @@ def test_adverts_signed_by_another_key_are_refused_by_hub_and_shops(coop10: Coop
 
 
 def test_tampered_masked_input_and_tampered_or_misdirected_shares_are_refused(coop10: Coop) -> None:
-    config, shops, hub = coop10.round("r-tamper", 7)
+    _config, shops, hub = coop10.round("r-tamper", 7)
     for shop in shops.values():
         hub.receive_advert(shop.advertise())
     bundle = hub.advert_bundle()
@@ -158,8 +158,8 @@ def test_tampered_masked_input_and_tampered_or_misdirected_shares_are_refused(co
 
 
 def test_messages_of_another_round_are_refused(coop10: Coop) -> None:
-    config_a, shops_a, hub_a = coop10.round("r-one", 7)
-    config_b, shops_b, hub_b = coop10.round("r-two", 7)
+    _config_a, shops_a, hub_a = coop10.round("r-one", 7)
+    _config_b, shops_b, hub_b = coop10.round("r-two", 7)
     old = shops_a["store-0001"].advertise()
     with pytest.raises(SecAggError, match="another round"):
         hub_b.receive_advert(old)
@@ -183,7 +183,7 @@ def test_a_round_on_a_roster_with_a_swapped_key_is_refused(coop10: Coop) -> None
 
 
 def test_non_canonical_or_unknown_messages_do_not_decode(coop10: Coop) -> None:
-    config, shops, _ = coop10.round("r-codec", 7)
+    _config, shops, _ = coop10.round("r-codec", 7)
     data = shops["store-0000"].advertise().encode()
     assert decode(data).encode() == data
     with pytest.raises(SecAggError, match="canonical"):

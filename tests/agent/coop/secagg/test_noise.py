@@ -20,7 +20,9 @@ ALPHA = 1e-6
 _, ROSTER = enrol(20)
 
 
-def config_for(threshold: int, sensitivity: int = 1, rho: Fraction = Fraction(1, 8), length: int = 24, colluders: int = 0):
+def config_for(
+    threshold: int, sensitivity: int = 1, rho: Fraction = Fraction(1, 8), length: int = 24, colluders: int = 0
+):
     return propose(ROSTER, "r-noise", threshold, length, 10**6, sensitivity, rho, colluders=colluders)
 
 
