@@ -26,7 +26,7 @@ from agent.coop.secagg.messages import (
 )
 from agent.coop.secagg.primitives import AgreementKey
 from agent.coop.secagg.shamir import Share, combine, lagrange_at_zero
-from agent.coop.secagg.shop import pair_mask, self_mask
+from agent.coop.secagg.shop import pair_mask, seed_commitment, self_mask
 from agent.privacy.sampler import Int64Array
 
 
@@ -147,7 +147,10 @@ class HubRound:
         xs = tuple(s.x for s in shares)
         if xs not in bases:
             bases[xs] = lagrange_at_zero(xs)
-        return combine(shares, needed, bases[xs])
+        try:
+            return combine(shares, needed, bases[xs])
+        except SecAggError as exc:
+            raise RoundAborted(f"shares of {owner}'s {kind} are corrupt (a shop lied)") from exc
 
     def finish(self) -> Int64Array:
         """Remove the masks and return the district sum (inputs plus noise shares of the survivors)."""
@@ -157,8 +160,11 @@ class HubRound:
         bases: dict[tuple[int, ...], list[int]] = {}
         total = np.zeros(length, dtype=np.uint64)
         for shop in self.survivor_list:
+            seed = self._recover(shop, "seed", bases)
+            if seed_commitment(self.tag, shop, seed) != self.adverts[shop].seed_commitment:
+                raise RoundAborted(f"shares of {shop}'s seed do not match its commitment (a shop lied)")
             total += self.inputs[shop]
-            total -= self_mask(self._recover(shop, "seed", bases), self.tag, shop, length)
+            total -= self_mask(seed, self.tag, shop, length)
         survivors = set(self.survivor_list)
         for dropped in sorted(self.senders - survivors):
             key = AgreementKey(self._recover(dropped, "key", bases))

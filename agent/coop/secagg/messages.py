@@ -200,13 +200,18 @@ class RoundConfig(Message):
 
 @dataclass(frozen=True)
 class KeyAdvert(Message):
-    """Round 0: a shop's two fresh X25519 public keys, signed with its identity key."""
+    """Round 0: a shop's two fresh X25519 public keys and a commitment to its seed, signed with its identity key.
+
+    The commitment (a hash of a 32-byte random seed) lets the hub check a rebuilt seed, so a shop that sends
+    wrong shares makes the round abort instead of silently corrupting the sum.
+    """
 
     kind: ClassVar[str] = "key_advert"
     round_tag: bytes
     shop_id: str
     mask_public: bytes
     enc_public: bytes
+    seed_commitment: bytes
     signature: bytes = b""
 
 

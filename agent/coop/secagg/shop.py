@@ -35,7 +35,16 @@ from agent.coop.secagg.messages import (
     canonical,
 )
 from agent.coop.secagg.noise import NoisePlan, check_headroom, draw_noise_share, plan_noise
-from agent.coop.secagg.primitives import AgreementKey, IdentityKey, derive_key, expand_mask, open_sealed, seal
+from agent.coop.secagg.primitives import (
+    DOMAIN,
+    AgreementKey,
+    IdentityKey,
+    derive_key,
+    digest,
+    expand_mask,
+    open_sealed,
+    seal,
+)
 from agent.coop.secagg.shamir import SHARE_BYTES, Share, split
 from agent.privacy.sampler import BitSource, Int64Array
 
@@ -64,6 +73,11 @@ def pair_mask(secret: bytes, tag: bytes, a: str, b: str, length: int) -> np.ndar
 def self_mask(seed: bytes, tag: bytes, shop_id: str, length: int) -> np.ndarray:
     """The mask of a shop's own seed (removed by the hub once survivors reveal the seed)."""
     return expand_mask(derive_key(seed, "self-mask", tag, shop_id), length)
+
+
+def seed_commitment(tag: bytes, shop_id: str, seed: bytes) -> bytes:
+    """A binding, hiding commitment to a 32-byte random seed (SHA-256, domain-separated)."""
+    return digest(DOMAIN + b"seed-commitment", tag, shop_id.encode(), seed)
 
 
 def share_associated(tag: bytes, sender: str, recipient: str) -> bytes:
@@ -121,7 +135,8 @@ class ShopRound:
     def advertise(self) -> KeyAdvert:
         """Round 0: the two fresh public keys, signed with the identity key."""
         self._advance("advertise", "share")
-        advert = KeyAdvert(self.tag, self.shop_id, self.mask_key.public_bytes, self.enc_key.public_bytes)
+        commitment = seed_commitment(self.tag, self.shop_id, self.seed)
+        advert = KeyAdvert(self.tag, self.shop_id, self.mask_key.public_bytes, self.enc_key.public_bytes, commitment)
         return advert.signed(self.identity)
 
     def share_keys(self, bundle: AdvertBundle) -> ShareBundle:

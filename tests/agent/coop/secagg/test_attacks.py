@@ -192,3 +192,38 @@ def test_non_canonical_or_unknown_messages_do_not_decode(coop10: Coop) -> None:
         decode(data.replace(b'"kind":"key_advert"', b'"kind":"nope"'))
     with pytest.raises(SecAggError):
         decode(data[:-1] + b',"extra":1}')
+
+
+def test_a_shop_revealing_a_wrong_seed_share_makes_the_round_abort_instead_of_lying(coop10: Coop) -> None:
+    _config, shops, hub, _ = advance_to_inputs(coop10, "r-liar")
+    key_share, seed_share = shops["store-0001"].held["store-0002"]
+    shops["store-0001"].held["store-0002"] = (key_share, bytes(len(seed_share) - 1) + b"\x01")
+    survivors = hub.survivors()
+    for shop_id in survivors:
+        hub.receive_survivor_signature(shops[shop_id].sign_survivors(survivors))
+    request = hub.unmask_request()
+    for shop_id in survivors:
+        hub.receive_unmask_response(shops[shop_id].unmask(request))
+    # Caught either as no 32-byte secret or as a seed that does not match the advertised commitment.
+    with pytest.raises(RoundAborted, match="a shop lied"):
+        hub.finish()
+
+
+def test_a_shop_sharing_another_seed_than_it_committed_to_is_caught(coop10: Coop) -> None:
+    _config, shops, hub = coop10.round("r-commit", 7)
+    for shop in shops.values():
+        hub.receive_advert(shop.advertise())
+    shops["store-0002"].seed = bytes(32)  # shares (and masks with) a seed other than the committed one
+    bundle = hub.advert_bundle()
+    for shop in shops.values():
+        hub.receive_shares(shop.share_keys(bundle))
+    for shop_id, delivery in hub.deliveries().items():
+        hub.receive_masked_input(shops[shop_id].masked_input(delivery, np.zeros(24, dtype=np.int64)))
+    survivors = hub.survivors()
+    for shop_id in survivors:
+        hub.receive_survivor_signature(shops[shop_id].sign_survivors(survivors))
+    request = hub.unmask_request()
+    for shop_id in survivors:
+        hub.receive_unmask_response(shops[shop_id].unmask(request))
+    with pytest.raises(RoundAborted, match="commitment"):
+        hub.finish()

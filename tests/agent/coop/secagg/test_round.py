@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.coop.secagg.errors import Refused, RoundAborted
+from agent.coop.secagg.errors import Refused, RoundAborted, SecAggError
 from agent.coop.secagg.loopback import run_round
 
 from .conftest import Coop
@@ -89,3 +89,39 @@ def test_a_window_enters_at_most_one_round(coop10: Coop) -> None:
     config_b, shops_b, hub_b = coop10.round("r-b", 7, windows=("2026-11-30", "2026-12-01"))
     with pytest.raises(Refused, match="already entered"):
         run_round(shops_b, hub_b, coop10.inputs(config_b))
+
+
+def test_too_few_unmask_answers_abort_at_the_hub(coop10: Coop) -> None:
+    config, shops, hub = coop10.round("r-quiet", 7)
+    inputs = coop10.inputs(config)
+    report = run_round(shops, hub, inputs)
+    assert report.aborted is None
+    # Replay the last step with only six answers: six shares of each seed cannot rebuild it (t = 7).
+    answers = dict(list(hub.responses.items())[:6])
+    hub.responses = answers
+    with pytest.raises(RoundAborted, match="needed"):
+        hub.finish()
+
+
+@pytest.mark.parametrize(
+    "threshold, colluders, problem",
+    [(5, 0, "exceed"), (7, 4, "exceed"), (11, 0, "between")],
+)
+def test_configurations_that_break_a_guarantee_are_refused(
+    coop10: Coop, threshold: int, colluders: int, problem: str
+) -> None:
+    with pytest.raises(SecAggError, match=problem):
+        coop10.round("r-bad", threshold, colluders=colluders)
+
+
+def test_a_sum_that_could_wrap_around_is_refused(coop10: Coop) -> None:
+    with pytest.raises(SecAggError, match="overflow"):
+        coop10.round("r-wrap", 7, value_bound=1 << 60)
+
+
+def test_the_neighbour_graph_is_symmetric_and_regular() -> None:
+    coop = Coop(30)
+    _config, shops, _ = coop.round("r-graph", 21, neighbours=6)
+    for shop_id, shop in shops.items():
+        assert len(shop.neighbours) == 6 and shop_id not in shop.neighbours
+        assert all(shop_id in shops[v].neighbours for v in shop.neighbours)
