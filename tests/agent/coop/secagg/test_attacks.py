@@ -227,3 +227,20 @@ def test_a_shop_sharing_another_seed_than_it_committed_to_is_caught(coop10: Coop
         hub.receive_unmask_response(shops[shop_id].unmask(request))
     with pytest.raises(RoundAborted, match="commitment"):
         hub.finish()
+
+
+def test_a_sealed_share_replayed_into_another_round_fails_authentication(coop10: Coop) -> None:
+    rounds = []
+    for round_id in ("r-old", "r-new"):
+        _config, shops, hub = coop10.round(round_id, 7)
+        for shop in shops.values():
+            hub.receive_advert(shop.advertise())
+        bundle = hub.advert_bundle()
+        for shop in shops.values():
+            hub.receive_shares(shop.share_keys(bundle))
+        rounds.append((shops, hub.deliveries()))
+    (_, old), (shops, new) = rounds
+    replayed = dataclasses.replace(old["store-0000"].shares[0], round_tag=new["store-0000"].round_tag)
+    forged = dataclasses.replace(new["store-0000"], shares=(replayed,))
+    with pytest.raises(SecAggError, match="authentication"):
+        shops["store-0000"].masked_input(forged, np.zeros(24, dtype=np.int64))
