@@ -19,7 +19,7 @@ from agent.coop.secagg.errors import RoundAborted
 from agent.coop.secagg.hub import HubRound
 from agent.coop.secagg.messages import Member, Message, Roster, RoundConfig, decode
 from agent.coop.secagg.primitives import IdentityKey
-from agent.coop.secagg.shop import ShopRound, WindowLedger
+from agent.coop.secagg.shop import RoundPolicy, ShopRound, WindowLedger
 from agent.privacy.sampler import BitSource, Int64Array
 
 M = TypeVar("M", bound=Message)
@@ -82,8 +82,12 @@ def open_shops(
     config: RoundConfig,
     ledgers: dict[str, WindowLedger] | None = None,
     bits: Callable[[str], BitSource | None] | None = None,
+    policy: RoundPolicy | None = None,
 ) -> dict[str, ShopRound]:
-    """Every participant's ShopRound, each pinning the roster digest it enrolled with."""
+    """Every participant's ShopRound, each pinning the roster digest it enrolled with.
+
+    Without `policy` each shop accepts the proposal's rho and sensitivity (simulations and benchmarks).
+    """
     ledgers = ledgers if ledgers is not None else {}
     return {
         shop: ShopRound(
@@ -93,6 +97,7 @@ def open_shops(
             roster.digest(),
             config,
             ledgers.setdefault(shop, WindowLedger()),
+            policy or RoundPolicy(Fraction(config.rho_num, config.rho_den), config.sensitivity),
             bits(shop) if bits else None,
         )
         for shop in config.participants

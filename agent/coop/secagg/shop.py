@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -47,6 +49,25 @@ from agent.coop.secagg.primitives import (
 )
 from agent.coop.secagg.shamir import SHARE_BYTES, Share, split
 from agent.privacy.sampler import BitSource, Int64Array
+
+
+@dataclass(frozen=True)
+class RoundPolicy:
+    """What this shop accepts from a hub's proposal (the hub is not trusted to pick the privacy level)."""
+
+    max_rho: Fraction  # the most zCDP rho one round may spend on each window it covers
+    sensitivity: int  # this shop's own L2 bound per privacy unit; the round must declare at least this
+    min_honest: int = 2  # threshold minus assumed colluders must be at least this
+
+    def check(self, config: RoundConfig) -> None:
+        """Refuse a proposal that spends more than the policy allows or declares too small a sensitivity."""
+        rho = Fraction(config.rho_num, config.rho_den)
+        if rho > self.max_rho:
+            raise Refused(f"round {config.round_id} asks rho {rho}; this shop's policy allows at most {self.max_rho}")
+        if config.sensitivity < self.sensitivity:
+            raise Refused(f"round {config.round_id} declares sensitivity {config.sensitivity} < {self.sensitivity}")
+        if config.threshold - config.colluders < self.min_honest:
+            raise Refused(f"round {config.round_id}: threshold - colluders < {self.min_honest} honest shops")
 
 
 class WindowLedger:
@@ -96,6 +117,7 @@ class ShopRound:
         pinned_roster_digest: bytes,
         config: RoundConfig,
         ledger: WindowLedger,
+        policy: RoundPolicy,
         bits: BitSource | None = None,
     ) -> None:
         if roster.digest() != pinned_roster_digest or config.roster_digest != pinned_roster_digest:
@@ -103,6 +125,7 @@ class ShopRound:
         if config.coop != roster.coop or roster.key_of(shop_id) != identity.public_bytes:
             raise Refused(f"{shop_id} is not enrolled with this identity key in coop {roster.coop}")
         graph.check_graph(config)
+        policy.check(config)
         for participant in config.participants:
             roster.key_of(participant)
         config.index_of(shop_id)

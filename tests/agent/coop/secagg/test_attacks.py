@@ -14,12 +14,13 @@ from agent.coop.secagg.errors import Refused, RoundAborted, SecAggError
 from agent.coop.secagg.loopback import propose
 from agent.coop.secagg.messages import Member, Roster, UnmaskRequest, decode
 from agent.coop.secagg.primitives import AgreementKey, IdentityKey
-from agent.coop.secagg.shop import ShopRound, WindowLedger, pair_mask, self_mask
+from agent.coop.secagg.shop import RoundPolicy, ShopRound, WindowLedger, pair_mask, self_mask
 
 from .conftest import Coop
 
 #: Every statistical assertion here fails by chance with probability below this.
 ALPHA = 1e-6
+POLICY = RoundPolicy(max_rho=Fraction(1, 8), sensitivity=1)
 
 
 def advance_to_inputs(coop: Coop, round_id: str, length: int = 24, values: int = 0):
@@ -179,7 +180,9 @@ def test_a_round_on_a_roster_with_a_swapped_key_is_refused(coop10: Coop) -> None
     swapped = Roster(coop10.roster.coop, tuple(members))
     config = propose(swapped, "r-swap", 7, 24, 10**6, 1, Fraction(1, 8))
     with pytest.raises(Refused, match="roster"):
-        ShopRound(coop10.keys["store-0000"], "store-0000", swapped, coop10.roster.digest(), config, WindowLedger())
+        ShopRound(
+            coop10.keys["store-0000"], "store-0000", swapped, coop10.roster.digest(), config, WindowLedger(), POLICY
+        )
 
 
 def test_non_canonical_or_unknown_messages_do_not_decode(coop10: Coop) -> None:
@@ -244,3 +247,28 @@ def test_a_sealed_share_replayed_into_another_round_fails_authentication(coop10:
     forged = dataclasses.replace(new["store-0000"], shares=(replayed,))
     with pytest.raises(SecAggError, match="authentication"):
         shops["store-0000"].masked_input(forged, np.zeros(24, dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "rho, colluders, policy, problem",
+    [
+        (Fraction(1, 2), 0, POLICY, "policy allows"),
+        (Fraction(1, 8), 0, RoundPolicy(Fraction(1, 8), sensitivity=2), "sensitivity"),
+        (Fraction(1, 8), 2, RoundPolicy(Fraction(1, 8), sensitivity=1, min_honest=7), "honest"),
+    ],
+)
+def test_a_proposal_beyond_the_shops_policy_is_refused(
+    coop10: Coop, rho: Fraction, colluders: int, policy: RoundPolicy, problem: str
+) -> None:
+    # The hub picks the round's parameters; each shop holds them to its own policy.
+    config = propose(coop10.roster, "r-policy", 8, 24, 10**6, 1, rho, colluders=colluders)
+    with pytest.raises(Refused, match=problem):
+        ShopRound(
+            coop10.keys["store-0000"],
+            "store-0000",
+            coop10.roster,
+            coop10.roster.digest(),
+            config,
+            WindowLedger(),
+            policy,
+        )
