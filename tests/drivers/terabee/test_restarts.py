@@ -139,3 +139,26 @@ def test_a_u16_wrap_while_the_agent_is_down_is_counted_once(tmp_path: Path) -> N
         assert shop.truth == [11, 0] and shop.counters.count_in == 6
     finally:
         shop.device.close()
+
+
+def test_a_reset_on_start_counts_from_zero_whatever_baseline_was_stored(shop: Shop) -> None:
+    with shop.agent:
+        take_baseline(shop)
+        for _ in range(3):
+            shop.cross("in")
+        shop.wait_counted()
+    for _ in range(2):
+        shop.counters.cross("in")  # counted by the device while the agent is down, then lost to the reset
+    options = {"port": str(shop.device.link_path), "door": "front", "reset_counters_on_start": True}
+    with agent_running(shop.db, lambda: TerabeeDriver.from_options(NAME, options)):
+        seen = bytearray()
+
+        def reset_sent() -> bool:
+            seen.extend(shop.device.read_available())
+            return RESET_COUNTERS_COMMAND in seen
+
+        wait_until(reset_sent, "the reset command")
+        shop.counters.power_cycle()  # what the device does on that command
+        shop.cross("in")
+        wait_until(lambda: stored_totals(shop.db, NAME) == (4, 0), "three counted before, one since the reset")
+        wait_until(lambda: stored_state(shop.db, NAME) == {"counters:5e000001": "1,0"}, "the baseline after reset")
