@@ -125,12 +125,24 @@ class BackgroundDriver(DeclaredOptions):
         """Close what _connect opened."""
 
     # -- the stop gate -----------------------------------------------------------------------------
-    def _emit(self, sink: Sink, reading: Reading) -> bool:
-        """Hand a reading to the sink unless stop() has begun; False when it was dropped for that reason."""
+    def _emit(self, sink: Sink, reading: Reading, state: Mapping[str, str] | None = None) -> bool:
+        """Hand a reading (with the driver state it brings about, saved in the same transaction) to the
+        sink unless stop() has begun; False when it was dropped for that reason."""
         with self._emit_lock:
             if self._stopped:
                 return False
-            sink.emit(reading)
+            if state:
+                sink.emit(reading, state)
+            else:
+                sink.emit(reading)  # sinks written before driver state existed keep working
+            return True
+
+    def _save_state(self, sink: Sink, state: Mapping[str, str]) -> bool:
+        """Save driver state that goes with no reading, unless stop() has begun."""
+        with self._emit_lock:
+            if self._stopped:
+                return False
+            sink.save_state(self.name, state)
             return True
 
     def _emit_all(self, sink: Sink, readings: Sequence[Reading]) -> bool:

@@ -5,6 +5,10 @@ background and `stop()` ends it; after `stop()` returns nothing more reaches the
 never raises for a device problem: it reports through the sink and `health()` and keeps trying.
 Drivers emit readings and problems through the sink and never touch SQLite, MQTT or the scheduler.
 The agent stamps every reading on receipt, so drivers need no clock.
+
+A driver that turns a device's cumulative counter into deltas keeps its baseline in the agent's
+store (`state`, `save_state`, `load_state`): small text values of its own, local only, committed in
+the same transaction as the readings they account for, so a restart counts each crossing once.
 """
 
 from __future__ import annotations
@@ -16,12 +20,40 @@ from typing import Any, ClassVar, Protocol
 
 from agent.driver_api.readings import Reading
 
+# A driver's state is bookkeeping, not data: a few short values (a counter baseline), never blobs.
+MAX_STATE_KEY = 128
+MAX_STATE_VALUE = 1024
+MAX_STATE_KEYS = 16  # per emit or save_state
+
+
+def state_problem(state: Mapping[str, str]) -> str | None:
+    """Why the store would refuse this driver state, or None."""
+    if len(state) > MAX_STATE_KEYS:
+        return f"{len(state)} state keys at once (at most {MAX_STATE_KEYS})"
+    for key, value in state.items():
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_STATE_KEY:
+            return f"state key {str(key)[:40]!r} is not text of 1 to {MAX_STATE_KEY} characters"
+        if not isinstance(value, str) or len(value) > MAX_STATE_VALUE:
+            return f"state {key[:40]!r} is not text of at most {MAX_STATE_VALUE} characters"
+    return None
+
 
 class Sink(Protocol):
     """Where a running driver sends what it saw."""
 
-    def emit(self, reading: Reading) -> None:
-        """Hand one reading to the agent; it is accepted once the agent's batch commits."""
+    def emit(self, reading: Reading, state: Mapping[str, str] | None = None) -> None:
+        """Hand one reading to the agent; it is accepted once the agent's batch commits.
+
+        `state` (key -> value, the driver's own, e.g. a counter's new baseline) is saved in the same
+        transaction as the reading: after a crash both are stored or neither is.
+        """
+
+    def save_state(self, driver: str, state: Mapping[str, str]) -> None:
+        """Save state that goes with no reading (a baseline taken at first sight), in emission order."""
+
+    def load_state(self, driver: str, key: str) -> str | None:
+        """The value last committed for `key` of this driver (everything emitted before is committed
+        first), or None. Raises DriverError when the store cannot answer; the driver then retries."""
 
     def bad_frame(self, driver: str, reason: str) -> None:
         """Count a corrupt or truncated frame that was skipped."""

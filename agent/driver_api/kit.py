@@ -39,7 +39,7 @@ from unittest import mock
 
 from agent.driver_api.contract import Driver, DriverOptionError
 from agent.driver_api.options import Options
-from agent.driver_api.readings import Reading
+from agent.driver_api.recording import RecordingSink
 from agent.driver_api.sample_toml import sample_problems
 
 __all__ = [
@@ -103,49 +103,6 @@ def occupy_tcp_port(device: Any, options: Mapping[str, Any]) -> Callable[[], Non
     holder.bind((str(options.get("host", "127.0.0.1")), int(options["port"])))
     holder.listen()
     return holder.close
-
-
-class RecordingSink:
-    """A Sink that records everything and lets a check wait for a condition."""
-
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-        self.bad: list[str] = []
-        self.problems: list[str] = []
-        self._changed = threading.Condition()
-
-    def emit(self, reading: Reading) -> None:
-        """Record a reading."""
-        with self._changed:
-            self.readings.append(reading)
-            self._changed.notify_all()
-
-    def bad_frame(self, driver: str, reason: str) -> None:
-        """Record a bad frame."""
-        with self._changed:
-            self.bad.append(reason)
-            self._changed.notify_all()
-
-    def problem(self, driver: str, message: str) -> None:
-        """Record a problem."""
-        with self._changed:
-            self.problems.append(message)
-            self._changed.notify_all()
-
-    def flush(self, timeout: float = 10.0) -> bool:
-        """Everything is recorded synchronously, so it is always flushed."""
-        return True
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
-        """Wait until predicate() holds, or fail saying `what` did not happen."""
-        with self._changed:
-            if not self._changed.wait_for(predicate, timeout):
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-    def snapshot(self) -> tuple[list[Reading], list[str], list[str]]:
-        """Copies of everything recorded so far."""
-        with self._changed:
-            return list(self.readings), list(self.bad), list(self.problems)
 
 
 def _poll(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -1,7 +1,8 @@
 """One writer thread that stamps readings on receipt and commits them to SQLite in batches.
 
 A reading counts as accepted only once its batch has committed; `flush()` waits for that. The queue
-is bounded, so a flood of readings slows the drivers down instead of growing memory.
+is bounded, so a flood of readings slows the drivers down instead of growing memory. A driver's state
+(a counter baseline) travels with the reading it accounts for and lands in the same transaction.
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ import queue
 import sqlite3
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.clock import Clock, boot_id
-from agent.driver_api import Basket, BasketLine, DoorCount, PresenceChange, Reading
+from agent.driver_api import Basket, BasketLine, DoorCount, DriverError, PresenceChange, Reading
+from agent.driver_api.contract import state_problem
 from agent.logs import RateLimitedLog
 from agent.privacy.bounds import OTHER
-from agent.store import Store, raw_events
+from agent.store import Store, driver_state, raw_events
 from agent.threads import start_guarded
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ MAX_COUNT = 1_000_000  # entries or exits in one DoorCount: far above any door, 
 MAX_CENTS = 10**13  # |amount| of one basket or line: 100 billion in cents, far below int64
 MAX_QUANTITY = 10**6
 MAX_TEXT = 4096  # characters in one stored text field
+LOAD_STATE_WAIT_S = 10.0  # a driver's first sight of a sensor waits this long for earlier readings to commit
 
 
 def unstorable(reading: Reading) -> str | None:
@@ -75,7 +78,8 @@ class StampedReading:
     wall_ns: int
     synced: bool
     driver: str
-    reading: Reading
+    reading: Reading | None  # None: a save of driver state alone
+    state: tuple[tuple[str, str], ...] = ()  # the driver's (key, value) pairs, saved with the reading
 
 
 class IngestWriter:
@@ -109,17 +113,25 @@ class IngestWriter:
         """The Sink handed to one driver instance."""
         return DriverSink(self, driver)
 
-    def submit(self, driver: str, reading: Reading) -> bool:
+    def submit(self, driver: str, reading: Reading | None, state: Mapping[str, str] | None = None) -> bool:
         """Stamp now and queue; False (counted, logged) when the reading is refused.
+
+        `state` is committed with the reading or not at all (a refused reading takes its state along).
 
         A reading the store could never hold is refused at once, on its own. A full queue (the store is
         not keeping up, e.g. a full disk) blocks the driver for up to QUEUE_WAIT_S, then refuses: a
         webhook then answers 503 and its sender retries later; nothing that was acknowledged is lost.
         """
-        reason = unstorable(reading)
+        reason = (None if reading is None else unstorable(reading)) or state_problem(state or {})
         if reason is None:
             stamped = StampedReading(
-                self.boot, self.clock.monotonic_ns(), self.clock.wall_ns(), self.clock.synced(), driver, reading
+                self.boot,
+                self.clock.monotonic_ns(),
+                self.clock.wall_ns(),
+                self.clock.synced(),
+                driver,
+                reading,
+                tuple((state or {}).items()),
             )
             try:
                 self._queue.put(stamped, timeout=QUEUE_WAIT_S)
@@ -241,13 +253,15 @@ class IngestWriter:
             if isinstance(s.reading, PresenceChange)
         ]
         baskets = [s for s in batch if isinstance(s.reading, Basket)]
+        states = [(s.driver, key, value, s.wall_ns) for s in batch for key, value in s.state]
         with self.store.transaction() as conn:
             for stamped in baskets:
                 self._insert_basket(conn, stamped)
             raw_events.insert_door_counts(conn, doors)
             raw_events.insert_presence(conn, presence)
+            driver_state.save(conn, states)  # in batch order: a later baseline replaces an earlier one
         with self._lock:
-            self.accepted += len(batch)
+            self.accepted += sum(s.reading is not None for s in batch)
 
     def _insert_basket(self, conn: sqlite3.Connection, stamped: StampedReading) -> None:
         """Store a basket once per (driver, source_id): a replayed webhook or re-read file adds nothing."""
@@ -303,9 +317,22 @@ class DriverSink:
     driver: str
     closed: bool = False
 
-    def emit(self, reading: Reading) -> None:
+    def emit(self, reading: Reading, state: Mapping[str, str] | None = None) -> None:
         if not self.closed:
-            self.writer.submit(self.driver, reading)
+            self.writer.submit(self.driver, reading, state)
+
+    def save_state(self, driver: str, state: Mapping[str, str]) -> None:
+        if not self.closed:
+            self.writer.submit(self.driver, None, state)
+
+    def load_state(self, driver: str, key: str) -> str | None:
+        # Commit what this driver emitted before, so the value read is never older than its readings.
+        if not self.writer.flush(LOAD_STATE_WAIT_S):
+            raise DriverError(f"the store has not committed earlier readings ({self.writer.store_error or 'busy'})")
+        try:
+            return driver_state.load(self.writer.store.conn(), self.driver, key)
+        except sqlite3.Error as exc:
+            raise DriverError(f"cannot read the state of driver {self.driver}: {exc}") from exc
 
     def bad_frame(self, driver: str, reason: str) -> None:
         with self.writer._lock:

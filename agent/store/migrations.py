@@ -169,3 +169,14 @@ def _outbox_rejections(db: sqlite_utils.Database) -> None:
     # Refused pending rows are few (usually none); this keeps "is an older row of this topic refused?"
     # a lookup in an empty index on every batch.
     db.execute("CREATE INDEX outbox_refused ON outbox(topic, seq) WHERE delivered_wall_ns IS NULL AND rejections > 0")
+
+
+@migration("0010_driver_state")
+def _driver_state(db: sqlite_utils.Database) -> None:
+    # A driver's own small bookkeeping (a cumulative counter's baseline), written in the same
+    # transaction as the readings it accounts for, so a restart counts only what is new. Local only.
+    db.execute(
+        """CREATE TABLE driver_state (
+            driver TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated_wall_ns INTEGER NOT NULL,
+            PRIMARY KEY (driver, key)) WITHOUT ROWID"""
+    )

@@ -30,6 +30,7 @@ class MyDeviceDriver(SerialDriver):
         super().__init__(name, port, baudrate)
         self.door = door
         self.deltas = CounterDeltas()  # kept across reconnects: the same device, the same counters
+        self._restored = False  # the baseline stored by the previous run has been looked up
         self.parser = LineParser()
 
     def doors(self) -> list[str]:
@@ -54,6 +55,17 @@ class MyDeviceDriver(SerialDriver):
         with self._health.lock:
             self._health.frames, self._health.bad_frames = self.parser.frames, self.parser.bad_frames
         for counts in lines:
+            if not self._restored:  # once per run: the baseline the previous run stored with its counts
+                stored = sink.load_state(self.name, "counters")
+                self.deltas = (CounterDeltas.from_baseline(stored) if stored else None) or self.deltas
+                self._restored = True
+            before = self.deltas.baseline()
             entries, exits = self.deltas.update(counts)
-            if (entries or exits) and not self._emit(sink, DoorCount(self.door, entries, exits)):
+            # The new baseline goes with the reading, in one transaction: a crash keeps both or neither.
+            state = {"counters": self.deltas.baseline()}
+            if entries or exits:
+                sent = self._emit(sink, DoorCount(self.door, entries, exits), state)
+            else:
+                sent = state["counters"] == before or self._save_state(sink, state)
+            if not sent:
                 return  # stop() has begun: nothing more reaches the sink

@@ -105,7 +105,8 @@ class CounterDeltas:
     """Cumulative u16 counters to deltas: the first line sets the baseline.
 
     A drop from at least 64536 to below 1000 is a wrap; any other drop means the device restarted
-    at zero, and the new values are counted in full.
+    at zero, and the new values are counted in full. The driver stores `baseline()` with each reading
+    and restores it with `from_baseline()` after a restart, so a restart counts only what is new.
     """
 
     last: Counts | None = None
@@ -119,3 +120,15 @@ class CounterDeltas:
         if any(new < old and not (old >= COUNTER_MODULUS - 1000 and new < 1000) for new, old in pairs):
             return counts.entries, counts.exits
         return (counts.entries - last.entries) % COUNTER_MODULUS, (counts.exits - last.exits) % COUNTER_MODULUS
+
+    def baseline(self) -> str:
+        """The baseline as text for driver state ("entries,exits"); "" while there is none."""
+        return "" if self.last is None else f"{self.last.entries},{self.last.exits}"
+
+    @classmethod
+    def from_baseline(cls, text: str) -> CounterDeltas | None:
+        """The deltas whose stored baseline is `text`; None when the text is not one."""
+        parts = text.split(",")
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() and int(p) < COUNTER_MODULUS for p in parts):
+            return None
+        return cls(Counts(int(parts[0]), int(parts[1])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, ClassVar
 
@@ -18,10 +19,12 @@ from drivers.modbus_counter.protocol import (
     ReplyParser,
     decode_counter,
     read_request,
+    state_key,
 )
 
 PARITIES = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 OFFLINE_AFTER_TIMEOUTS = 3
+log = logging.getLogger(__name__)
 
 
 class ModbusCounterDriver(SerialDriver):
@@ -57,7 +60,12 @@ class ModbusCounterDriver(SerialDriver):
         self.poll_interval_s, self.response_timeout_s = poll_interval_s, response_timeout_s
         self.swap_direction = swap_direction
         self.parser = ReplyParser(slave)
-        self.deltas = CounterDeltas()  # kept across reconnects: the same device, the same counters
+        # Kept across reconnects (the same device, the same counters) and stored with each reading, so
+        # an agent restart counts only the crossings since the last stored reading.
+        self.deltas = CounterDeltas()
+        self.state_key = state_key(slave)
+        self._restored = False  # the stored baseline has been looked up
+        self._saved = ""  # the baseline last handed to the sink
         self.firmware = ""
         self.status = 0
         self.timeouts = 0
@@ -134,8 +142,31 @@ class ModbusCounterDriver(SerialDriver):
             self._report(sink, "bad_frame", "register map")
             return
         self.firmware, self.status = state.firmware, state.status
+        if not self._restored:
+            self._restore(sink)
         entries, exits = self.deltas.update(state)
         if self.swap_direction:
             entries, exits = exits, entries
+        baseline = self.deltas.baseline()
+        changed = {self.state_key: baseline} if baseline != self._saved else None
         if entries or exits:
-            self._emit(sink, DoorCount(self.door, entries, exits))
+            sent = self._emit(sink, DoorCount(self.door, entries, exits), changed)
+        else:
+            sent = changed is None or self._save_state(sink, changed)
+        if sent:
+            self._saved = baseline
+
+    def _restore(self, sink: Sink) -> None:
+        """Take up the baseline stored with this counter's last readings (before this run's first one)."""
+        stored = sink.load_state(self.name, self.state_key)  # a DriverError here is an outage: retried
+        restored = None if stored is None else CounterDeltas.from_baseline(stored)
+        if restored is not None and stored is not None:
+            self.deltas, self._saved = restored, stored
+        else:
+            log.info(
+                "%s: no stored baseline for slave %d; its first reading becomes the baseline and the"
+                " crossings before it are not counted",
+                self.name,
+                self.slave,
+            )
+        self._restored = True

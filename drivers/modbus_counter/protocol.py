@@ -192,10 +192,12 @@ class ReplyParser:
 class CounterDeltas:
     """Turns the cumulative u32 entries/exits into deltas, like Terabee's CounterDeltas.
 
-    The first reading sets the baseline (the counter may have counted for days before the agent
-    started; those crossings are not ours to report). A changed boot_count means the device restarted
-    at zero, so the new values are counted in full. A drop from at least WRAP_HIGH to below WRAP_LOW
-    is a u32 wrap; any other drop is a reset.
+    The driver restores the baseline stored with its last readings (`from_baseline`), so a restart of
+    the agent counts only what is new. Without one, the first reading sets it (the counter may have
+    counted for days before the agent started; those crossings are not ours to report). A changed
+    boot_count means the device restarted at zero, so the new values are counted in full. A drop from
+    at least WRAP_HIGH to below WRAP_LOW is a u32 wrap; any other drop is a reset: never a negative,
+    never a re-count.
     """
 
     last_entries: int | None = None
@@ -221,3 +223,23 @@ class CounterDeltas:
             exits = (state.exits - self.last_exits) % COUNTER_MODULUS
         self.last_entries, self.last_exits, self.boot_count = state.entries, state.exits, state.boot_count
         return entries, exits
+
+    def baseline(self) -> str:
+        """The baseline as the text the driver stores ("entries,exits,boot_count"); "" while there is none."""
+        return "" if self.last_entries is None else f"{self.last_entries},{self.last_exits},{self.boot_count}"
+
+    @classmethod
+    def from_baseline(cls, text: str) -> CounterDeltas | None:
+        """The deltas whose stored baseline is `text`; None when the text is not one."""
+        parts = text.split(",")
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+            return None
+        entries, exits, boot_count = (int(p) for p in parts)
+        if max(entries, exits) >= COUNTER_MODULUS or boot_count >= 1 << 16:
+            return None
+        return cls(entries, exits, boot_count)
+
+
+def state_key(slave: int) -> str:
+    """The key of one counter's baseline in the driver's state (its registers are per slave address)."""
+    return f"counters:slave-{slave}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
 import serial
@@ -15,9 +16,11 @@ from drivers.terabee.protocol import (
     TerabeeParser,
     bptd_mode_command,
     reset_counters_command,
+    state_key,
 )
 
 READ_TIMEOUT_S = 0.2
+log = logging.getLogger(__name__)
 
 
 class TerabeeDriver(SerialDriver):
@@ -56,8 +59,18 @@ class TerabeeDriver(SerialDriver):
         )
         self.door, self.swap_direction, self.frame_length = door, swap_direction, frame_length
         self.reset_counters_on_start = reset_counters_on_start
-        self.deltas = CounterDeltas()  # kept across reconnects: the same device, the same counters
+        # Per sensor (state key), kept across reconnects: the same device, the same counters. Each
+        # baseline is also stored with the readings it accounts for, so a restart counts only the delta.
+        self.sensors: dict[str, CounterDeltas] = {}
+        self._key = state_key(None)
+        self._saved: dict[str, str] = {}  # the baseline last handed to the sink, per sensor
+        self._counters_reset = False  # we just reset the device: the next sensor seen starts from zero
         self.parser = TerabeeParser(frame_length)
+
+    @property
+    def deltas(self) -> CounterDeltas:
+        """The counter deltas of the sensor seen last."""
+        return self.sensors.get(self._key) or CounterDeltas()
 
     def doors(self) -> list[str]:
         """The one door this sensor watches."""
@@ -69,6 +82,7 @@ class TerabeeDriver(SerialDriver):
         if self.reset_counters_on_start and first:
             # The baseline starts at zero, so the device's counters must too (see CounterDeltas).
             port.write(reset_counters_command())
+            self._counters_reset = True
 
     def _serve(self, sink: Sink, port: serial.SerialBase) -> None:
         parser = self.parser
@@ -84,7 +98,41 @@ class TerabeeDriver(SerialDriver):
             self._health.frames = parser.frames
             self._health.bad_frames = parser.bad_frames
         for frame in frames:
-            count_in, count_out = self.deltas.update(frame)
+            key = state_key(frame.sensor_id)
+            deltas = self.sensors.get(key) or self._first_sight(sink, key, frame)
+            self._key = key
+            count_in, count_out = deltas.update(frame)
             entries, exits = (count_out, count_in) if self.swap_direction else (count_in, count_out)
-            if (entries or exits) and not self._emit(sink, DoorCount(self.door, entries, exits)):
-                return
+            baseline = deltas.baseline()
+            state = {key: baseline} if baseline != self._saved.get(key) else None
+            if entries or exits:
+                sent = self._emit(sink, DoorCount(self.door, entries, exits), state)
+            else:
+                sent = state is None or self._save_state(sink, state)
+            if not sent:
+                return  # stop() has begun: nothing more reaches the sink
+            self._saved[key] = baseline
+
+    def _first_sight(self, sink: Sink, key: str, frame: CountFrame) -> CounterDeltas:
+        """The deltas of a sensor this run has not seen: from zero after our reset, else its stored
+        baseline, else (no baseline anywhere) one taken from this frame, which then counts nothing."""
+        if self._counters_reset:
+            deltas = CounterDeltas(sensor_id=frame.sensor_id)
+        else:
+            stored = sink.load_state(self.name, key)  # a DriverError here is an outage: reported, retried
+            restored = None if stored is None else CounterDeltas.from_baseline(stored, frame.sensor_id)
+            if restored is not None and stored is not None:
+                self._saved[key] = stored
+            else:
+                log.info(
+                    "%s: no stored baseline for %s; its counters (%d in, %d out) become the baseline and"
+                    " the crossings before them are not counted",
+                    self.name,
+                    key,
+                    frame.count_in,
+                    frame.count_out,
+                )
+            deltas = restored or CounterDeltas(last_in=None)
+        self._counters_reset = False
+        self.sensors[key] = deltas
+        return deltas

@@ -241,25 +241,32 @@ class TerabeeParser:
 
 @dataclasses.dataclass
 class CounterDeltas:
-    """Turns the device's cumulative u16 IN/OUT counters into per-frame deltas.
+    """Turns one sensor's cumulative u16 IN/OUT counters into per-frame deltas.
 
-    The baseline starts at zero: the device counts from zero at power-on (and the driver resets the
-    counters on its first connection), so the first frame's counters are crossings. A counter that
-    drops is a u16 wrap only when it goes from at least WRAP_HIGH to below WRAP_LOW; any other drop
-    (or a new sensor id) means the device reset, and the new values are the delta. The baseline is
-    kept across reconnects, so a device that kept counting while unplugged yields exactly the
-    crossings it saw meanwhile, and none twice.
+    The baseline is the pair of counters last accounted for. It starts at zero when the driver has
+    just reset the device's counters; it is restored from the agent's store after a restart
+    (`from_baseline`), so only crossings since the last stored frame count; and with neither
+    (`last_in` None: a sensor first seen, its counters not reset) the first frame only sets it, since
+    the crossings before it are not known to be new. A counter that drops is a u16 wrap only when it
+    goes from at least WRAP_HIGH to below WRAP_LOW; any other drop (or a new sensor id) means the
+    device reset (a power cycle), and the new values are the delta: never negative, never a re-count.
+    The baseline is kept across reconnects, so a device that kept counting while unplugged yields
+    exactly the crossings it saw meanwhile, and none twice.
     """
 
-    last_in: int = 0
+    last_in: int | None = 0
     last_out: int = 0
     sensor_id: int | None = None
     resets: int = 0
 
     def update(self, frame: CountFrame) -> tuple[int, int]:
         """(new IN crossings, new OUT crossings) since the previous frame."""
+        if self.last_in is None:
+            self.last_in, self.last_out, self.sensor_id = frame.count_in, frame.count_out, frame.sensor_id
+            return 0, 0
+        last_in = self.last_in
         went_down = [
-            (new, old) for new, old in ((frame.count_in, self.last_in), (frame.count_out, self.last_out)) if new < old
+            (new, old) for new, old in ((frame.count_in, last_in), (frame.count_out, self.last_out)) if new < old
         ]
         reset = any(not (old >= WRAP_HIGH and new < WRAP_LOW) for new, old in went_down)
         if frame.sensor_id is not None and self.sensor_id is not None and frame.sensor_id != self.sensor_id:
@@ -268,9 +275,26 @@ class CounterDeltas:
             self.resets += 1
             delta_in, delta_out = frame.count_in, frame.count_out
         else:
-            delta_in = (frame.count_in - self.last_in) % COUNTER_MODULUS
+            delta_in = (frame.count_in - last_in) % COUNTER_MODULUS
             delta_out = (frame.count_out - self.last_out) % COUNTER_MODULUS
         self.last_in, self.last_out = frame.count_in, frame.count_out
         if frame.sensor_id is not None:
             self.sensor_id = frame.sensor_id
         return delta_in, delta_out
+
+    def baseline(self) -> str:
+        """The baseline as the text the driver stores ("in,out"); "" while there is none."""
+        return "" if self.last_in is None else f"{self.last_in},{self.last_out}"
+
+    @classmethod
+    def from_baseline(cls, text: str, sensor_id: int | None) -> CounterDeltas | None:
+        """The deltas of a sensor whose stored baseline is `text`; None when the text is not one."""
+        parts = text.split(",")
+        if len(parts) != 2 or not all(p.isascii() and p.isdigit() and int(p) < COUNTER_MODULUS for p in parts):
+            return None
+        return cls(int(parts[0]), int(parts[1]), sensor_id)
+
+
+def state_key(sensor_id: int | None) -> str:
+    """The key of one sensor's baseline in the driver's state: by sensor id where frames carry one."""
+    return "counters" if sensor_id is None else f"counters:{sensor_id:08x}"

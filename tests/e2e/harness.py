@@ -100,6 +100,11 @@ class Shop:
         path = self.workdir / "agent.log"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
+    def agent_log_full(self) -> str:
+        """Everything every agent process of this shop has logged (the file is appended to)."""
+        path = self.workdir / "agent.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, on_fail: Callable[[], str] = str) -> None:
     deadline = time.monotonic() + timeout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.driver_api import DoorCount, DriverOptionError
+from agent.driver_api import DoorCount, DriverOptionError, kit
 from drivers.terabee.driver import TerabeeDriver
 from firmware_sim.pty_device import PtyDevice
 from firmware_sim.terabee import BPTD_MODE_COMMAND, RESET_COUNTERS_COMMAND, TerabeeCounters
@@ -18,37 +17,15 @@ from firmware_sim.terabee import BPTD_MODE_COMMAND, RESET_COUNTERS_COMMAND, Tera
 README = Path(__file__).parents[3] / "drivers" / "terabee" / "README.md"
 
 
-class RecordingSink:
-    """Records everything a driver sends, and lets a test wait for a condition."""
+class RecordingSink(kit.RecordingSink):
+    """The kit's sink (it keeps driver state too), with this file's short waits and door totals."""
 
-    def __init__(self) -> None:
-        self.readings: list[DoorCount] = []
-        self.bad: list[str] = []
-        self.problems: list[str] = []
-        self._changed = threading.Condition()
-
-    def emit(self, reading: DoorCount) -> None:
-        with self._changed:
-            self.readings.append(reading)
-            self._changed.notify_all()
-
-    def bad_frame(self, driver: str, reason: str) -> None:
-        with self._changed:
-            self.bad.append(reason)
-            self._changed.notify_all()
-
-    def problem(self, driver: str, message: str) -> None:
-        with self._changed:
-            self.problems.append(message)
-            self._changed.notify_all()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        with self._changed:
-            assert self._changed.wait_for(predicate, timeout), "timed out waiting for the driver"
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "the driver") -> None:
+        super().wait_for(predicate, timeout, what)
 
     def totals(self) -> tuple[int, int]:
-        with self._changed:
-            return sum(r.entries for r in self.readings), sum(r.exits for r in self.readings)
+        readings = [r for r in self.snapshot()[0] if isinstance(r, DoorCount)]
+        return sum(r.entries for r in readings), sum(r.exits for r in readings)
 
 
 def poll(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
