@@ -178,3 +178,20 @@ def test_check_config_says_when_the_config_is_still_the_unedited_sample(tmp_path
         [sys.executable, "-m", "agent.cli", "check-config", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 2 and "unedited sample" in result.stderr, result.stderr
+
+
+def test_the_pos_examples_in_docs_load(tmp_path: Path) -> None:
+    """docs/pos.md's worked examples are real configurations: each loads with the installed drivers."""
+    import re as regex
+
+    from tests.conftest import BASE_CONFIG
+
+    text = (Path(__file__).parents[2] / "docs" / "pos.md").read_text()
+    blocks = regex.findall(r"```toml\n(.*?)```", text, flags=regex.S)
+    assert len(blocks) == 3
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"pos-{i}.toml"
+        path.write_text(BASE_CONFIG.format(port=1883) + "\n" + block)
+        config = load_config(path)
+        assert config.pos is not None and config.pos.taxonomy[-1] == "other"
+        assert {p.name for p in config.streams} >= {"sales_count", "sales_revenue"}
