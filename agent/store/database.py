@@ -64,7 +64,14 @@ class Store:
                 conn.close()
         except sqlite3.OperationalError as exc:
             # Locked, busy or unreadable is not damage: say so and leave the file where it is.
-            raise StoreError(f"{self.path}: cannot check the database ({exc}); is another agent running?") from exc
+            text = str(exc).lower()
+            if "locked" in text or "busy" in text:
+                hint = "is another agent running?"
+            elif "full" in text:
+                hint = "the disk is full: free space, then start again"
+            else:
+                hint = "check the disk, the path and its permissions"
+            raise StoreError(f"{self.path}: cannot check the database ({exc}); {hint}") from exc
         except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
             return str(exc)
         result = "; ".join(str(r[0]) for r in rows)
