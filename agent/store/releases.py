@@ -9,6 +9,7 @@ import sqlite3
 from typing import Any
 
 from agent.pipeline import outbox
+from agent.privacy.ledger import CHAINED_FIELDS
 
 
 def is_released(conn: sqlite3.Connection, window_start_ns: int, stream: str) -> bool:
@@ -46,19 +47,8 @@ def insert_spend(
     )
 
 
-LEDGER_COLUMNS = (
-    "window_start_ns",
-    "window_end_ns",
-    "stream",
-    "noisy_values",
-    "mechanism",
-    "parameters",
-    "epsilon",
-    "sampler_version",
-    "released_wall_ns",
-    "prev_hash",
-    "hash",
-)
+# Every ledger column but the id: the hash-chained fields, then the chain itself.
+LEDGER_COLUMNS = (*CHAINED_FIELDS, "prev_hash", "hash")
 
 
 def ledger_keys(conn: sqlite3.Connection) -> dict[tuple[int, str], tuple[int, str]]:
