@@ -52,7 +52,7 @@ class HookedSink:
 
     def __init__(self, inner: DriverSink) -> None:
         self.inner, self.flushes, self.bad = inner, 0, list[str]()
-        self.before_flush: Callable[[int], None] = lambda _n: None
+        self.before_flush: Callable[[int], object] = lambda _n: None
 
     def emit(self, reading: Reading) -> None:
         self.inner.emit(reading)
@@ -85,10 +85,14 @@ def store(config: AgentConfig, clock: ManualClock) -> Iterator[tuple[Store, Inge
     writer.stop()
 
 
-def start(folder: Path, writer: IngestWriter, **options: Any) -> tuple[PosDropFolderDriver, HookedSink]:
+def start(
+    folder: Path, writer: IngestWriter, before_flush: Callable[[int], object] | None = None, **options: Any
+) -> tuple[PosDropFolderDriver, HookedSink]:
     settings = {"folder": str(folder), "poll_interval_s": 0.02, "stable_s": 0.1, **options}
     driver = PosDropFolderDriver.from_options(NAME, settings)
     sink = HookedSink(writer.sink_for(NAME))
+    if before_flush is not None:
+        sink.before_flush = before_flush
     driver.start(sink)
     return driver, sink
 
@@ -130,14 +134,13 @@ def test_a_copy_that_resumes_while_read_is_read_again_and_its_last_receipt_kept_
     monkeypatch.setattr(driver_module, "open_for_writing", lambda _paths: set())
     monkeypatch.setattr(driver_module, "CHUNK_BASKETS", 10)
     path = drop(folder, "copy.csv", HEADER + rows(1, 49, 2) + "R0050,Item 0,1,1.00\n")  # stalls inside R0050
-    driver, sink = start(folder, writer)
 
     def resume(flush: int) -> None:
         if flush == 1:
             with path.open("a", encoding="utf-8") as out:
                 out.write("R0050,Item 1,1,1.01\n" + rows(51, 100, 2))
 
-    sink.before_flush = resume
+    driver, _ = start(folder, writer, resume)
     try:
         wait(lambda: (folder / "done" / "copy.csv").exists(), "the completed file to be stored")
     finally:
@@ -153,8 +156,7 @@ def test_a_file_replaced_while_read_is_not_moved_unread_and_is_stored_once(
     monkeypatch.setattr(driver_module, "CHUNK_BASKETS", 10)
     path = drop(folder, "day.csv", HEADER + rows(1, 60))
     new_text = HEADER + rows(1, 80)  # the POS rewrote the day's export with more receipts
-    driver, sink = start(folder, writer)
-    sink.before_flush = lambda flush: drop(folder, "day.csv", new_text) if flush == 1 else None
+    driver, _ = start(folder, writer, lambda flush: drop(folder, "day.csv", new_text) if flush == 1 else None)
     try:
         wait(lambda: (folder / "done" / "day.csv").exists(), "the new file to be stored")
     finally:
@@ -174,24 +176,24 @@ BAD_FILES: dict[str, tuple[str, str, str]] = {  # case -> (file name, content, r
     "huge_exponent_price": ("a.csv", HEADER + "R1,Tea,1,1e999999\n", "bad_amount"),
     "amount_beyond_store_bound": ("a.csv", HEADER + "R1,Tea,1,999999999999999.00\n", "bad_amount"),
     "json_infinite_amount": ("a.jsonl", '{"receipt_id": "R1", "name": "Tea", "unit_price": 1e999999}\n', "bad_amount"),
-    "json_5000_digit_number": ("a.jsonl", '{"receipt_id": "R1", "name": "Tea", "quantity": ' + "9" * 5000 + "}\n",
-                               "bad_file"),  # fmt: skip
+    "json_5000_digit_number": (
+        "a.jsonl",
+        '{"receipt_id": "R1", "name": "Tea", "quantity": ' + "9" * 5000 + "}\n",
+        "bad_file",
+    ),
     "json_nested_deep": ("a.jsonl", _deep_json(), "bad_file"),
     "header_field_128_kB": ("a.csv", "receipt_id,name," + "h" * 128 * 1024 + "\nR1,Tea,1\n", "field_too_long"),
     "data_field_100_kB": ("a.csv", HEADER + "R1," + "n" * 100_000 + ",1,1.00\n", "field_too_long"),
     "line_of_2_MB": ("a.csv", HEADER + "R1," + "," * 2_000_000 + "\n", "line_too_long"),
     "name_longer_than_the_store_takes": ("a.csv", HEADER + "R1," + "n" * 5000 + ",1,1.00\n", "field_too_long"),
     "too_many_rows": ("a.csv", HEADER + rows(1, 30), "too_many_rows"),
-    "receipt_split_across_file": ("a.csv", HEADER + "R1,Tea,1,1.00\nR2,Tea,1,1.00\nR1,Bun,1,1.00\n",
-                                  "split_receipt"),  # fmt: skip
+    "receipt_split_across_file": ("a.csv", HEADER + "R1,Tea,1,1.00\nR2,Tea,1,1.00\nR1,Bun,1,1.00\n", "split_receipt"),
     "not_utf8": ("a.csv", HEADER + "R1,Cr\udce8me,1,1.00\n", "bad_encoding"),
 }
 
 
 @pytest.mark.parametrize("case", BAD_FILES)
-def test_a_bad_file_is_refused_with_its_reason_and_later_files_are_stored(
-    case: str, folder: Path, store: Any
-) -> None:
+def test_a_bad_file_is_refused_with_its_reason_and_later_files_are_stored(case: str, folder: Path, store: Any) -> None:
     db, writer = store
     name, content, reason = BAD_FILES[case]
     (folder / name).write_bytes(content.encode("utf-8", "surrogateescape"))
@@ -261,7 +263,7 @@ def test_an_unreadable_file_is_reported_once_then_read_when_fixed(
         wait(lambda: driver.health()["refused"].get("unreadable") == 1, "the refusal")
         for n in range(3):  # three later files, so many polls pass over the unreadable one
             drop(folder, f"b{n}.csv", HEADER + f"G{n},Tea,1,1.50\n")
-            wait(lambda n=n: (folder / "done" / f"b{n}.csv").exists(), "a later good file")  # type: ignore[misc]
+            wait((folder / "done" / f"b{n}.csv").exists, "a later good file")
         health = driver.health()
         assert health["refused"] == {"unreadable": 1} and sink.bad == ["refused_file: unreadable"]
         assert "unreadable" in health["degraded"] and locked.exists()
@@ -294,14 +296,14 @@ def test_a_stop_mid_file_leaves_it_and_a_restart_stores_the_rest_once(
     db, writer = store
     monkeypatch.setattr(driver_module, "CHUNK_BASKETS", 10)
     drop(folder, "day.csv", HEADER + rows(1, 50))
-    driver, sink = start(folder, writer)
-    stopping = threading.Thread(target=driver.stop)
-    sink.before_flush = lambda flush: stopping.start() if flush == 2 else None
+    drivers: list[PosDropFolderDriver] = []
+    stopping = threading.Thread(target=lambda: drivers[0].stop())  # stop() from outside the driver's thread
+    drivers.append(start(folder, writer, lambda flush: stopping.start() if flush == 2 else None)[0])
     wait(lambda: stopping.ident is not None and not stopping.is_alive(), "the stop")
     assert 10 <= baskets_stored(db) < 50 and (folder / "day.csv").exists()
-    driver, sink = start(folder, writer)
+    again, _ = start(folder, writer)
     try:
         wait(lambda: (folder / "done" / "day.csv").exists(), "the file to be stored after the restart")
     finally:
-        driver.stop()
+        again.stop()
     assert stored(db) == {f"R{n:04d}": 1 for n in range(1, 51)}
