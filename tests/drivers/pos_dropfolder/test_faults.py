@@ -136,7 +136,8 @@ def test_a_copy_that_resumes_while_read_is_read_again_and_its_last_receipt_kept_
     path = drop(folder, "copy.csv", HEADER + rows(1, 49, 2) + "R0050,Item 0,1,1.00\n")  # stalls inside R0050
 
     def resume(flush: int) -> None:
-        if flush == 1:
+        # Chunks of 10 receipts: the 5th flush is the last one before the end of what was written so far.
+        if flush == 5:
             with path.open("a", encoding="utf-8") as out:
                 out.write("R0050,Item 1,1,1.01\n" + rows(51, 100, 2))
 
