@@ -18,13 +18,14 @@ import itertools
 import json
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
 from agent.driver_api import Basket
 from drivers.pos_dropfolder.presets import matching_presets
 from drivers.pos_dropfolder.protocol import (
+    FIELDS,
     DropFileError,
     ExportFormat,
     Row,
@@ -108,18 +109,48 @@ def _delimiter(header: str, fmt: ExportFormat) -> str:
     return max(DELIMITERS, key=header.count) if any(d in header for d in DELIMITERS) else ","
 
 
-def _long_field(values: Iterable[str], limits: Limits, where: str) -> None:
-    if any(len(v) > limits.max_field_chars for v in values):
+def _too_long(sizes: list[int], limits: Limits, where: str) -> None:
+    if sizes and max(sizes) > limits.max_field_chars:
         raise DropFileError(f"{where}: a field is longer than {limits.max_field_chars} characters", "field_too_long")
 
 
-def csv_rows(lines: Iterator[str], fmt: ExportFormat, limits: Limits) -> Iterator[Row]:
-    """(where, row) per CSV data row, under our field names; blank rows are skipped (as csv.DictReader does)."""
+def _renamer(header: list[str], fmt: ExportFormat) -> Callable[[list[str]], dict[str, Any]]:
+    """A CSV row's values -> our fields, as protocol.renamed does for a dict, by column index (it is the hot path)."""
+    position = {column: i for i, column in enumerate(header)}  # a repeated column: the last one, as a dict would
+    plan: list[tuple[str, int | None, tuple[int | None, ...]]] = []
+    for field in FIELDS:
+        column = fmt.columns.get(field, field)
+        if isinstance(column, tuple):
+            plan.append((field, None, tuple(position.get(c) for c in column)))
+        else:
+            plan.append((field, position.get(column), ()))
+    if fmt.preset is not None:
+        plan += [(f"amount:{column}", position.get(column), ()) for _, column in fmt.preset.payment_amounts]
+
+    def rename(values: list[str]) -> dict[str, Any]:
+        width = len(values)
+        out: dict[str, Any] = {}
+        for field, index, joined in plan:
+            if joined:
+                parts = [values[i].strip() for i in joined if i is not None and i < width]
+                out[field] = " ".join(p for p in parts if p) or None
+            else:
+                out[field] = values[index] if index is not None and index < width else None
+        return out
+
+    return rename
+
+
+SizedRow = tuple[str, dict[str, Any], int]  # (where, row, characters it took in the file)
+
+
+def csv_rows(lines: Iterator[str], fmt: ExportFormat, limits: Limits) -> Iterator[SizedRow]:
+    """Each CSV data row under our field names; blank rows are skipped (as csv.DictReader does)."""
     first = next(lines, "")
     reader = csv.reader(itertools.chain([first], lines), delimiter=_delimiter(first, fmt))
     try:
         header = [h.strip() for h in next(reader, [])]
-        _long_field(header, limits, "line 1")
+        _too_long([len(h) for h in header], limits, "line 1")
         needed = (
             fmt.preset.required if fmt.preset else tuple(str(fmt.columns.get(f, f)) for f in ("receipt_id", "name"))
         )
@@ -130,24 +161,26 @@ def csv_rows(lines: Iterator[str], fmt: ExportFormat, limits: Limits) -> Iterato
             shape = f"the {fmt.preset.title}" if fmt.preset else "the configured columns"
             shown = [c[:40] for c in missing]
             raise DropFileError(f"line 1: the header lacks the columns {shown} of {shape}; {fix}", "bad_header")
+        rename = _renamer(header, fmt)
         count = 0
         for values in reader:
             if not values:
                 continue
             where = f"line {reader.line_num}"
-            _long_field(values, limits, where)
+            sizes = list(map(len, values))
+            _too_long(sizes, limits, where)
             count += 1
             if count > limits.max_rows:
                 raise DropFileError(f"{where}: more than max_rows = {limits.max_rows} rows", "too_many_rows")
-            yield where, renamed(dict(zip(header, values, strict=False)), fmt)
+            yield where, rename(values), sum(sizes)
     except csv.Error as exc:
         # csv's own limit (a field over 128 kB) lands here too
         reason = "field_too_long" if "field limit" in str(exc) else "bad_file"
         raise DropFileError(f"line {reader.line_num}: {exc}", reason) from exc
 
 
-def jsonl_rows(lines: Iterator[str], fmt: ExportFormat, limits: Limits) -> Iterator[Row]:
-    """(where, row) per item: a JSON line is an item row, or a basket with a `lines` list of items."""
+def jsonl_rows(lines: Iterator[str], fmt: ExportFormat, limits: Limits) -> Iterator[SizedRow]:
+    """Each item: a JSON line is an item row, or a basket with a `lines` list of items."""
     count = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -170,28 +203,32 @@ def jsonl_rows(lines: Iterator[str], fmt: ExportFormat, limits: Limits) -> Itera
             if count > limits.max_rows:
                 raise DropFileError(f"{where}: more than max_rows = {limits.max_rows} rows", "too_many_rows")
             if item is None:
-                yield where, row
+                yield where, row, len(raw)
             else:
-                yield where, {**row, **{k: v for k, v in renamed(item, fmt).items() if v is not None}}
+                yield where, {**row, **{k: v for k, v in renamed(item, fmt).items() if v is not None}}, len(raw)
 
 
-def rows_of(lines: Iterator[str], suffix: str, fmt: ExportFormat, limits: Limits) -> Iterator[Row]:
+def rows_of(lines: Iterator[str], suffix: str, fmt: ExportFormat, limits: Limits) -> Iterator[SizedRow]:
     """The file's item rows, by its suffix (.csv, or JSON lines)."""
     return csv_rows(lines, fmt, limits) if suffix == ".csv" else jsonl_rows(lines, fmt, limits)
 
 
-def receipt_runs(rows: Iterable[Row]) -> Iterator[list[Row]]:
+def _rows(sized: Iterable[SizedRow]) -> Iterator[Row]:
+    return ((where, row) for where, row, _ in sized)
+
+
+def receipt_runs(rows: Iterable[SizedRow]) -> Iterator[list[Row]]:
     """Consecutive rows of one receipt, bounded in rows and characters."""
     run: list[Row] = []
     current, chars = "", 0
-    for where, row in rows:
+    for where, row, size in rows:
         receipt = receipt_of(row, where)
         if receipt != current and run:
             yield run
             run, chars = [], 0
         current = receipt
         run.append((where, row))
-        chars += sum(len(v) for v in row.values() if isinstance(v, str))
+        chars += size
         if len(run) > MAX_RECEIPT_ROWS or chars > MAX_RECEIPT_CHARS:
             raise DropFileError(f"{where}: receipt {receipt[:40]!r} has more than {MAX_RECEIPT_ROWS} rows or "
                                 f"{MAX_RECEIPT_CHARS} characters", "receipt_too_large")  # fmt: skip
@@ -208,7 +245,7 @@ def _repeated(hashes: array[int]) -> set[int]:
 
 def plan(lines: Lines, suffix: str, fmt: ExportFormat, limits: Limits) -> Plan:
     """Check every row of the file (DropFileError with its reason on the first bad one); nothing is emitted."""
-    decimal = detect_file_decimal(rows_of(lines(), suffix, fmt, limits), fmt)
+    decimal = detect_file_decimal(_rows(rows_of(lines(), suffix, fmt, limits)), fmt)
     groups, receipts = array("q"), array("q")
     rows = baskets = 0
     for run in receipt_runs(rows_of(lines(), suffix, fmt, limits)):
