@@ -276,13 +276,14 @@ class PosDropFolderDriver(BackgroundDriver):
                 if not self._commit(sink, export.path, chunk) or self._changed(export):
                     return False
                 chunk = []
-        if not self._commit(sink, export.path, chunk) or self._changed(export):
+        if not self._commit(sink, export.path, chunk) or self._changed(export, writers=True):
             return False
         return self._commit(sink, export.path, held) and not self._changed(export)
 
-    def _changed(self, export: ExportFile) -> bool:
+    def _changed(self, export: ExportFile, *, writers: bool = False) -> bool:
+        """Whether the file changed (then it is re-read later); `writers` also asks /proc (tens of ms)."""
         why = export.changed()
-        if not why and open_for_writing([export.path]):
+        if not why and writers and open_for_writing([export.path]):
             why = "a process opened it for writing while it was being read"
         if why:
             self._reread(export.path, why)
