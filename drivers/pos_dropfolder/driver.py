@@ -247,7 +247,10 @@ class PosDropFolderDriver(BackgroundDriver):
                 raise
             if not self._store(sink, export, suffix, checked):
                 return None
-        self._move(path, self.done, "")
+        try:
+            self._move(path, self.done, "")
+        except OSError as exc:  # stored, and must not be read as refused: it stays, reported once
+            raise DropFileError(f"stored, but it cannot be moved to done/ ({exc.strerror})", "cannot_move") from exc
         with self._health.lock:
             self.files_done += 1
             self._health.frames += 1
@@ -310,7 +313,7 @@ class PosDropFolderDriver(BackgroundDriver):
     def _refuse(self, sink: Sink, path: Path, exc: DropFileError) -> None:
         reason, text = exc.reason, f"{path.name}: {exc}"
         where = self.failed / path.name
-        if reason == "unreadable":
+        if reason in ("unreadable", "cannot_move"):
             where = path  # left where it is: once its permissions are fixed it is read like any other
         else:
             try:
