@@ -35,13 +35,15 @@ Row = tuple[str, Mapping[str, Any]]
 MAX_CENTS = 10**13
 MAX_QUANTITY = 10**6
 MAX_TEXT = 4096
+MESSAGE_MAX = 300
 
 
 class DropFileError(ValueError):
     """The file cannot be read as an export; the message says where, why and which setting to change."""
 
     def __init__(self, message: str, reason: str = "bad_file") -> None:
-        super().__init__(message)
+        # A message may quote the bad cell, which may be 64 kB: the reason file and the log stay short.
+        super().__init__(message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 3] + "...")
         self.reason = reason  # a short key: counted in health and metrics by it
 
 
