@@ -2,15 +2,18 @@
 
 Usage: .venv/bin/python bench/bench_dropfolder.py [rows]
 
-The ingesting process is a child of this script, so its peak RSS (VmHWM from /proc) is its own. Baseline in
-the same run: the same child's peak while idle, after every import and with the driver, writer and store
-running, before the file is dropped. Goal (issue 12): peak at most 150 MB for 1,000,000 rows.
+The file is stored twice, each time by a child process whose peak RSS (VmHWM from /proc) is its own:
+first by the driver, IngestWriter and Store alone (`dropfolder.peak_rss_mb`), then by the whole agent
+(`shopkeeper run` with the demo configuration plus the drop folder, its broker away: numba, scheduler and
+publisher loaded; `dropfolder.agent_peak_rss_mb`). Baselines in the same run: each process's own peak while
+idle, everything started, before the file is dropped. Goal (issue 12): peak at most 150 MB for 1,000,000 rows.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -73,6 +76,47 @@ def child(folder: Path, db_path: Path) -> None:
     writer.stop()
 
 
+def agent_run(workdir: Path, export: Path, receipts: int) -> dict[str, Any]:
+    """The whole agent (`shopkeeper run`, numba, scheduler, publisher with its broker away) storing the file."""
+    from agent.demo import write_demo_config
+    from agent.demo.local_broker import free_port
+
+    folder = workdir / "agent-in"
+    folder.mkdir()
+    config = write_demo_config(workdir, free_port(), {"front": workdir / "no-device"})
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f'\n[drivers.pos_export]\nkind = "pos_dropfolder"\nfolder = "{folder}"\nstable_s = 0\n')
+    agent = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(config)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "done").is_dir():  # the driver has looked at its folder: the agent is up
+            assert agent.poll() is None and time.monotonic() < deadline, "the agent did not start"
+            time.sleep(0.1)
+        time.sleep(3.0)  # idle: windows, publisher retries and polls all ran
+        baseline = vm_hwm_mb(agent.pid)
+        os.replace(export, folder / export.name)
+        start = time.monotonic()
+        while not (folder / "done" / export.name).exists():
+            assert agent.poll() is None, "the agent died"
+            time.sleep(0.05)
+        elapsed = time.monotonic() - start
+        peak = vm_hwm_mb(agent.pid)
+    finally:
+        agent.terminate()
+        agent.wait(60)
+    db = sqlite3.connect(workdir / "data" / "shopkeeper.db")
+    stored = db.execute("SELECT count(*) FROM baskets").fetchone()[0]
+    db.close()
+    assert stored == receipts, (stored, receipts)
+    return {
+        "dropfolder.agent_peak_rss_mb": round(peak, 1),
+        "dropfolder.agent_baseline_rss_mb": round(baseline, 1),
+        "dropfolder.agent_peak_minus_baseline_mb": round(peak - baseline, 1),
+        "dropfolder.agent_rows_per_s": round(receipts * LINES_PER_RECEIPT / elapsed),
+    }
+
+
 def main(rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder, staging = Path(tmp) / "in", Path(tmp) / "staging"
@@ -101,8 +145,11 @@ def main(rows: int) -> dict[str, Any]:
         finally:
             proc.stdin.close()
             proc.wait(60)
-    assert (result["baskets"], result["lines"]) == (receipts, rows), result
+        assert (result["baskets"], result["lines"]) == (receipts, rows), result
+        write_export(export, rows)
+        whole_agent = agent_run(Path(tmp), export, receipts)
     return {
+        **whole_agent,
         "dropfolder.rows": rows,
         "dropfolder.file_mb": round(file_mb, 1),
         "dropfolder.peak_rss_mb": round(peak, 1),
