@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 SEPARATORS = (".", ",")
 SETTING = "decimal_separator"
+MAX_DIGITS = 15  # whole units: far above any till, far below int64 cents
 _CURRENCY = re.compile(r"[€$£¥₹₩₽¢]|\b[A-Z]{3}\b|\bkr\b|\bFr\.?", re.IGNORECASE)
 _SPACES = re.compile(r"[\s\u00a0\u202f']")
 _NUMBER = re.compile(r"^\d[\d.,]*$")
@@ -105,6 +106,8 @@ def parse_amount(text: object, decimal: str, where: str) -> int:
     digits = "".join(groups)
     if not digits.isdigit() or (sep and not frac.isdigit()):
         raise AmountError(f"{where}: {text!r} is not an amount")
+    if len(digits) > MAX_DIGITS:  # before int(): a 60,000-digit "amount" is absurd, and slow to convert
+        raise AmountError(f"{where}: {text[:40]!r} has more than {MAX_DIGITS} digits before the cents")
     if len(frac) > 2 and frac.rstrip("0") != frac[:2].rstrip("0"):
         raise AmountError(f"{where}: {text!r} has more than two decimals")
     cents = int(digits) * 100 + int((frac + "00")[:2])

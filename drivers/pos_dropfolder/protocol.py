@@ -8,22 +8,20 @@ rows, or one basket per line with a `lines` list of items. Amounts may carry cur
 the decimal separator is configured or detected per file (amounts.py). A fractional quantity is a weighed
 item and counts as 1. A refund row becomes a refund basket; an order exported as refunded becomes its sale
 and a refund basket. Any bad row rejects the whole file (the reason names the line and the setting to
-change), so a file is either stored completely or not at all.
+change), so a file is either stored completely or not at all. Files are read as streams (stream.py): a
+receipt's rows must be together; every amount, quantity and text is bounded as the agent's store bounds it.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from agent.driver_api import Basket, BasketLine
 from drivers.pos_dropfolder.amounts import AmountError, detect_decimal, parse_amount
-from drivers.pos_dropfolder.presets import Column, Preset, matching_presets
+from drivers.pos_dropfolder.presets import Column, Preset
 
 FIELDS = ("receipt_id", "time", "sku", "name", "category", "quantity", "unit_price", "line_total", "payment", "kind",
           "discount", "currency", "refunded_amount")  # fmt: skip
@@ -32,10 +30,21 @@ KINDS = ("sale", "refund", "void")
 PAYMENTS = {"cash": "cash", "card": "card", "other": "other", "": ""}
 DELIMITERS = (",", ";", "\t", "|")
 Row = tuple[str, Mapping[str, Any]]
+# The agent's store refuses a basket beyond these (agent/pipeline/ingest.py); refusing the file here instead
+# keeps a file from being moved to done/ with one of its receipts silently missing.
+MAX_CENTS = 10**13
+MAX_QUANTITY = 10**6
+MAX_TEXT = 4096
+MESSAGE_MAX = 300
 
 
 class DropFileError(ValueError):
     """The file cannot be read as an export; the message says where, why and which setting to change."""
+
+    def __init__(self, message: str, reason: str = "bad_file") -> None:
+        # A message may quote the bad cell, which may be 64 kB: the reason file and the log stay short.
+        super().__init__(message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 3] + "...")
+        self.reason = reason  # a short key: counted in health and metrics by it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,9 +68,12 @@ class ExportFormat:
 def parse_money(text: object, decimal: str, where: str) -> int:
     """'2,40' (decimal ",") -> 240, exactly; DropFileError otherwise."""
     try:
-        return parse_amount(text, decimal, where)
+        cents = parse_amount(text, decimal, where)
     except AmountError as exc:
-        raise DropFileError(str(exc)) from exc
+        raise DropFileError(str(exc), "bad_amount") from exc
+    if abs(cents) > MAX_CENTS:
+        raise DropFileError(f"{where}: {text!r} is beyond +-{MAX_CENTS} cents", "bad_amount")
+    return cents
 
 
 def _quantity(text: object, decimal: str, where: str) -> tuple[int, Decimal]:
@@ -69,9 +81,11 @@ def _quantity(text: object, decimal: str, where: str) -> tuple[int, Decimal]:
     try:
         value = Decimal(raw.replace(",", ".") if decimal == "," else raw.replace(",", ""))
     except InvalidOperation as exc:
-        raise DropFileError(f"{where}: quantity {text!r} is not a number") from exc
+        raise DropFileError(f"{where}: quantity {text!r} is not a number", "bad_amount") from exc
     if not value.is_finite() or value == 0:
-        raise DropFileError(f"{where}: quantity {text!r} is not a nonzero number")
+        raise DropFileError(f"{where}: quantity {text!r} is not a nonzero number", "bad_amount")
+    if abs(value) > MAX_QUANTITY:  # checked before int(): 1e999999 would be a million-digit integer
+        raise DropFileError(f"{where}: quantity {text!r} is beyond {MAX_QUANTITY}", "bad_amount")
     if value != value.to_integral_value():
         return 1, abs(value)  # a weighed item counts once
     return abs(int(value)), Decimal(0)
@@ -98,6 +112,11 @@ def _line(row: Mapping[str, Any], decimal: str, where: str, kind: str) -> Basket
     if discount > abs(gross):
         raise DropFileError(f"{where}: the discount {row['discount']!r} is larger than the line {abs(gross)} cents")
     total = abs(gross) - discount
+    if total > MAX_CENTS:
+        raise DropFileError(f"{where}: the line total {total} cents is beyond +-{MAX_CENTS}", "bad_amount")
+    texts = (name, str(row.get("sku") or ""), str(row.get("category") or ""))
+    if any(len(t) > MAX_TEXT for t in texts):
+        raise DropFileError(f"{where}: a name, sku or category is longer than {MAX_TEXT} characters", "field_too_long")
     if unit is None or weighed:
         unit = total if weighed else abs(gross) // qty
     if kind == "refund" or (kind != "void" and gross < 0):
@@ -112,7 +131,7 @@ def _kind(value: object, preset: Preset | None, where: str) -> str:
     kind = kinds.get(text, text or "sale") if kinds else text or "sale"
     if kind not in KINDS:
         known = ", ".join(sorted(kinds)) if kinds else "sale, refund or void"
-        raise DropFileError(f"{where}: kind {value!r} is not {known}")
+        raise DropFileError(f"{where}: kind {str(value)[:40]!r} is not {known}")
     return kind
 
 
@@ -129,40 +148,69 @@ def _payment(row: Mapping[str, Any], preset: Preset | None, decimal: str, where:
     return PAYMENTS.get(text, "other")
 
 
-def baskets_from_rows(rows: Iterable[Row], fmt: ExportFormat, decimal: str | None = None) -> list[Basket]:
-    """Group item rows by (receipt_id, kind) into baskets (rows given as (where, row))."""
-    point = decimal or (fmt.decimal if fmt.decimal != "auto" else ".")
-    preset = fmt.preset
-    groups: dict[tuple[str, str], list[Row]] = {}
+def receipt_of(row: Mapping[str, Any], where: str) -> str:
+    """The row's receipt id; DropFileError when it has none."""
+    receipt = str(row.get("receipt_id") or "").strip()
+    if not receipt:
+        raise DropFileError(f"{where}: receipt_id is empty")
+    return receipt
+
+
+Groups = dict[tuple[str, str], list[Row]]
+
+
+def group_rows(rows: Iterable[Row], fmt: ExportFormat) -> tuple[Groups, dict[str, tuple[str, str]]]:
+    """Item rows grouped by (receipt_id, kind), in order, and each receipt's (kind, raw kind) of its first row."""
+    groups: Groups = {}
     order_kind: dict[str, tuple[str, str]] = {}  # receipt -> (kind, raw kind value) of its first row that has one
     for where, row in rows:
-        receipt = str(row.get("receipt_id") or "").strip()
-        if not receipt:
-            raise DropFileError(f"{where}: receipt_id is empty")
+        receipt = receipt_of(row, where)
         if _given(row, "kind") or receipt not in order_kind:
-            kind = _kind(row.get("kind"), preset, where)
+            kind = _kind(row.get("kind"), fmt.preset, where)
             order_kind.setdefault(receipt, (kind, str(row.get("kind") or "")))
         else:
             kind = order_kind[receipt][0]  # later rows of a Shopify order leave the order's fields empty
         groups.setdefault((receipt, kind), []).append((where, row))
-    kinds_per_receipt: dict[str, int] = {}
-    for receipt, _ in groups:
-        kinds_per_receipt[receipt] = kinds_per_receipt.get(receipt, 0) + 1
+    return groups, order_kind
+
+
+def baskets_from_rows(
+    rows: Iterable[Row],
+    fmt: ExportFormat,
+    decimal: str | None = None,
+    several_kinds: Callable[[str], bool] | None = None,
+) -> list[Basket]:
+    """Group item rows by (receipt_id, kind) into baskets (rows given as (where, row)).
+
+    `several_kinds(receipt)` says whether the receipt has baskets of more than one kind in the whole file
+    (a streamed file is grouped one receipt at a time); by default it is judged from these rows.
+    """
+    point = decimal or (fmt.decimal if fmt.decimal != "auto" else ".")
+    preset = fmt.preset
+    groups, order_kind = group_rows(rows, fmt)
+    if several_kinds is None:
+        kinds_per_receipt: dict[str, int] = {}
+        for receipt, _ in groups:
+            kinds_per_receipt[receipt] = kinds_per_receipt.get(receipt, 0) + 1
+        several_kinds = lambda receipt: kinds_per_receipt[receipt] > 1  # noqa: E731
     out = []
     for (receipt, kind), items in groups.items():
         where, first = items[0]
         # A vendor export reuses the sale's id for its refund rows; the refund needs an id of its own.
-        source = (
-            receipt if kind == "sale" or (preset is None and kinds_per_receipt[receipt] == 1) else f"{kind}:{receipt}"
-        )
+        source = receipt if kind == "sale" or (preset is None and not several_kinds(receipt)) else f"{kind}:{receipt}"
         if preset is not None and not preset.itemised:
             items = [(w, {**r, "name": r.get("name") or f"{preset.title} (not itemised)"}) for w, r in items]
         lines = tuple(_line(row, point, w, kind) for w, row in items)
         if kind == "sale" and not order_kind[receipt][1] and lines and all(ln.line_total_cents < 0 for ln in lines):
             kind = "refund"  # no kind column, only negative amounts (-$8.00, (8.00)): money paid back
-            source = receipt if preset is None and kinds_per_receipt[receipt] == 1 else f"refund:{receipt}"
+            source = receipt if preset is None and not several_kinds(receipt) else f"refund:{receipt}"
         currency = str(first.get("currency") or fmt.currency).strip().upper()
-        basket = Basket(source, lines, sum(ln.line_total_cents for ln in lines), kind,
+        total = sum(ln.line_total_cents for ln in lines)
+        if abs(total) > MAX_CENTS:
+            raise DropFileError(
+                f"{where}: receipt {receipt[:40]!r} totals {total} cents, beyond +-{MAX_CENTS}", "bad_amount"
+            )
+        basket = Basket(source, lines, total, kind,
                         _payment(first, preset, point, where), currency, "", str(first.get("time") or ""))  # fmt: skip
         out.append(basket)
         if kind == "sale":
@@ -194,7 +242,8 @@ def _cell(row: Mapping[str, Any], column: Column) -> Any:
     return row.get(column)
 
 
-def _renamed(row: Mapping[str, Any], fmt: ExportFormat) -> dict[str, Any]:
+def renamed(row: Mapping[str, Any], fmt: ExportFormat) -> dict[str, Any]:
+    """A row of the file's own columns -> our fields (and the preset's payment amount columns)."""
     out = {field: _cell(row, fmt.columns.get(field, field)) for field in FIELDS}
     if fmt.preset is not None:
         for _, column in fmt.preset.payment_amounts:
@@ -202,65 +251,33 @@ def _renamed(row: Mapping[str, Any], fmt: ExportFormat) -> dict[str, Any]:
     return out
 
 
-def _decimal_for(rows: list[Row], fmt: ExportFormat) -> str:
+def money_samples(rows: Iterable[Row]) -> Iterable[tuple[str, str]]:
+    """(where, text) of every text amount: JSON numbers always use a point, only text tells the separator."""
+    for where, row in rows:
+        for key, value in row.items():
+            if (key in MONEY or key.startswith("amount:")) and isinstance(value, str):
+                yield where, value
+
+
+def detect_file_decimal(rows: Iterable[Row], fmt: ExportFormat) -> str:
+    """The decimal separator of these rows (the configured one unless "auto")."""
     if fmt.decimal != "auto":
         return fmt.decimal
-    # JSON numbers always use a point; only text amounts tell the file's separator.
-    samples = [
-        (w, v) for w, r in rows for k, v in r.items() if (k in MONEY or k.startswith("amount:")) and isinstance(v, str)
-    ]
     try:
-        return detect_decimal(samples)
+        return detect_decimal(money_samples(rows))
     except AmountError as exc:
-        raise DropFileError(str(exc)) from exc
-
-
-def _delimiter(text: str, fmt: ExportFormat) -> str:
-    if fmt.delimiter != "auto":
-        return fmt.delimiter
-    header = text.split("\n", 1)[0]
-    return max(DELIMITERS, key=header.count) if any(d in header for d in DELIMITERS) else ","
+        raise DropFileError(str(exc), "bad_amount") from exc
 
 
 def parse_csv(text: str, fmt: ExportFormat) -> list[Basket]:
-    """A CSV export with a header row."""
-    reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text, fmt))
-    header = [h.strip() for h in reader.fieldnames or []]
-    reader.fieldnames = header
-    needed = fmt.preset.required if fmt.preset else tuple(str(fmt.columns.get(f, f)) for f in ("receipt_id", "name"))
-    missing = [c for c in needed if c not in header]
-    if missing:
-        hint = matching_presets(header)
-        fix = f'set preset = "{hint[0]}"' if hint else "set preset, or map them in [columns]"
-        shape = f"the {fmt.preset.title}" if fmt.preset else "the configured columns"
-        raise DropFileError(f"line 1: the header lacks the columns {missing} of {shape}; {fix}")
-    try:
-        rows: list[Row] = [(f"line {reader.line_num}", _renamed(row, fmt)) for row in reader]
-    except csv.Error as exc:
-        raise DropFileError(f"line {reader.line_num}: {exc}") from exc
-    return baskets_from_rows(rows, fmt, _decimal_for(rows, fmt))
+    """A CSV export with a header row (read as the driver streams a file)."""
+    from drivers.pos_dropfolder.stream import read_text  # stream.py builds on this module
+
+    return read_text(text, ".csv", fmt)
 
 
 def parse_jsonl(text: str, fmt: ExportFormat) -> list[Basket]:
     """JSON lines: item rows, or baskets with a `lines` list."""
-    rows: list[Row] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DropFileError(f"line {number}: not JSON ({exc.msg})") from exc
-        if not isinstance(obj, dict):
-            raise DropFileError(f"line {number}: not a JSON object")
-        row = _renamed(obj, fmt)
-        if isinstance(obj.get("lines"), list):
-            for item in obj["lines"]:
-                if not isinstance(item, dict):
-                    raise DropFileError(f"line {number}: an entry of lines is not an object")
-                rows.append(
-                    (f"line {number}", {**row, **{k: v for k, v in _renamed(item, fmt).items() if v is not None}})
-                )
-        else:
-            rows.append((f"line {number}", row))
-    return baskets_from_rows(rows, fmt, _decimal_for(rows, fmt))
+    from drivers.pos_dropfolder.stream import read_text
+
+    return read_text(text, ".jsonl", fmt)
