@@ -144,8 +144,10 @@ class _Table:
         value = self.table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            names = " or ".join({int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
-                                .get(k, k.__name__) for k in kinds)
+            names = " or ".join(
+                {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(k, k.__name__)
+                for k in kinds
+            )
             raise self.fail(key, f"expected {names}, got {value!r}", fix or "use a value of the right type")
         return value
 
@@ -274,7 +276,9 @@ def _web_settings(t: _Table) -> WebSettings:
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise t.fail("timezone", f"{tz!r} is not a known time zone", 'use an IANA name such as "Europe/Amsterdam"') from None
+        raise t.fail(
+            "timezone", f"{tz!r} is not a known time zone", 'use an IANA name such as "Europe/Amsterdam"'
+        ) from None
     currency = t.get("currency", str, "EUR")
     if not re.match(r"^[A-Z]{3}$", currency):
         raise t.fail("currency", f"{currency!r} is not an ISO 4217 code", 'write e.g. "EUR" or "GBP"')
