@@ -83,7 +83,10 @@ def band_chart(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
             f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>'
         )
-    step = max(1, n // 12)
+    # As many labels as fit side by side at about 6 px per character, so dated labels never overlap.
+    widest = max((len(lab) for lab in labels), default=1)
+    fit = max(1, int(plot_w // (widest * 6 + 12)))
+    step = max(1, -(-n // fit))
     for i in range(0, n, step):
         parts.append(
             f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'

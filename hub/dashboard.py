@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 from typing import Any
@@ -60,6 +61,8 @@ class DashboardApp:
         return f"{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
 
     def __call__(self, request: Request) -> Response:
+        if request.path == "/favicon.ico":
+            return text(404, "no icon")
         if request.path == "/healthz":
             return text(200, "ok")
         if request.path == "/static/hub.css":
@@ -82,8 +85,11 @@ class DashboardApp:
             conn.close()
 
     # -- sign-in ---------------------------------------------------------------------------------
-    def _login_form(self, error: str = "", next_path: str = "/", status: int = 200) -> Response:
-        token = secrets.token_urlsafe(24)
+    def _login_form(self, error: str = "", next_path: str = "/", status: int = 200, token: str = "") -> Response:
+        # Keep the token a browser already holds: a second tab, or the favicon request that a browser sends on
+        # its own, must not invalidate the form already on screen.
+        if not re.fullmatch(r"[A-Za-z0-9_-]{32}", token):
+            token = secrets.token_urlsafe(24)
         body = (
             f'<div class="login"><h1>Sign in to {esc(self.config.coop)}</h1>'
             + (f'<p class="error">{esc(error)}</p>' if error else "")
@@ -101,7 +107,7 @@ class DashboardApp:
         if not next_path.startswith("/") or next_path.startswith("//"):
             next_path = "/"  # never an open redirect to another site
         if request.method != "POST":
-            return self._login_form(next_path=next_path)
+            return self._login_form(next_path=next_path, token=request.cookies.get(LOGIN_COOKIE, ""))
         cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not cookie or not hmac.compare_digest(request.form.get("csrf", ""), cookie):
             return self._login_form("The sign-in form expired: please try again.", next_path, 403)

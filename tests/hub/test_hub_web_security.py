@@ -41,7 +41,7 @@ def test_every_response_carries_the_security_headers(served: Served) -> None:
 
 
 def test_session_cookie_is_httponly_and_samesite_strict(served: Served) -> None:
-    _s, _h, body, cookies = served.request("GET", "/login")
+    _s, _h, body, _cookies = served.request("GET", "/login")
     raw = served.request("GET", "/login")[1]["Set-Cookie"]
     assert "HttpOnly" in raw and "SameSite=Strict" in raw and "Secure" not in raw  # plain http here
     assert b"<script" not in body

@@ -103,7 +103,7 @@ class Served:
         _status, _h, body, cookies = self.request("GET", "/login")
         token = re.search(rb'name="csrf" value="([^"]+)"', body)
         assert token is not None
-        status, headers, _b, set_cookies = self.request(
+        status, _headers, _b, set_cookies = self.request(
             "POST",
             "/login",
             {"csrf": token.group(1).decode(), "name": name, "password": password, "next": "/"},
