@@ -54,7 +54,7 @@ def _district_section(
     labels = [label(r["window_start_s"], tz, seconds, span) for r in rows]
     reason = section["reason"] or f"no district benchmark in this range (needs k_min = {config.k_min} shops)"
     chart = band_chart(
-        f"District footfall per {name} window ({config.web.timezone}; windows with at least {config.k_min} shops)",
+        f"District footfall per {name} window ({config.web.timezone})",
         labels,
         [r["p25"] for r in rows],
         [r["median"] for r in rows],
@@ -64,7 +64,7 @@ def _district_section(
         compare_label=_compare_label(rng, "median"),
     )
     total = band_chart(
-        f"District total footfall per {name} window (sum over the shops in each benchmark)",
+        f"District total footfall per {name} window",
         labels,
         [None] * len(rows),
         [None] * len(rows),
@@ -76,7 +76,7 @@ def _district_section(
     prof = {(p["weekday"], p["hour"]): p for p in section["weekday_hour"]}
     cells = [prof.get((d, h)) for d in range(7) for h in range(24)]
     week = band_chart(
-        f"Typical week: district footfall per {name} window by weekday and hour (UTC, median over weeks)",
+        f"Typical week per {name} window (UTC, median over weeks)",
         [f"{WEEKDAYS[d]} {h:02d}h" for d in range(7) for h in range(24)],
         [c["p25"] if c else None for c in cells],
         [c["median"] if c else None for c in cells],
@@ -84,6 +84,10 @@ def _district_section(
         empty=reason,
     )
     why = f'<p class="reason">{esc(section["reason"])}</p>' if section["reason"] else ""
+    why += (
+        f"<p>Only windows with at least k_min = {config.k_min} shops are shown. The total is the sum over the shops"
+        " in each window's benchmark; the typical week is by weekday and hour in UTC.</p>"
+    )
     return (
         f'<h2 id="w-{esc(name)}">{esc(name)} windows ({section["shops"]} shop(s))</h2>{why}'
         f'<div class="card">{chart}</div><div class="card">{total}</div><div class="card">{week}</div>'
@@ -212,7 +216,7 @@ def shop_body(conn: Connection, config: HubConfig, store: str, rng: TimeRange, t
     rows = shop_series(conn, store, seconds, rng) if seconds else []
     span = rng.end_s - rng.start_s
     chart = band_chart(
-        f"{store}: footfall per {name} window against the district band ({config.web.timezone})",
+        f"{store}: footfall per {name} window vs the district ({config.web.timezone})",
         [label(r["window_start_s"], tz, int(seconds or 3600), span) for r in rows],
         [r["p25"] for r in rows],
         [r["median"] for r in rows],

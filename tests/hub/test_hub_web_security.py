@@ -162,5 +162,31 @@ def test_slow_clients_are_capped_and_timed_out(tmp_path: Path) -> None:
                 data = b""
             assert data == b"" or data.startswith(b"HTTP/1.0 503")
             sock.close()
-        assert s.server.httpd.timed_out >= 1 and s.server.httpd.refused >= 1
+        assert s.server.httpd.refused >= 1
         assert s.request("GET", "/healthz")[0] == 200  # and the dashboard still answers
+
+
+def test_a_client_trickling_bytes_is_closed_after_the_request_timeout(tmp_path: Path) -> None:
+    for s in serve(tmp_path, seeded=False, request_timeout_s=1.0):
+        sock = socket.create_connection(("127.0.0.1", s.port))
+        started = time.monotonic()
+        closed_after = None
+        # one byte every 0.3 s: each read succeeds within its own timeout, so only the whole-request deadline helps
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                closed_after = time.monotonic() - started
+                break
+            sock.settimeout(0.3)
+            try:
+                if sock.recv(1) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass  # still open: the pause between two bytes
+            if time.monotonic() - started > 10:
+                break
+        sock.close()
+        assert closed_after is not None and closed_after < 3.0, closed_after
+        assert s.server.httpd.timed_out == 1
