@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import builtins
 import io
+import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,11 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub import cli
-from hub.auth import AuthError, add_user, authenticate
+from hub.auth import AuthError, add_user, authenticate, find_session, open_session
 from hub.config import load_hub_config
+from hub.dashboard_alerts import acknowledge
 from hub.dashboard_pages import FRESHNESS_TEXT, freshness
 from hub.dashboard_time import label, money, parse_range
-from hub.db import Database
+from hub.db import Connection, Database
+from hub.queries import alerts_explained
 from hub.tasks import PeriodicTasks
 from tests.hub.web_fixtures import write_config
 
@@ -102,3 +106,24 @@ def test_ranges_follow_the_coop_calendar() -> None:
     assert (custom.end_s - custom.start_s) == 31 * 86400
     assert parse_range({"range": "custom", "from": "2026-02-01", "to": "2026-01-01"}, tz, 0).kind == "week"
     assert label(1_763_888_400, tz, 3600, 7 * 86400) == "Sun 23 Nov 10:00"
+
+
+def test_accounts_sessions_and_acks_on_both_databases(conn: Connection) -> None:
+    add_user(conn, "anna", "admin", None, "anna-password-1")
+    add_user(conn, "shop1", "shop", "shop-0001", "shop-password-1")
+    admin, shop = authenticate(conn, "anna", "anna-password-1"), authenticate(conn, "shop1", "shop-password-1")
+    assert admin is not None and shop is not None and authenticate(conn, "anna", "wrong") is None
+    token = open_session(conn, shop, 60)
+    found = find_session(conn, token)
+    assert found is not None and found.user == shop and find_session(conn, token, now=time.time() + 120) is None
+    conn.execute(
+        "INSERT INTO alerts (alert_id, store, kind, window_start_s, payload, raised_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ("shop-0002/silent/1", "shop-0002", "silent", 1, json.dumps({"detail": "quiet"}), 1.0),
+    )
+    assert not acknowledge(conn, shop, "shop-0002/silent/1")  # not this shop's alert
+    assert acknowledge(conn, admin, "shop-0002/silent/1")
+    rows = alerts_explained(conn)
+    assert [(r["alert_id"], r["acked_by"]) for r in rows] == [("shop-0002/silent/1", "anna")]
+    assert alerts_explained(conn, acked=False) == []
+    add_user(conn, "shop1", "shop", "shop-0001", "a-new-password")  # a reset signs the account out
+    assert find_session(conn, token) is None
