@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 SESSION_COOKIE = "hub_session"
 LOGIN_COOKIE = "hub_login_csrf"
 HTML = "text/html; charset=utf-8"
+# Where a sign-in may send the browser back to: a path on this site only (no `//host`, no `/\\host`, no CR/LF).
+SAFE_NEXT = re.compile(r"/(?![/\\])[A-Za-z0-9/_.~?=&%+-]*")
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -104,7 +106,7 @@ class DashboardApp:
 
     def _login(self, conn: Connection, request: Request) -> Response:
         next_path = request.form.get("next") or request.query.get("next") or "/"
-        if not next_path.startswith("/") or next_path.startswith("//"):
+        if not SAFE_NEXT.fullmatch(next_path):
             next_path = "/"  # never an open redirect to another site
         if request.method != "POST":
             return self._login_form(next_path=next_path, token=request.cookies.get(LOGIN_COOKIE, ""))

@@ -190,3 +190,12 @@ def test_a_client_trickling_bytes_is_closed_after_the_request_timeout(tmp_path: 
         sock.close()
         assert closed_after is not None and closed_after < 3.0, closed_after
         assert s.server.httpd.timed_out == 1
+
+
+def test_sign_in_never_redirects_to_another_site(served: Served) -> None:
+    _s, _h, body, cookies = served.request("GET", "/login")
+    token = body.split(b'name="csrf" value="')[1].split(b'"')[0].decode()
+    for target, expected in (("//evil.example/", "/"), ("/\\evil.example", "/"), ("/alerts", "/alerts")):
+        form = {"csrf": token, "name": "coop-admin", "password": ADMIN_PASSWORD, "next": target}
+        status, headers, _b, _c = served.request("POST", "/login", form, cookies)
+        assert status == 303 and headers["Location"] == expected
