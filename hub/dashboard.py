@@ -153,7 +153,15 @@ class DashboardApp:
                 "District", district_body(conn, cfg, session, self._range(conn, request), self.tz), session
             )
         if path == "/alerts":
-            return self._html("Alerts", alerts_body(conn, session, self.tz), session)
+            rng = self._range(conn, request)
+            csv_q, json_q = rng.query(what="alerts", format="csv"), rng.query(what="alerts", format="json")
+            links = (
+                f'<p class="exports">Download the alerts of {esc(rng.first_day.isoformat())} to'
+                f" {esc(rng.last_day.isoformat())}:"
+                f' <a class="export-csv" href="/export?{esc(csv_q)}">CSV</a>'
+                f'<a class="export-json" href="/export?{esc(json_q)}">JSON</a></p>'
+            )
+            return self._html("Alerts", alerts_body(conn, session, self.tz) + links, session)
         if path == "/shops" and user.role == "admin":
             return self._html("Shops", status_table(conn, cfg, session, self.tz), session)
         if path == "/export":
@@ -184,7 +192,7 @@ class DashboardApp:
 
     def _export(self, conn: Connection, request: Request, session: Session) -> Response:
         rng = self._range(conn, request)
-        found = export_rows(conn, session.user, request.query, rng)
+        found = export_rows(conn, session.user, request.query, rng, self.tz)
         if found is None:
             return text(404, "nothing to export: unknown `what`, or a shop this account may not see")
         stem, columns, rows = found

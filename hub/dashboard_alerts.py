@@ -31,6 +31,7 @@ def explain(alert: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
         "store": store,
         "kind": kind,
         "since": stamp(start, tz) if start is not None else stamp(alert["raised_at"], tz),
+        "since_s": start if start is not None else int(alert["raised_at"]),
         "raised": stamp(alert["raised_at"], tz),
         "acked_by": alert["acked_by"],
         "acked_at": stamp(alert["acked_at"], tz) if alert["acked_at"] is not None else None,

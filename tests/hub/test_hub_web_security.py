@@ -199,3 +199,23 @@ def test_sign_in_never_redirects_to_another_site(served: Served) -> None:
         form = {"csrf": token, "name": "coop-admin", "password": ADMIN_PASSWORD, "next": target}
         status, headers, _b, _c = served.request("POST", "/login", form, cookies)
         assert status == 303 and headers["Location"] == expected
+
+
+def test_alerts_export_holds_only_what_the_role_may_see(served: Served) -> None:
+    query = "/export?what=alerts&range=month&date=2025-11-30&format=csv"
+    admin_rows = list(
+        csv.DictReader(
+            io.StringIO(served.request("GET", query, cookies=served.sign_in("coop-admin", ADMIN_PASSWORD))[2].decode())
+        )
+    )
+    conn = served.database.connect()
+    try:
+        expected = {str(r[0]) for r in conn.query("SELECT alert_id FROM alerts")}
+    finally:
+        conn.close()
+    assert {r["alert_id"] for r in admin_rows} == expected and expected
+    spike = next(r for r in admin_rows if r["kind"] == "footfall_high")
+    assert float(spike["observed"]) > float(spike["band_high"]) >= float(spike["baseline"])
+    shop = served.sign_in("shop1", SHOP_PASSWORD)
+    shop_rows = list(csv.DictReader(io.StringIO(served.request("GET", query, cookies=shop)[2].decode())))
+    assert {r["store"] for r in shop_rows} <= {"shop-0001"}
