@@ -127,3 +127,15 @@ def test_accounts_sessions_and_acks_on_both_databases(conn: Connection) -> None:
     assert alerts_explained(conn, acked=False) == []
     add_user(conn, "shop1", "shop", "shop-0001", "a-new-password")  # a reset signs the account out
     assert find_session(conn, token) is None
+
+
+def test_loadgen_command_publishes_days_at_a_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.demo.local_broker import LocalBroker
+
+    with LocalBroker(tmp_path / "broker") as broker:
+        started = time.monotonic()
+        code = cli.main(["loadgen", "--port", str(broker.port), "--shops", "2", "--days", "1", "--rate", "100"])
+        elapsed = time.monotonic() - started
+    # 2 shops x 24 hours x 2 doors, paced at 100 messages per second
+    assert code == 0 and "96/96 acknowledged" in capsys.readouterr().err
+    assert elapsed >= 0.9
