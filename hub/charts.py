@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 42
+LABEL_STEPS = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96, 168, 192, 288, 336, 672, 1344, 2688)
 
 
 def _nice_max(value: float) -> float:
@@ -83,10 +84,14 @@ def band_chart(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
             f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>'
         )
-    # As many labels as fit side by side at about 6 px per character, so dated labels never overlap.
-    widest = max((len(lab) for lab in labels), default=1)
-    fit = max(1, int(plot_w // (widest * 6 + 12)))
-    step = max(1, -(-n // fit))
+
+    # As many labels as fit side by side at about 6 px per character, so dated labels never overlap; steps are
+    # whole hours, days or weeks for hourly and 15-minute windows, so labels line up with midnight.
+    def fits(c: int) -> bool:
+        widest = max(len(lab) for lab in labels[::c])
+        return -(-n // c) <= max(1, int(plot_w // (widest * 6 + 12)))
+
+    step = next((c for c in LABEL_STEPS if fits(c)), max(1, n // 6))
     for i in range(0, n, step):
         parts.append(
             f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'

@@ -78,7 +78,8 @@ def label(t_s: int, tz: ZoneInfo, window_s: int, span_s: int) -> str:
     clock = f"{t:%H:%M}"
     if span_s <= 86400:
         return clock
-    return f"{t:%a %d %b}" if window_s >= 86400 or span_s > 14 * 86400 else f"{t:%a %d %b} {clock}"
+    midnight = t.hour == 0 and t.minute == 0
+    return f"{t:%a %d %b}" if window_s >= 86400 or span_s > 14 * 86400 or midnight else f"{t:%a %d %b} {clock}"
 
 
 def stamp(t_s: float | None, tz: ZoneInfo) -> str:
