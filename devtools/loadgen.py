@@ -172,10 +172,11 @@ class FastPublisher:
 
     def publish_all(self, messages: Iterable[Message], timeout: float = 300.0) -> int:
         """Publish everything, then wait for every PUBACK; returns how many were acknowledged."""
-        sent = 0
+        sent = getattr(self, "_sent", 0)  # cumulative over calls, like the acknowledgement count
         for topic, payload in messages:
             self.client.publish(topic, payload, qos=1)
             sent += 1
+        self._sent = sent
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._acked < sent and time.monotonic() < deadline:
@@ -194,8 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coop", default="riverside", help="coop segment of every topic (default riverside)")
     parser.add_argument("--shops", type=int, default=10, help="number of synthetic shops (default 10)")
     parser.add_argument("--hours", type=int, default=24, help="hourly windows per shop (default 24)")
-    parser.add_argument("--day-start", type=int, default=1_763_251_200,
-                        help="first window start, Unix seconds (default 2025-11-16T00:00:00Z)")
+    parser.add_argument("--days", type=int, default=0, help="days of hourly windows per shop (overrides --hours)")
+    parser.add_argument("--rate", type=float, default=0.0, help="messages per second; 0 = as fast as acknowledged")
+    parser.add_argument(
+        "--day-start",
+        type=int,
+        default=1_763_251_200,
+        help="first window start, Unix seconds (default 2025-11-16T00:00:00Z)",
+    )
     parser.add_argument("--categories", default="", help="comma-separated categories for t2 sales (default none)")
     parser.add_argument("--inflight", type=int, default=1000, help="QoS 1 messages in flight (default 1000)")
     return parser
@@ -205,11 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     """Publish the synthetic days and wait for every PUBACK; exit 1 when some were not acknowledged."""
     args = build_parser().parse_args(argv)
     categories = tuple(c for c in args.categories.split(",") if c)
-    messages = list(shop_days(args.coop, args.shops, args.day_start, hours=args.hours, categories=categories))
+    hours = args.days * 24 if args.days > 0 else args.hours
+    messages = list(shop_days(args.coop, args.shops, args.day_start, hours=hours, categories=categories))
     publisher = FastPublisher(args.port, host=args.host, inflight=args.inflight)
     try:
         started = time.monotonic()
-        acked = publisher.publish_all(messages)
+        if args.rate > 0:
+            # One second's worth at a time, each chunk acknowledged before the next: a steady, stated rate.
+            chunk = max(1, int(args.rate))
+            acked = 0
+            for i in range(0, len(messages), chunk):
+                acked = publisher.publish_all(messages[i : i + chunk])
+                pause = started + (i + chunk) / args.rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)  # pacing to the requested rate, not waiting for a condition
+        else:
+            acked = publisher.publish_all(messages)
         elapsed = time.monotonic() - started
     finally:
         publisher.close()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 WIDTH, HEIGHT = 720, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 28, 42
+LABEL_STEPS = (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96, 168, 192, 288, 336, 672, 1344, 2688)
 
 
 def _nice_max(value: float) -> float:
@@ -51,17 +52,19 @@ def band_chart(
     own: Sequence[float | None] | None = None,
     own_label: str = "this shop",
     empty: str = "no data yet",
+    compare: Sequence[float | None] | None = None,
+    compare_label: str = "a week earlier",
 ) -> str:
     """An SVG chart; every series may have gaps (None), which break the band and the lines. With nothing to
-    draw it shows `empty`: say why, not just that."""
+    draw it shows `empty`: say why, not just that. `compare` is the same series an earlier period (dashed)."""
     n = len(labels)
     esc = html.escape
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" class="chart"'
-        f' aria-label="{esc(title)}" style="width:100%;height:auto;max-width:{WIDTH * 1.5:.0f}px">'
+        f' aria-label="{esc(title)}">'
         f'<text x="{LEFT}" y="18" class="title" font-size="14" font-weight="bold">{esc(title)}</text>'
     )
-    values = [v for series in (p75, median, own or ()) for v in series if v is not None]
+    values = [v for series in (p75, median, own or (), compare or ()) for v in series if v is not None]
     if n == 0 or not values:
         return head + _empty_text(empty, WIDTH / 2, HEIGHT / 2) + "</svg>"
     low = min(0.0, min(values))
@@ -81,7 +84,14 @@ def band_chart(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#ddd"/>'
             f'<text x="{LEFT - 6}" y="{y(v) + 4:.1f}" text-anchor="end" font-size="11">{v:g}</text>'
         )
-    step = max(1, n // 12)
+
+    # As many labels as fit side by side at about 6 px per character, so dated labels never overlap; steps are
+    # whole hours, days or weeks for hourly and 15-minute windows, so labels line up with midnight.
+    def fits(c: int) -> bool:
+        widest = max(len(lab) for lab in labels[::c])
+        return -(-n // c) <= max(1, int(plot_w // (widest * 6 + 12)))
+
+    step = next((c for c in LABEL_STEPS if fits(c)), max(1, n // 6))
     for i in range(0, n, step):
         parts.append(
             f'<text x="{x(i):.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10">'
@@ -105,14 +115,22 @@ def band_chart(
             f'<path class="band" data-points="{len(r)}" d="{_path(upper + lower)} Z"'
             ' fill="#9ecae1" fill-opacity="0.55" stroke="none"/>'
         )
-    for series, cls, colour, width in ((median, "median", "#08519c", 2), (own or [], "own", "#d94801", 2.5)):
+    lines = [
+        (compare or [], "compare", "#737373", 1.5),
+        (median, "median", "#08519c", 2),
+        (own or [], "own", "#d94801", 2.5),
+    ]
+    for series, cls, colour, width in lines:
         pts = [(x(i), y(float(v))) for i, v in enumerate(series) if v is not None]
         if not pts:
             continue
+        dash = ' stroke-dasharray="5 3"' if cls == "compare" else ""
         parts.append(
             f'<path class="{cls}" data-points="{len(pts)}" d="{_path(pts)}" fill="none"'
-            f' stroke="{colour}" stroke-width="{width}"/>'
+            f' stroke="{colour}" stroke-width="{width}"{dash}/>'
         )
+        if cls == "compare":
+            continue
         parts.extend(
             f'<circle class="{cls}-pt" cx="{px:.1f}" cy="{py:.1f}" r="2.5" fill="{colour}"/>' for px, py in pts
         )
@@ -127,6 +145,12 @@ def band_chart(
         parts.append(
             f'<line x1="{LEFT + 260}" x2="{LEFT + 276}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="#d94801"'
             f' stroke-width="2.5"/><text x="{LEFT + 280}" y="{legend_y}" font-size="11">{esc(own_label)}</text>'
+        )
+    if compare is not None:
+        parts.append(
+            f'<line x1="{LEFT + 420}" x2="{LEFT + 436}" y1="{legend_y - 4}" y2="{legend_y - 4}" stroke="#737373"'
+            f' stroke-width="1.5" stroke-dasharray="5 3"/>'
+            f'<text x="{LEFT + 440}" y="{legend_y}" font-size="11">{esc(compare_label)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -150,7 +174,7 @@ def share_chart(
     height = top + max(n, 1) * row_h + 34
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {height}" role="img" class="chart shares"'
-        f' aria-label="{esc(title)}" style="width:100%;height:auto;max-width:{WIDTH * 1.5:.0f}px">'
+        f' aria-label="{esc(title)}">'
         f'<text x="{LEFT}" y="18" class="title" font-size="14" font-weight="bold">{esc(title)}</text>'
     )
     if n == 0:

@@ -38,7 +38,92 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a hub configuration file")
     check.add_argument("config")
     sub.add_parser("sample-config", help="print the commented sample configuration")
+    user = sub.add_parser("add-user", help="create a dashboard account (or reset its password); reads the password")
+    user.add_argument("name", help="account name (lowercase letters, digits, - or _)")
+    user.add_argument("--config", required=True, help="the hub's TOML file (for its database)")
+    user.add_argument(
+        "--role",
+        choices=("admin", "shop"),
+        required=True,
+        help="admin sees every shop; shop sees its own shop and the district figures",
+    )
+    user.add_argument("--store", help="the shop of a shop account (its name in the topics)")
+    user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin instead of prompting",
+    )
+    load = sub.add_parser("loadgen", help="publish synthetic shop days to a broker (from a checkout: devtools/)")
+    load.add_argument("--host", default="127.0.0.1")
+    load.add_argument("--port", type=int, default=1883)
+    load.add_argument("--coop", default="riverside")
+    load.add_argument("--shops", type=int, default=10, help="synthetic shops (default 10)")
+    load.add_argument("--days", type=int, default=1, help="days of hourly windows per shop (default 1)")
+    load.add_argument("--rate", type=float, default=0.0, help="messages per second, 0 = as fast as acknowledged")
+    load.add_argument("--categories", default="", help="comma-separated categories for t2 sales (default none)")
     return parser
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise HubError("the two passwords differ")
+    return first
+
+
+def _add_user(args: argparse.Namespace) -> int:
+    from hub.auth import AuthError, add_user
+    from hub.config import load_hub_config
+    from hub.db import Database
+
+    config = load_hub_config(args.config)
+    database = Database(config.database)
+    database.migrate()
+    password = _read_password(args.password_stdin)
+    conn = database.connect()
+    try:
+        add_user(conn, args.name, args.role, args.store, password)
+    except AuthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    finally:
+        conn.close()
+    where = "every shop" if args.role == "admin" else f"shop {args.store} and the district figures"
+    print(f"account {args.name} ({args.role}) saved in {database.kind}: it sees {where}")
+    return 0
+
+
+def _loadgen(args: argparse.Namespace) -> int:
+    try:
+        from devtools import loadgen
+    except ImportError:
+        print(
+            "error: the load generator lives in devtools/, which is not installed with the package; from a checkout"
+            " run: python -m devtools.loadgen --shops N --days D --rate R (or `shopkeeper hub loadgen` there)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    argv = [
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+        "--coop",
+        args.coop,
+        "--shops",
+        str(args.shops),
+        "--days",
+        str(args.days),
+        "--rate",
+        str(args.rate),
+    ]
+    if args.categories:
+        argv += ["--categories", args.categories]
+    return int(loadgen.main(argv))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sample-config":
         print(resources.files("hub").joinpath("sample-hub.toml").read_text(encoding="utf-8"), end="")
         return 0
+    if args.command == "loadgen":
+        return _loadgen(args)
     missing = missing_hub_modules()
     if missing:
         print(
@@ -57,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     from hub.config import load_hub_config
 
     try:
+        if args.command == "add-user":
+            return _add_user(args)
         config = load_hub_config(args.config)
         if args.command == "check-config":
             print(

@@ -44,6 +44,23 @@ class AlertSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class WebSettings:
+    """The dashboard as the coop's browsers reach it: its public URL (Host check, Secure cookies), the coop's
+    time zone and currency, and the limits that keep slow or many clients from starving it."""
+
+    url: str = ""  # e.g. "https://hub.riverside.coop"; "" means http://<hub.dashboard>
+    timezone: str = "UTC"
+    currency: str = "EUR"
+    max_connections: int = 64
+    request_timeout_s: float = 10.0
+    session_hours: float = 12.0
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.url.startswith("https://")
+
+
+@dataclasses.dataclass(frozen=True)
 class HubConfig:
     path: Path
     coop: str
@@ -58,6 +75,26 @@ class HubConfig:
     log_level: str
     mqtt: HubMqtt
     alerts: AlertSettings
+    web: WebSettings = dataclasses.field(default_factory=WebSettings)
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host header values the dashboard answers (DNS rebinding): the public URL's host, else the listen
+        address and, on loopback, localhost; each with and without its port."""
+        from urllib.parse import urlsplit
+
+        names: set[str] = set()
+        if self.web.url:
+            parts = urlsplit(self.web.url)
+            if parts.hostname:
+                names.add(parts.hostname.lower())
+                names.add(parts.netloc.lower())
+        elif self.dashboard_address:
+            host, port = self.dashboard_address
+            local = host in ("127.0.0.1", "::1", "localhost")
+            for name in (host, "localhost") if local else (host,):
+                names.update({name.lower(), f"{name.lower()}:{port}"})
+        return frozenset(names)
 
     @property
     def is_postgres(self) -> bool:
@@ -107,8 +144,10 @@ class _Table:
         value = self.table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            names = " or ".join({int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
-                                .get(k, k.__name__) for k in kinds)
+            names = " or ".join(
+                {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(k, k.__name__)
+                for k in kinds
+            )
             raise self.fail(key, f"expected {names}, got {value!r}", fix or "use a value of the right type")
         return value
 
@@ -207,6 +246,7 @@ def load_hub_config(path: str | Path) -> HubConfig:
     if alerts.min_weeks > alerts.weeks:
         raise al.fail("min_weeks", f"{alerts.min_weeks} is more than weeks ({alerts.weeks})", "lower min_weeks")
     al.reject_unknown()
+    web = _web_settings(root.sub("web"))
     root.reject_unknown()
     return HubConfig(
         path=path,
@@ -222,4 +262,33 @@ def load_hub_config(path: str | Path) -> HubConfig:
         log_level=log_level,
         mqtt=mqtt,
         alerts=alerts,
+        web=web,
     )
+
+
+def _web_settings(t: _Table) -> WebSettings:
+    import zoneinfo
+
+    url = t.get("url", str, "")
+    if url and not re.match(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$", url):
+        raise t.fail("url", f"{url!r} is not a base URL", 'write e.g. "https://hub.riverside.coop"')
+    tz = t.get("timezone", str, "UTC")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise t.fail(
+            "timezone", f"{tz!r} is not a known time zone", 'use an IANA name such as "Europe/Amsterdam"'
+        ) from None
+    currency = t.get("currency", str, "EUR")
+    if not re.match(r"^[A-Z]{3}$", currency):
+        raise t.fail("currency", f"{currency!r} is not an ISO 4217 code", 'write e.g. "EUR" or "GBP"')
+    web = WebSettings(
+        url=url.rstrip("/"),
+        timezone=tz,
+        currency=currency,
+        max_connections=t.int_in("max_connections", 64, 1, 10_000),
+        request_timeout_s=t.number_in("request_timeout_s", 10.0, 0.1, 600.0),
+        session_hours=t.number_in("session_hours", 12.0, 0.01, 24 * 90),
+    )
+    t.reject_unknown()
+    return web

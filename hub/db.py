@@ -141,6 +141,29 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
             "ALTER TABLE benchmarks_by_length RENAME TO benchmarks",
         ),
     ),
+    (
+        # Dashboard sign-in (hub/auth.py): accounts, sessions (only a hash of the cookie is stored), and who
+        # acknowledged which alert (the alert itself is kept).
+        "0100_dashboard_users_sessions_alert_acks",
+        (
+            """CREATE TABLE IF NOT EXISTS hub_users (
+                name TEXT PRIMARY KEY,
+                role TEXT NOT NULL,
+                store TEXT,
+                password_hash TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS hub_sessions (
+                token_hash TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                csrf TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                expires_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS alert_acks (
+                alert_id TEXT PRIMARY KEY,
+                acked_by TEXT NOT NULL,
+                acked_at DOUBLE PRECISION NOT NULL)""",
+        ),
+    ),
 ]
 
 _PLACEHOLDER = re.compile(r"\?")

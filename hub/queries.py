@@ -331,3 +331,41 @@ def shop_streams(conn: Connection, store: str, limit: int = 200) -> list[dict[st
     )
     cols = ("stream", "tier", "item", "window_start", "entries", "exits", "amount", "epsilon", "seq")
     return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def benchmarks_between(
+    conn: Connection, window_s: int, start_s: int, end_s: int, metric: str = "footfall"
+) -> list[dict[str, Any]]:
+    """District benchmarks of one window length with window starts in [start_s, end_s), oldest first."""
+    cols = ("window_start_s", "window_seconds", "n_shops", "p25", "median", "p75")
+    rows = conn.query(
+        f"SELECT {', '.join(cols)} FROM benchmarks WHERE metric = ? AND window_seconds = ?"
+        " AND window_start_s >= ? AND window_start_s < ? ORDER BY window_start_s",
+        (metric, window_s, start_s, end_s),
+    )
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def alerts_explained(
+    conn: Connection, store: str | None = None, acked: bool | None = None, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Alerts newest first with their acknowledgement (kept, never deleted), optionally of one store or
+    only (un)acknowledged ones."""
+    sql = (
+        "SELECT a.alert_id, a.store, a.kind, a.window_start_s, a.payload, a.raised_at, k.acked_by, k.acked_at"
+        " FROM alerts a LEFT JOIN alert_acks k ON k.alert_id = a.alert_id WHERE 1 = 1"
+    )
+    params: list[Any] = []
+    if store is not None:
+        sql += " AND a.store = ?"
+        params.append(store)
+    if acked is not None:
+        sql += " AND k.alert_id IS NOT NULL" if acked else " AND k.alert_id IS NULL"
+    rows = conn.query(sql + " ORDER BY a.raised_at DESC, a.alert_id LIMIT ?", [*params, limit])
+    cols = ("alert_id", "store", "kind", "window_start_s", "payload", "raised_at", "acked_by", "acked_at")
+    return [{**dict(zip(cols, r, strict=True)), "payload": json.loads(r[4])} for r in rows]
+
+
+def alert_store(conn: Connection, alert_id: str) -> str | None:
+    rows = conn.query("SELECT store FROM alerts WHERE alert_id = ?", (alert_id,))
+    return str(rows[0][0]) if rows else None

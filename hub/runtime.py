@@ -24,7 +24,9 @@ class Hub:
         self.database = Database(config.database)
         self.subscriber = HubSubscriber(config, self.database)
         self.tasks = (
-            PeriodicTasks(config, self.database, lambda t, p: self.subscriber.publish(t, p)) if config.tasks else None
+            PeriodicTasks(config, self.database, lambda t, p, r: self.subscriber.publish(t, p, retain=r))
+            if config.tasks
+            else None
         )
         self.dashboard: DashboardServer | None = None
         self.stopped = threading.Event()

@@ -2,27 +2,43 @@
 
 Each pass looks at what arrived since the previous pass (with a margin for batches that committed
 late), so several workers may run it at once: every write is an idempotent upsert or an insert
-keyed on a unique id, and a retained message that was overwritten by a stale one is fixed on the
-next pass that sees its window.
+keyed on a unique id.
+
+Retained topics stay few (issue 15: one retained topic per window meant 2,088 retained messages after 29
+days, all delivered to every new subscriber): a benchmark is published once on its per-window topic without
+the retain flag (live subscribers get every window), and the newest benchmark of each metric and window length
+is published retained on `.../benchmarks/<metric>[/<window name>]/latest`, so a new subscriber receives one
+message per benchmark stream. Alerts are retained on one topic per store (the newest alert of that store).
+Once a minute the hub logs what it stored, rejected and alerted in that minute (not one line per message).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable
 
-from hub.benchmarks import refresh_benchmarks, refresh_sales_benchmarks
+from hub.benchmarks import BASKET_VALUE, SALES_SHARE, refresh_benchmarks, refresh_sales_benchmarks
 from hub.config import HubConfig
+from hub.contract import benchmark_topic
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
-from hub.queries import sales_touched_since, touched_since
+from hub.queries import latest_benchmark_payload, sales_touched_since, touched_since
+from hub.storage import counters
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[[str, str], object]
+Publish = Callable[[str, str, bool], object]  # topic, payload, retain
 MARGIN_S = 5.0
+ACTIVITY_LOG_S = 60.0
+BENCHMARK_METRICS = ("footfall", SALES_SHARE, BASKET_VALUE)
+
+
+def latest_topic(coop: str, metric: str, window_s: int) -> str:
+    """The one retained topic of a benchmark stream: its newest window."""
+    return benchmark_topic(coop, metric, window_s, "latest")
 
 
 def reconcile_gaps(conn: Connection, store: str, now: float) -> tuple[int, int]:
@@ -62,6 +78,10 @@ class PeriodicTasks:
     def __init__(self, config: HubConfig, database: Database, publish: Publish) -> None:
         self.config, self.database, self.publish = config, database, publish
         self.since = 0.0  # the first pass looks at everything
+        self._latest: dict[str, str] = {}  # latest topic -> payload this worker last retained there
+        self._alerted = 0
+        self._activity_at = time.monotonic()
+        self._activity_counters: dict[str, int] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hub-tasks", daemon=True)
 
@@ -73,14 +93,56 @@ class PeriodicTasks:
         for store in touched:
             reconcile_gaps(conn, store, now)
         messages = refresh_benchmarks(conn, self.config.coop, self.config.k_min, windows)
-        messages += refresh_sales_benchmarks(conn, self.config.coop, self.config.k_min,
-                                             sales_touched_since(conn, self.since))
-        messages += footfall_alerts(conn, self.config.coop, self.config.alerts, windows)
-        messages += liveness_alerts(conn, self.config.coop, self.config.alerts, now)
+        messages += refresh_sales_benchmarks(
+            conn, self.config.coop, self.config.k_min, sales_touched_since(conn, self.since)
+        )
+        alerts = footfall_alerts(conn, self.config.coop, self.config.alerts, windows)
+        alerts += liveness_alerts(conn, self.config.coop, self.config.alerts, now)
         for topic, payload in messages:
-            self.publish(topic, payload)
+            self.publish(topic, payload, False)
+        for topic, payload in alerts:
+            self.publish(topic, payload, True)
+        latest = self._publish_latest(conn) if messages else 0
+        self._alerted += len(alerts)
         self.since = start
-        return len(messages)
+        self.log_activity(conn)
+        return len(messages) + len(alerts) + latest
+
+    def _publish_latest(self, conn: Connection) -> int:
+        """Retain the newest benchmark of every metric and window length (from the database, so a late or
+        stale window never replaces a newer one, whichever worker computed it)."""
+        lengths = [int(r[0]) for r in conn.query("SELECT DISTINCT window_seconds FROM benchmarks")]
+        sent = 0
+        for metric in BENCHMARK_METRICS:
+            for window_s in lengths:
+                payload = latest_benchmark_payload(conn, metric, window_s=window_s)
+                if payload is None:
+                    continue
+                topic = latest_topic(self.config.coop, metric, window_s)
+                text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+                if self._latest.get(topic) != text:
+                    self.publish(topic, text, True)
+                    self._latest[topic] = text
+                    sent += 1
+        return sent
+
+    def log_activity(self, conn: Connection, force: bool = False) -> None:
+        """One line per minute: messages stored, duplicates, rejected and alerts raised since the last line."""
+        if not force and time.monotonic() - self._activity_at < ACTIVITY_LOG_S:
+            return
+        now_counters = counters(conn)
+        before = self._activity_counters or {}
+        delta = {k: now_counters.get(k, 0) - before.get(k, 0) for k in ("stored", "duplicates", "rejected")}
+        if self._activity_counters is not None or force:
+            log.info(
+                "hub activity in the last %.0f s: stored %d, duplicates %d, rejected %d, alerts raised %d",
+                time.monotonic() - self._activity_at,
+                delta["stored"],
+                delta["duplicates"],
+                delta["rejected"],
+                self._alerted,
+            )
+        self._activity_counters, self._alerted, self._activity_at = now_counters, 0, time.monotonic()
 
     def start(self) -> None:
         self._thread.start()

@@ -140,6 +140,22 @@ def count(database: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
         connection.close()
 
 
-def http_get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def dashboard_cookie(database: str) -> str:
+    """A signed-in coop admin's session cookie for the dashboard of the hub using `database`."""
+    from hub.auth import User, add_user, open_session
+
+    db = Database(database)
+    db.migrate()
+    conn = db.connect()
+    try:
+        if not conn.query("SELECT 1 FROM hub_users WHERE name = ?", ("test-admin",)):
+            add_user(conn, "test-admin", "admin", None, uuid.uuid4().hex)
+        return "hub_session=" + open_session(conn, User("test-admin", "admin", None), 3600)
+    finally:
+        conn.close()
+
+
+def http_get(url: str, cookie: str = "") -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers={"Cookie": cookie} if cookie else {})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return int(response.status), response.read()

@@ -26,7 +26,7 @@ from agent.demo import simulator_command, write_demo_config
 from agent.demo.local_broker import LocalBroker, free_port
 from hub.contract import hub_validator
 from hub.db import Database
-from tests.hub.conftest import REPO, HubProcess, http_get, wait_for, write_hub_config
+from tests.hub.conftest import REPO, HubProcess, dashboard_cookie, http_get, wait_for, write_hub_config
 from tests.mqtt_watch import Subscriber
 
 DAY_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)
@@ -120,7 +120,7 @@ def test_real_agents_each_summary_once_benchmarks_at_k_and_last_will(tmp_path: P
         victim["agent"].wait(10)
 
         def state(shop: str) -> str:
-            status = json.loads(http_get(f"http://127.0.0.1:{dash}/api/status")[1])
+            status = json.loads(http_get(f"http://127.0.0.1:{dash}/api/status", dashboard_cookie(str(db3)))[1])
             return next((s["state"] for s in status["stores"] if s["store"] == shop), "missing")
 
         wait_for(lambda: state("shop-c") == "offline", 30, "the hub to show shop-c offline after its last will")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -17,11 +16,19 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.demo.local_broker import LocalBroker, free_port
 from devtools.loadgen import FastPublisher, shop_days, synthetic_summary
 from hub.db import Database
-from tests.hub.conftest import ARTIFACTS, HubProcess, count, http_get, wait_for, write_hub_config
+from tests.hub.conftest import ARTIFACTS, HubProcess, count, dashboard_cookie, http_get, wait_for, write_hub_config
 
 DAY = 1_763_251_200  # 2025-11-16T00:00:00Z
 CATEGORIES = ("bakery", "dairy", "produce", "other")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def publish_raw(port: int, items: list[tuple[str, bytes]]) -> None:
@@ -118,21 +125,30 @@ def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
 
             wait_for(lambda: published("footfall") == 24 * 8, 60, "footfall benchmarks")
             wait_for(lambda: published("sales-share") == 24 and published("basket-value") == 24, 60, "sales benchmarks")
-            status, body = http_get(f"http://127.0.0.1:{port}/api/shop/shop-0001")
+            cookie = dashboard_cookie(db_path)
+            status, body = http_get(f"http://127.0.0.1:{port}/api/shop/shop-0001", cookie)
             shop = json.loads(body)
             assert status == 200 and shop["store"] == "shop-0001"
             assert "shop-0002" not in body.decode()  # a shop's page never carries another shop's series
             cats = shop["categories"]
             assert set(cats["own"]) == set(CATEGORIES) and cats["district"]["n_shops"] == 6
             assert cats["window"] == "2025-11-23T23:00:00Z"
-            district = json.loads(http_get(f"http://127.0.0.1:{port}/api/district")[1])
+            district = json.loads(http_get(f"http://127.0.0.1:{port}/api/district", cookie)[1])
             assert set(district["categories"]["categories"]) == set(CATEGORIES)
             ARTIFACTS.mkdir(exist_ok=True)
-            profile = Path(tempfile.mkdtemp(prefix="hub-chromium-"))
-            try:
-                for page, name in (("/", "hub-district"), ("/shop/shop-0001", "hub-shop")):
+            from playwright.sync_api import sync_playwright
+
+            # Signed in as the coop admin: the session cookie goes into the browser context.
+            name, value = cookie.split("=", 1)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS, headless=True)
+                context = browser.new_context(viewport={"width": 430, "height": 1900})
+                context.add_cookies([{"name": name, "value": value, "url": f"http://127.0.0.1:{port}/"}])
+                tab = context.new_page()
+                for page, shot_name in (("/", "hub-district"), ("/shop/shop-0001?range=month", "hub-shop")):
                     url = f"http://127.0.0.1:{port}{page}"
-                    dom = chromium(["--dump-dom", url], profile).stdout
+                    tab.goto(url)
+                    dom = tab.content()
                     assert "<svg" in dom and 'class="band"' in dom and 'class="median"' in dom
                     medians = [int(p.split('"')[0]) for p in dom.split('class="median" data-points="')[1:]]
                     assert medians and max(medians) >= 24, "the median line should carry a point per window"
@@ -141,11 +157,10 @@ def test_dashboard_plots_render_in_headless_chromium(tmp_path: Path) -> None:
                     if "shop" in page:
                         assert 'class="own"' in dom
                         assert dom.count('class="share-own"') == len(CATEGORIES)
-                    shot = ARTIFACTS / f"{name}.png"
+                    shot = ARTIFACTS / f"{shot_name}.png"
                     shot.unlink(missing_ok=True)
-                    chromium([f"--screenshot={shot}", "--window-size=430,1900", "--hide-scrollbars", url], profile)
+                    tab.screenshot(path=str(shot), full_page=True)
                     assert shot.exists() and shot.stat().st_size > 10_000
-            finally:
-                shutil.rmtree(profile, ignore_errors=True)
+                browser.close()
         finally:
             hub.stop()

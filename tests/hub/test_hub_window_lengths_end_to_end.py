@@ -32,7 +32,7 @@ from devtools.loadgen import synthetic_summary
 from hub.contract import Summary, hub_validator, parse_message
 from hub.db import Database
 from hub.storage import store_batch
-from tests.hub.conftest import REPO, HubProcess, http_get, wait_for, write_hub_config
+from tests.hub.conftest import REPO, HubProcess, dashboard_cookie, http_get, wait_for, write_hub_config
 from tests.hub.test_hub_end_to_end import outbox
 from tests.mqtt_watch import Subscriber
 
@@ -203,11 +203,15 @@ def test_real_agents_on_any_window_length_are_stored_benchmarked_alerted_and_sho
 
         wait_for(lambda: benchmark_windows() == expected, 20, "a benchmark for every window all shops completed")
         published = {}
-        for topic, raw, _retain in watcher.messages():
+        for topic, raw, retain in watcher.messages():
             if "/benchmarks/footfall/" in topic:
                 doc = json.loads(raw)
                 assert list(hub_validator("benchmark.v1.json").iter_errors(doc)) == []
                 assert doc["window"]["seconds"] == window_s and doc["n_shops"] == 3
+                if topic.endswith("/latest"):  # the one retained topic of the stream: its newest window
+                    assert topic == benchmark_topic("riverside", "footfall", window_s, "latest")
+                    continue
+                assert not retain  # per-window benchmarks are not retained
                 assert topic == benchmark_topic("riverside", "footfall", window_s, doc["window"]["start"])
                 published[doc["window"]["start"]] = doc
         assert expected <= set(published)
@@ -223,7 +227,7 @@ def test_real_agents_on_any_window_length_are_stored_benchmarked_alerted_and_sho
         assert not [a for shop in ("shop-a", "shop-b") for a in alerts(shop) if a["kind"] == "silent"]
 
         # The dashboard shows this length: district section, the shop's own series against the band, freshness.
-        district = json.loads(http_get(f"http://127.0.0.1:{dash}/api/district")[1])
+        district = json.loads(http_get(f"http://127.0.0.1:{dash}/api/district", dashboard_cookie(str(db_path)))[1])
         (section,) = district["windows"]
         assert (section["window_seconds"], section["window"], section["shops"], section["reason"]) == (
             window_s,
@@ -233,21 +237,21 @@ def test_real_agents_on_any_window_length_are_stored_benchmarked_alerted_and_sho
         )
         assert district["window_seconds"] == window_s
         assert expected <= {iso_seconds(b["window_start_s"]) for b in section["benchmarks"]}
-        shop = json.loads(http_get(f"http://127.0.0.1:{dash}/api/shop/shop-a")[1])
+        shop = json.loads(http_get(f"http://127.0.0.1:{dash}/api/shop/shop-a", dashboard_cookie(str(db_path)))[1])
         assert shop["window"] == name and shop["reason"] is None
         banded = {f["window"] for f in shop["footfall"] if f["district"] is not None}
         assert expected <= banded
         kinds = {a["kind"] for a in shop["alerts"]}  # and "offline" once its agent said goodbye
         assert "footfall_low" in kinds and "silent" not in kinds
-        status = json.loads(http_get(f"http://127.0.0.1:{dash}/api/status")[1])
+        status = json.loads(http_get(f"http://127.0.0.1:{dash}/api/status", dashboard_cookie(str(db_path)))[1])
         assert {s["store"]: (s["window"], s["silent"]) for s in status["stores"]} == {
             "shop-a": (name, False),
             "shop-b": (name, False),
             "shop-c": (name, True),
         }
-        page = http_get(f"http://127.0.0.1:{dash}/")[1].decode()
+        page = http_get(f"http://127.0.0.1:{dash}/", dashboard_cookie(str(db_path)))[1].decode()
         assert f"{name} windows (3 shop(s))" in page and 'class="median"' in page
-        shop_page = http_get(f"http://127.0.0.1:{dash}/shop/shop-a")[1].decode()
+        shop_page = http_get(f"http://127.0.0.1:{dash}/shop/shop-a", dashboard_cookie(str(db_path)))[1].decode()
         assert f"footfall per {name} window" in shop_page and 'class="own"' in shop_page
         assert hub.alive()
     finally:
