@@ -98,8 +98,10 @@ def describe(name: str, entry: dict[str, Any], last_ns: int | None, now_ns: int,
     """One driver's state word and its sentence, e.g. ("working", "front door counter: last reading 2 minutes ago")."""
     kind, health = entry.get("kind", ""), entry.get("health", {})
     doors = entry.get("doors") or []
-    label = f"{doors[0]} door {WORDS.get(kind, kind)}" if len(doors) == 1 else WORDS.get(kind, kind)
-    label = f"{label} ({name})" if label != name else name
+    word = WORDS.get(kind, kind)
+    if len(doors) == 1:  # "front door counter", "back door presence sensor"
+        word = f"{doors[0]} {word}" if word.startswith("door ") else f"{doors[0]} door {word}"
+    label = f"{word} ({name})" if word != name else name
     last = f"last reading {ago(now_ns, last_ns)}" if last_ns else "no reading yet"
     problems = []
     refused = sum(int(health.get(k, 0) or 0) for k in ("unauthorised",))
