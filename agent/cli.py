@@ -125,6 +125,12 @@ def cmd_drivers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_owner_password(args: argparse.Namespace) -> int:
+    from agent.owner.password_cli import owner_password
+
+    return owner_password(from_stdin=args.stdin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopkeeper", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopkeeper {__version__}")
@@ -150,6 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hours", type=int, default=24)
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
+    owner = sub.add_parser(
+        "owner-password", help="make the password hash that opens the owner page to the shop's network"
+    )
+    owner.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
+    owner.set_defaults(func=cmd_owner_password)
     sample = sub.add_parser("sample-config", help="print the commented sample configuration")
     sample.set_defaults(func=cmd_sample_config)
     sub.add_parser("hub", help="the cooperative hub (see docs/hub.md)", add_help=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -181,4 +182,6 @@ class Agent:
             self.owner_page.stop()
         self.ingest.stop()
         self.publisher.stop()
+        with contextlib.suppress(Exception):  # a clean stop says so to `status`; never blocks the stop
+            owner_sensors.persist(self, stopped=True)
         self.store.close()

@@ -46,7 +46,7 @@ def unset_secrets(driver: object) -> list[str]:
     return found
 
 
-def snapshot(agent: Agent) -> dict[str, Any]:
+def snapshot(agent: Agent, stopped: bool = False) -> dict[str, Any]:
     """What the page and `status` need of the running parts, as plain JSON."""
     drivers = {}
     health = agent.supervisor.health()
@@ -67,13 +67,14 @@ def snapshot(agent: Agent) -> dict[str, Any]:
         "store_error": ingest["store_error"],
         "mqtt_connected": agent.publisher.connected,
         "clock_synced": agent.clock.synced(),
+        "stopped": stopped,
     }
 
 
-def persist(agent: Agent) -> None:
-    """Write the snapshot for `shopkeeper status` (a scheduler job)."""
+def persist(agent: Agent, stopped: bool = False) -> None:
+    """Write the snapshot for `shopkeeper status` (a scheduler job; once more, `stopped`, at a clean stop)."""
     with agent.store.transaction() as conn:
-        agent.store.set_state(conn, STATE_KEY, json.dumps(snapshot(agent), sort_keys=True, default=str))
+        agent.store.set_state(conn, STATE_KEY, json.dumps(snapshot(agent, stopped), sort_keys=True, default=str))
 
 
 def stored_snapshot(conn: sqlite3.Connection) -> dict[str, Any] | None:
@@ -146,5 +147,10 @@ def sensor_states(conn: sqlite3.Connection, now_ns: int, zone: LocalZone) -> tup
     last = last_readings(conn)
     states = [describe(n, e, last.get(n), now_ns, zone) for n, e in sorted(snap["drivers"].items())]
     age_s = (time.time_ns() - int(snap["real_ns"])) // NS_PER_S
-    agent = "the agent is running" if age_s <= STALE_S else f"the agent is NOT running (last heard {age_s} s ago)"
+    if snap.get("stopped"):
+        agent = f"the agent is stopped (it stopped cleanly {ago(time.time_ns(), int(snap['real_ns']))})"
+    elif age_s > STALE_S:
+        agent = f"the agent is NOT running (last heard from {ago(time.time_ns(), int(snap['real_ns']))}; no clean stop)"
+    else:
+        agent = "the agent is running"
     return states, agent

@@ -25,7 +25,7 @@ from agent.clock import NS_PER_S, AcceleratedClock
 from agent.demo import DAY_START, simulator_command
 from agent.demo.local_broker import LocalBroker, free_port
 from firmware_sim.escpos import CATALOGUE
-from tests.e2e.harness import wait_until
+from tests.e2e.harness import lan_address, wait_until
 from tests.mqtt_watch import Subscriber
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -40,15 +40,6 @@ ZONE = "Europe/Berlin"  # not the machine's zone: the page must convert, and nam
 START = DAY_START + dt.timedelta(hours=9)  # 10:00 in Berlin
 HOURS = 3
 FACTOR = 360.0  # 3 shop hours in 30 s, and 11 hours of margin before the local day ends
-
-
-def lan_address() -> str | None:
-    """This machine's own non-loopback address (what a phone on the shop's network would connect to)."""
-    try:
-        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=5).stdout.split()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return next((a for a in out if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", a) and not a.startswith("127.")), None)
 
 
 def write_config(workdir: Path, broker_port: int, page_port: int, links: dict[str, Path], till: Path) -> Path:
@@ -217,32 +208,41 @@ def test_owner_page_shows_exact_figures_sensors_and_exactly_what_left(shop: Runn
             )
             assert listed and all("with privacy noise; true values stay here" in text for *_x, text in listed)
             ids = {msg_id for _t, msg_id, _v, _text in listed}
-            sub.wait_for(lambda: ids <= {m["msg_id"] for m in sub.summaries()}, 30, "every listed message at the broker")
-            received = {}
-            for topic, payload, _retain in sub.messages():
-                if not topic.endswith("/status"):
-                    message = json.loads(payload)
-                    received[message["msg_id"]] = (topic, message["values"])
-            last_seq = max(int(json.loads(p)["seq"]) for t, p, _r in sub.messages() if not t.endswith("/status")
-                           and json.loads(p)["msg_id"] in ids)  # fmt: skip
-            recorded_up_to_page = {
-                json.loads(p)["msg_id"] for t, p, _r in sub.messages()
-                if not t.endswith("/status") and json.loads(p)["seq"] <= last_seq
-            }  # fmt: skip
-            assert ids == recorded_up_to_page, "nothing sent is missing from the page, nothing listed was not sent"
+            sub.wait_for(
+                lambda: ids <= {m["msg_id"] for m in sub.summaries()}, 30, "every listed message at the broker"
+            )
+            wire = {
+                json.loads(payload)["msg_id"]: (topic, json.loads(payload))
+                for topic, payload, _retain in sub.messages()
+                if not topic.endswith("/status")
+            }
+            # The page is a snapshot: windows released after it loaded are not on it, every earlier one is.
+            newest = max(wire[msg_id][1]["seq"] for msg_id in ids)
+            assert ids == {m for m, (_t, payload) in wire.items() if payload["seq"] <= newest}
             for topic, msg_id, values, text in listed:
-                assert received[msg_id] == (topic, values)
-                if "/footfall/" in topic:
-                    door = msg_id and json.loads(next(p for t, p, _r in sub.messages() if msg_id in p.decode()))["door"]
-                    assert f"{door} door: {values['entries']} in, {values['exits']} out" in text
+                wire_topic, payload = wire[msg_id]
+                assert (wire_topic, payload["values"]) == (topic, values), msg_id
+                if "door" in payload:
+                    assert f"{payload['door']} door: {values['entries']} in, {values['exits']} out" in text
                 assert re.search(r"ε [\d./]+; ε [\d./]+ per (door event|basket) in this window", text), text
-            statuses = page.eval_on_selector_all("li.status-message", "els => els.map(e => [e.dataset.topic, e.dataset.payload])")
+            statuses = page.eval_on_selector_all(
+                "li.status-message", "els => els.map(e => [e.dataset.topic, e.dataset.payload])"
+            )
             wire_status = [(t, p.decode()) for t, p, _r in sub.messages() if t.endswith("/status")]
             assert [tuple(s) for s in reversed(statuses)] == wire_status, "the status messages, as they left"
 
-            # After the simulators closed their ports, the page says the sensors are not connected.
-            states = page.eval_on_selector_all("li.sensor", "els => els.map(e => [e.dataset.driver, e.dataset.state])")
-            assert dict(states)["front_door"] in ("not connected", "silent", "working")
+            # The simulators closed their ports when their day ended: the page says so, and when they last read.
+            def counters_unplugged() -> bool:
+                page.goto(shop.url)
+                states = dict(
+                    page.eval_on_selector_all("li.sensor", "els => els.map(e => [e.dataset.driver, e.dataset.state])")
+                )
+                return states["front_door"] == states["back_door"] == "not connected"
+
+            wait_until(counters_unplugged, 30, "the door counters to show as not connected", shop.agent_log)
+            assert re.search(
+                r"front door counter \(front_door\): not connected: .+; last reading", page.inner_text("#sensors + ul")
+            )
 
             # A phone-sized screen: everything fits its width, the tables scroll inside their boxes.
             phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
