@@ -148,7 +148,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
     parts = [
         f'<h1>{escape(config.store)} <span class="small">({escape(config.coop)} coop)</span></h1>',
         f'<p class="small">Now: {escape(data["now"])} ({z}); all times on this page are {z}. '
-        f"{escape(data['agent'])}.</p>",
+        f"{escape(data['agent'][:1].upper() + data['agent'][1:])}.</p>",
         '<nav><a href="#sensors">Sensors</a><a href="#today">Today</a><a href="#this-week">This week</a>'
         '<a href="#what-left">What left the shop</a><a href="#privacy">Privacy</a><a href="#district">District</a>'
         '<a href="#export">Export</a></nav>',

@@ -26,7 +26,7 @@ def owner_password(from_stdin: bool = False) -> int:
         return 1
     print(line)
     print(
-        "# put this line under [owner_page] in the agent's configuration, set listen = \"0.0.0.0:8088\" to open"
+        '# put this line under [owner_page] in the agent\'s configuration, set listen = "0.0.0.0:8088" to open'
         " the page to the shop's network, then restart the agent (systemctl restart shopkeeper)",
         file=sys.stderr,
     )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from agent.ops.runtime import Agent
 
 STATE_KEY = "owner_driver_health"
+PAYMENT_FEEDS = ("square", "shopify", "clover")
 STALE_S = 60  # a snapshot older than this (real seconds) means the agent is not running
 WORDS = {  # a driver kind's name for an owner
     "terabee": "door counter",
@@ -106,8 +107,9 @@ def describe(name: str, entry: dict[str, Any], last_ns: int | None, now_ns: int,
     last = f"last reading {ago(now_ns, last_ns)}" if last_ns else "no reading yet"
     problems = []
     refused = sum(int(health.get(k, 0) or 0) for k in ("unauthorised",))
-    if refused:
-        problems.append(_count(refused, "request refused", "requests refused") + " (bad or missing signature)")
+    if refused:  # a POS webhook's refused requests are payments the shop made that were not counted
+        what = ("payment notification", "payment notifications") if kind in PAYMENT_FEEDS else ("request", "requests")
+        problems.append(_count(refused, f"{what[0]} refused", f"{what[1]} refused") + " (bad or missing signature)")
     for key in entry.get("unset_secrets", []):
         problems.append(f"{key.split(' ')[0].replace('_', ' ')} not set (environment variable {key.split('(')[1]}")
     for key, words in (("malformed", "malformed"), ("dead_letters", "kept as dead letters"), ("bad_frames", "")):

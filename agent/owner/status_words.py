@@ -110,4 +110,3 @@ def format_words(report: dict[str, Any]) -> list[str]:
         lines.append("  nothing: every released summary reached the broker")
     lines.append(f"  broker connections so far: {report['mqtt_connections']}")
     return lines
-
