@@ -56,7 +56,7 @@ def collect(store: Store, config: AgentConfig) -> dict[str, Any]:
             "windows": int(windows or 0),
             "last_window": zone.span(int(last_start), int(last_end)) if last_start is not None else "",
             "pending": pending,
-            "oldest_pending": ago(time.time_ns(), oldest_pending) if oldest_pending else "",
+            "oldest_pending": ago(now, oldest_pending) if oldest_pending else "",
             "delivered": delivered,
             "last_delivered": zone.clock(int(last_delivered)) if last_delivered else "",
             "status_messages": len(sent.status_messages(conn, zone)),

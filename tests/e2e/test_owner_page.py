@@ -244,6 +244,16 @@ def test_owner_page_shows_exact_figures_sensors_and_exactly_what_left(shop: Runn
                 r"front door counter \(front_door\): not connected: .+; last reading", page.inner_text("#sensors + ul")
             )
 
+            # The accountant's export: the link on the page gives the same exact counts, in local hours.
+            with page.expect_download() as download:
+                page.click("text=door counts per hour, this week")
+            lines = Path(download.value.path()).read_text().splitlines()
+            assert lines[0] == f"hour ({ZONE}),door,entries,exits"
+            exported = {
+                (row.split(",")[0][-5:], row.split(",")[1]): tuple(map(int, row.split(",")[2:])) for row in lines[1:]
+            }
+            assert {k: v for k, v in exported.items() if v != (0, 0)} == doors
+
             # A phone-sized screen: everything fits its width, the tables scroll inside their boxes.
             phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
             small = phone.new_page()
