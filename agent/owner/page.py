@@ -14,7 +14,9 @@ from agent.owner.svg import COLOURS, bars
 from agent.store import Store
 
 STYLE = (
-    "body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:0 .8rem;color:#222}"
+    # overflow-wrap: a device path or an error text without spaces must not widen the page on a phone
+    "body{font:16px/1.45 system-ui,sans-serif;margin:0 auto;max-width:60rem;padding:0 .8rem;color:#222;"
+    "overflow-wrap:anywhere}"
     "h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ccc}"
     "table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.15rem .5rem;text-align:right}"
     "td:first-child,th:first-child{text-align:left}.scroll{overflow-x:auto}"
