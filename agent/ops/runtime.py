@@ -60,6 +60,7 @@ class Agent:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.health_server: HealthServer | None = None
         self.owner_page: OwnerPageServer | None = None
+        self.sensor_recorder = owner_sensors.SensorRecorder()
         self.stopped = threading.Event()
         self.fatal: str | None = None  # why an internal thread died; the process then exits non-zero
         self._release_failed = False
@@ -87,7 +88,7 @@ class Agent:
         )
         # What `shopkeeper status` (another process) shows of the sensors: the drivers' health, kept fresh.
         self.scheduler.add_job(
-            self._persist_sensors, "interval", seconds=5, id="owner_sensors", max_instances=1, coalesce=True
+            self._persist_sensors, "interval", seconds=2, id="owner_sensors", max_instances=1, coalesce=True
         )
         self.scheduler.start()
         self._persist_sensors()
@@ -134,7 +135,7 @@ class Agent:
 
     def _persist_sensors(self) -> None:
         try:
-            owner_sensors.persist(self)
+            self.sensor_recorder.persist(self)
         except Exception:
             log.exception("could not record the sensors' state for status; will retry")
 
@@ -183,5 +184,5 @@ class Agent:
         self.ingest.stop()
         self.publisher.stop()
         with contextlib.suppress(Exception):  # a clean stop says so to `status`; never blocks the stop
-            owner_sensors.persist(self, stopped=True)
+            self.sensor_recorder.persist(self, stopped=True)
         self.store.close()

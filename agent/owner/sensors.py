@@ -72,10 +72,31 @@ def snapshot(agent: Agent, stopped: bool = False) -> dict[str, Any]:
     }
 
 
-def persist(agent: Agent, stopped: bool = False) -> None:
-    """Write the snapshot for `shopkeeper status` (a scheduler job; once more, `stopped`, at a clean stop)."""
-    with agent.store.transaction() as conn:
-        agent.store.set_state(conn, STATE_KEY, json.dumps(snapshot(agent, stopped), sort_keys=True, default=str))
+class SensorRecorder:
+    """Writes the snapshot for `shopkeeper status` when it changed, or every `REFRESH_S` to show the agent lives.
+
+    Every write is an fsync (synchronous=FULL); on a Pi's SD card that is wear, so unchanged health is not
+    rewritten every few seconds.
+    """
+
+    REFRESH_S = 20
+
+    def __init__(self) -> None:
+        self._last = ""
+        self._written = 0.0
+
+    def persist(self, agent: Agent, stopped: bool = False) -> bool:
+        """Write if due (always when `stopped`, at a clean stop); returns whether it wrote."""
+        snap = snapshot(agent, stopped)
+        content = json.dumps(
+            {k: v for k, v in snap.items() if k not in ("at_ns", "real_ns")}, sort_keys=True, default=str
+        )
+        if content == self._last and time.monotonic() - self._written < self.REFRESH_S and not stopped:
+            return False
+        with agent.store.transaction() as conn:
+            agent.store.set_state(conn, STATE_KEY, json.dumps(snap, sort_keys=True, default=str))
+        self._last, self._written = content, time.monotonic()
+        return True
 
 
 def stored_snapshot(conn: sqlite3.Connection) -> dict[str, Any] | None:

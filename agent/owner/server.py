@@ -90,11 +90,15 @@ class Gate:
         if self.password_hash and verify_password(password, self.password_hash):
             token = secrets.token_urlsafe(32)
             with self.lock:
+                now = self.monotonic()  # forget expired sessions, so the table stays as small as the sign-ins
+                self.sessions = {t: s for t, s in self.sessions.items() if s.expires >= now}
                 self.sessions[token] = Session(secrets.token_urlsafe(32), self.monotonic() + SESSION_S)
                 self.failures.pop(peer, None)
             return token
         with self.lock:
             now = self.monotonic()
+            if len(self.failures) > 1000:  # many peers guessing: keep the table bounded (the overall limit still holds)
+                self.failures = {p: t for p, t in self.failures.items() if t and t[-1] >= now - FAILURE_WINDOW_S}
             self.failures.setdefault(peer, deque()).append(now)
             self.all_failures.append(now)
         return None
