@@ -49,6 +49,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for warning in plan_warnings(config.streams):
         print(f"warning: {args.config}: privacy: {warning}", file=sys.stderr)
+    page = config.owner_page
+    if page is not None and page.lan and not page.password_hash:
+        print(
+            f"warning: {args.config}: owner_page.listen: {page.host} reaches the shop's network, but no password_hash"
+            " is set, so the page answers this box only; run `shopkeeper owner-password` and add its line",
+            file=sys.stderr,
+        )
     print(
         f"{args.config}: ok (coop {config.coop}, store {config.store}, doors {', '.join(config.doors)}, "
         f"{len(config.drivers)} driver(s), window {config.window_s}s)"

@@ -7,7 +7,10 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from agent.cli import main
+from agent.errors import ConfigError
 from agent.owner import figures, sensors
 from agent.owner.localtime import NS_PER_S, LocalZone, ago
 from agent.store import Store, raw_events
@@ -94,3 +97,24 @@ def test_status_speaks_plain_words_sensors_first_and_never_prints_none(tmp_path:
     assert main(["status", str(config.path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["sensors"][1]["state"] == "refusing" and report["baskets"]["count"] == 2
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ('listen = "nowhere"', "owner_page.listen"),
+        ('password_hash = "plain"', "owner_page.password_hash"),
+        ('timezone = "Mars/Olympus"', "owner_page.timezone"),
+        ("colour = 1", "owner_page.colour"),
+    ],
+)
+def test_a_bad_owner_page_section_is_one_config_error_naming_the_key(tmp_path: Path, section: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make_config(tmp_path, extra=f"\n[owner_page]\n{section}\n")
+    assert key in str(caught.value)
+
+
+def test_the_owner_page_is_on_loopback_unless_configured(tmp_path: Path) -> None:
+    page = make_config(tmp_path).owner_page
+    assert page is not None and (page.host, page.port, page.lan) == ("127.0.0.1", 8088, False)
+    assert make_config(tmp_path, extra='\n[owner_page]\nlisten = ""\n').owner_page is None
