@@ -49,6 +49,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     for warning in plan_warnings(config.streams):
         print(f"warning: {args.config}: privacy: {warning}", file=sys.stderr)
+    page = config.owner_page
+    if page is not None and page.lan and not page.password_hash:
+        print(
+            f"warning: {args.config}: owner_page.listen: {page.host} reaches the shop's network, but no password_hash"
+            " is set, so the page answers this box only; run `shopkeeper owner-password` and add its line",
+            file=sys.stderr,
+        )
     print(
         f"{args.config}: ok (coop {config.coop}, store {config.store}, doors {', '.join(config.doors)}, "
         f"{len(config.drivers)} driver(s), window {config.window_s}s)"
@@ -125,6 +132,12 @@ def cmd_drivers(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_owner_password(args: argparse.Namespace) -> int:
+    from agent.owner.password_cli import owner_password
+
+    return owner_password(from_stdin=args.stdin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shopkeeper", description=__doc__)
     parser.add_argument("--version", action="version", version=f"shopkeeper {__version__}")
@@ -150,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--hours", type=int, default=24)
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
+    owner = sub.add_parser(
+        "owner-password", help="make the password hash that opens the owner page to the shop's network"
+    )
+    owner.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
+    owner.set_defaults(func=cmd_owner_password)
     sample = sub.add_parser("sample-config", help="print the commented sample configuration")
     sample.set_defaults(func=cmd_sample_config)
     sub.add_parser("hub", help="the cooperative hub (see docs/hub.md)", add_help=False)

@@ -19,6 +19,7 @@ from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_
 from agent.contract import window_name as contract_window_name
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError
+from agent.owner.settings import OwnerPageSettings, read_owner_page
 from agent.privacy.bounds import OTHER, BasketBounds
 from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
 
@@ -61,6 +62,7 @@ class AgentConfig:
     log_level: str
     health_listen: tuple[str, int] | None = None
     pos: PosSettings | None = None
+    owner_page: OwnerPageSettings | None = None  # the owner's local page (agent/owner); None: off
 
     @property
     def db_path(self) -> Path:
@@ -178,6 +180,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
             )
         health_listen = (host, int(port_text))
     health.reject_unknown()
+    owner_page = read_owner_page(root.table_at("owner_page"))
 
     driver_table = root.table_at("drivers")
     known = installed_drivers() if drivers is None else drivers
@@ -234,6 +237,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         log_level=log_level,
         health_listen=health_listen,
         pos=pos,
+        owner_page=owner_page,
     )
 
 

@@ -42,7 +42,8 @@ def write_demo_config(
         f'data_dir = "{workdir / "data"}"\n\n'
         f'[windows]\nlength = "{window}"\ngrace = "{grace}"\n\n[clock]\nsync_source = "always"\n\n'
         f"[privacy]\nbudget_epsilon_per_window = 1\n\n[privacy.footfall_door]\nepsilon = 0.5\n\n"
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n\n[health]\nlisten = "127.0.0.1:0"\n{drivers}'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n\n[health]\nlisten = "127.0.0.1:0"\n'
+        f'\n[owner_page]\nlisten = "127.0.0.1:0"\n{drivers}'
     )
     return path
 
@@ -131,6 +132,8 @@ def run_demo(directory: str, factor: float = 1440.0, hours: int = 24, seed: int 
         )
         agent = Agent(config, clock)
         agent.start()
+        if agent.owner_page is not None:
+            print(f"your own page (exact figures, and what left the shop): http://127.0.0.1:{agent.owner_page.port}/")
         deadline = time.monotonic() + hours * 3600 / factor + 90
         try:
             while time.monotonic() < deadline:

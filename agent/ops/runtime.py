@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -16,6 +17,8 @@ from agent.errors import InternalThreadDied, PrivacyError
 from agent.ops.health import HealthServer
 from agent.ops.sdnotify import notify, watchdog_interval_s
 from agent.ops.supervisor import DriverSupervisor
+from agent.owner import sensors as owner_sensors
+from agent.owner.server import OwnerPageServer
 from agent.pipeline.ingest import IngestWriter
 from agent.pipeline.publish import Publisher
 from agent.pipeline.release import WindowReleaser
@@ -56,6 +59,8 @@ class Agent:
         self.supervisor = DriverSupervisor()
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.health_server: HealthServer | None = None
+        self.owner_page: OwnerPageServer | None = None
+        self.sensor_recorder = owner_sensors.SensorRecorder()
         self.stopped = threading.Event()
         self.fatal: str | None = None  # why an internal thread died; the process then exits non-zero
         self._release_failed = False
@@ -81,7 +86,12 @@ class Agent:
         self.scheduler.add_job(
             self.supervisor.check, "interval", seconds=2, id="supervise", max_instances=1, coalesce=True
         )
+        # What `shopkeeper status` (another process) shows of the sensors: the drivers' health, kept fresh.
+        self.scheduler.add_job(
+            self._persist_sensors, "interval", seconds=2, id="owner_sensors", max_instances=1, coalesce=True
+        )
         self.scheduler.start()
+        self._persist_sensors()
         if self.config.health_listen is not None:
             try:
                 self.health_server = HealthServer(self, *self.config.health_listen)
@@ -90,6 +100,13 @@ class Agent:
                 log.info("health and metrics on http://%s:%d/health", host, port)
             except OSError as exc:
                 log.error("health endpoint %s:%d not started: %s", *self.config.health_listen, exc)
+        if self.config.owner_page is not None:
+            try:
+                self.owner_page = OwnerPageServer(self.store, self.config, self.config.owner_page, self.clock.wall_ns)
+                self.owner_page.start()
+            except OSError as exc:
+                where = self.config.owner_page
+                log.error("owner page %s:%d not started: %s", where.host, where.port, exc)
         notify("READY=1")
         log.info("agent started: store %s, database %s", self.config.store, self.config.db_path)
 
@@ -115,6 +132,12 @@ class Agent:
             self.retention.run()
         except Exception:
             log.exception("retention failed; will retry")
+
+    def _persist_sensors(self) -> None:
+        try:
+            self.sensor_recorder.persist(self)
+        except Exception:
+            log.exception("could not record the sensors' state for status; will retry")
 
     def alive(self) -> bool:
         """True while the release loop keeps ticking (what the systemd watchdog checks)."""
@@ -156,6 +179,10 @@ class Agent:
         self.supervisor.stop_all()
         if self.health_server is not None:
             self.health_server.stop()
+        if self.owner_page is not None:
+            self.owner_page.stop()
         self.ingest.stop()
         self.publisher.stop()
+        with contextlib.suppress(Exception):  # a clean stop says so to `status`; never blocks the stop
+            self.sensor_recorder.persist(self, stopped=True)
         self.store.close()

@@ -10,6 +10,7 @@ from agent.config import AgentConfig
 from agent.contract import iso_utc
 from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
+from agent.owner import status_words as owner_status
 from agent.pipeline import outbox
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
@@ -26,10 +27,11 @@ def _open(config: AgentConfig) -> Store:
 
 
 def collect_status(config: AgentConfig) -> dict[str, Any]:
-    """Buffered raw events, released windows, the outbox backlog, and connection state."""
+    """Sensors first, then buffered raw data, released windows, the outbox backlog, and connection state."""
     store = _open(config)
     conn = store.conn()
     try:
+        owner = owner_status.collect(store, config)
         events, oldest, newest = conn.execute("SELECT count(*), min(wall_ns), max(wall_ns) FROM events").fetchone()
         released, last_window = conn.execute("SELECT count(*), max(window_start_ns) FROM release_ledger").fetchone()
         pending, oldest_pending = outbox.pending(conn)
@@ -73,6 +75,7 @@ def collect_status(config: AgentConfig) -> dict[str, Any]:
             "counters": store.counters(),
             "district": my_shop_vs_district(store, limit=12),
             "alerts": [json.loads(p) for (p,) in conn.execute("SELECT payload FROM hub_alerts")],
+            **owner,
         }
     finally:
         store.close()
@@ -89,21 +92,9 @@ def outbox_refusals(outbox_report: dict[str, Any]) -> list[str]:
 
 
 def format_status(report: dict[str, Any]) -> str:
-    raw, box = report["raw_events"], report["outbox"]
-    lines = [
-        f"shop {report['coop']}/{report['store']}  database {report['database']}",
-        f"raw events (local only): {raw['count']}  oldest {raw['oldest']}  newest {raw['newest']}",
-        f"released windows: {report['released_windows']}  last {report['last_released_window']}"
-        f"  next {report['next_window']}",
-        f"outbox: {box['pending']} pending (oldest {box['oldest_pending_age_s']} s), "
-        f"{box['delivered']} delivered, last at {box['last_delivered']}",
-        f"broker connections so far: {report['mqtt_connections']}",
-    ]
-    lines += outbox_refusals(box)
-    for stream, spend in report["epsilon_spent"].items():
-        lines.append(
-            f"epsilon: {stream} spent {spend['epsilon_per_window']} per window in each of {spend['windows']} windows"
-        )
+    """The report in plain words: sensors first, then what is kept, what left and what is pending."""
+    lines = owner_status.format_words(report)
+    lines += outbox_refusals(report["outbox"])
     if report["district"]:
         lines.append("my shop vs district (entries per window; district p25 / median / p75 over n shops):")
         for row in report["district"]:

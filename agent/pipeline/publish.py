@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -26,7 +27,7 @@ from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.coop import district
-from agent.pipeline import outbox
+from agent.pipeline import outbox, status_log
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,11 @@ class Publisher:
             self._cond.notify_all()
         self._thread.join(timeout)
         if self._connected:
-            info = self.client.publish(
-                self.config.status_topic, self._status("offline", self._connections()), qos=1, retain=True
-            )
+            goodbye = self._status("offline", self._connections())
+            info = self.client.publish(self.config.status_topic, goodbye, qos=1, retain=True)
             info.wait_for_publish(timeout)
+            with self.store.transaction() as conn:
+                status_log.record(conn, self.config.status_topic, goodbye, time.time_ns(), "agent")
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -132,6 +134,7 @@ class Publisher:
         with self.store.transaction() as conn:
             number = self._connections() + 1
             Store.set_state(conn, "mqtt_connections", str(number))
+            self._log_status(conn, number)
         birth = client.publish(self.config.status_topic, self._status("online", number), qos=1, retain=True)
         with self._cond:  # on the network thread: its PUBACK cannot be handled before this
             self._status_mids.add(birth.mid)
@@ -260,6 +263,14 @@ class Publisher:
             },
             sort_keys=True,
         )
+
+    def _log_status(self, conn: sqlite3.Connection, number: int) -> None:
+        """Record the birth message for the owner's page, after the last will if the previous session left
+        without its goodbye (the broker then sent the will for it; when exactly is not known here)."""
+        previous = status_log.sent(conn)
+        if previous and json.loads(previous[-1]["payload"]).get("state") == "online":
+            status_log.record(conn, self.config.status_topic, self._status("offline", number - 1), 0, "broker")
+        status_log.record(conn, self.config.status_topic, self._status("online", number), time.time_ns(), "agent")
 
     def _set_will(self, connection: int) -> None:
         self.client.will_set(self.config.status_topic, self._status("offline", connection), qos=1, retain=True)
