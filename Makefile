@@ -20,6 +20,7 @@ unit: setup
 
 lint: setup
 	$(VENV)/bin/ruff check agent drivers firmware_sim hub devtools tests bench
+	$(VENV)/bin/ruff format --check agent drivers firmware_sim hub devtools tests bench
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -24,9 +24,13 @@ from hub.errors import HubError
 def postgres_bin_dir() -> Path | None:
     """The newest installed server's bin directory, or None when PostgreSQL is not installed."""
     root = Path("/usr/lib/postgresql")
-    versions = sorted(
-        (p for p in root.glob("*/bin") if (p / "initdb").exists()), key=lambda p: int(p.parent.name), reverse=True
-    ) if root.is_dir() else []
+    versions = (
+        sorted(
+            (p for p in root.glob("*/bin") if (p / "initdb").exists()), key=lambda p: int(p.parent.name), reverse=True
+        )
+        if root.is_dir()
+        else []
+    )
     return versions[0] if versions else None
 
 
@@ -71,7 +75,15 @@ class LocalPostgres:
             shutil.chown(self.workdir, "postgres", "postgres")
             shutil.chown(self.sockets, "postgres", "postgres")
         out = self._run(
-            str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user, "-E", "UTF8",
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "-E",
+            "UTF8",
             "--no-sync",
         )
         if out.returncode != 0:
@@ -82,8 +94,19 @@ class LocalPostgres:
         )
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        out = self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options,
-                        "-w", "-t", "60", "start")
+        out = self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         if out.returncode != 0:
             raise HubError(f"pg_ctl start failed: {out.stderr.strip()[-300:]}; see {self.log}")
         deadline = time.monotonic() + 30

@@ -483,8 +483,6 @@ def test_builtin_driver_readme_includes_its_sample(kind: str) -> None:
     driver_kit.check_readme_includes_sample(installed_drivers()[kind])
 
 
-
-
 @pytest.mark.parametrize(
     "kind",
     KINDS,
