@@ -23,6 +23,7 @@ from hub.charts import band_chart, share_chart
 from hub.config import NAME_RE, HubConfig
 from hub.dashboard_data import RECENT_WINDOWS, district_data, shop_categories, shop_data, status_data
 from hub.db import Connection, Database
+from hub.refusals import health_text
 
 __all__ = ["DashboardServer", "district_data", "shop_categories", "shop_data", "status_data"]
 log = logging.getLogger(__name__)
@@ -289,7 +290,8 @@ class DashboardServer:
         if path in ("/", "/index.html"):
             return 200, "text/html; charset=utf-8", district_page(conn, cfg)
         if path == "/healthz":
-            return 200, "text/plain", b"ok\n"
+            # 200 either way: a misbehaving member is named here, it is no reason to restart the hub.
+            return 200, "text/plain; charset=utf-8", health_text(conn).encode()
         if path == "/api/status":
             return _json(status_data(conn, cfg))
         if path == "/api/district":

@@ -18,6 +18,7 @@ from hub.config import HubConfig
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
 from hub.queries import sales_touched_since, touched_since
+from hub.refusals import prune
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +74,14 @@ class PeriodicTasks:
         for store in touched:
             reconcile_gaps(conn, store, now)
         messages = refresh_benchmarks(conn, self.config.coop, self.config.k_min, windows)
-        messages += refresh_sales_benchmarks(conn, self.config.coop, self.config.k_min,
-                                             sales_touched_since(conn, self.since))
+        messages += refresh_sales_benchmarks(
+            conn, self.config.coop, self.config.k_min, sales_touched_since(conn, self.since)
+        )
         messages += footfall_alerts(conn, self.config.coop, self.config.alerts, windows)
         messages += liveness_alerts(conn, self.config.coop, self.config.alerts, now)
         for topic, payload in messages:
             self.publish(topic, payload)
+        prune(conn, now)
         self.since = start
         return len(messages)
 
