@@ -214,13 +214,17 @@ def _parse(coop: str, topic: str, payload: bytes, size: int, now: float) -> Pars
         raise Refusal("payload's coop/store/tier/stream do not match its topic", f"{doc['store']} {doc['stream']}")
     if doc["schema"] != spec.schema_id:
         raise Refusal("schema is not the one of its stream", f"{spec.segment} carries {spec.schema_id}")
+    msg_id = bounds.text("msg_id", doc["msg_id"])
+    if not msg_id.startswith(f"{coop}/{store}/"):
+        # The contract's ids name their coop and store (agent/contract/topics.py): a store cannot squat another's.
+        raise Refusal("msg_id does not name its store", msg_id[:120])
     start_s = bounds.window(doc["window"], where.window_s, now)
     released = bounds.values(doc["values"], spec)
     privacy = doc["privacy"]
     bounds.privacy(privacy, spec)
     key = "" if spec.key_field is None else str(doc[spec.key_field])
     return Summary(
-        msg_id=bounds.text("msg_id", doc["msg_id"]),
+        msg_id=msg_id,
         schema=doc["schema"],
         store=store,
         stream=stream,
