@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from agent.contract import iso_seconds, parse_iso
 from devtools.loadgen import synthetic_summary
 
 COOP = "riverside"
@@ -29,6 +30,10 @@ class Hostile:
 def _doc(store: str, start_s: int, window_s: int, seq: int) -> tuple[str, dict[str, Any]]:
     topic, text = synthetic_summary(COOP, store, "front", start_s, seq, 7, window_s=window_s)
     return topic, json.loads(text)
+
+
+def _after(start: str, seconds: int) -> str:
+    return iso_seconds(parse_iso(start) + seconds)
 
 
 def _bytes(doc: Any) -> bytes:
@@ -85,12 +90,12 @@ def hostile_messages(store: str, victim_msg_id: str, start_s: int, window_s: int
     mutated(
         "window in 9999",
         "window ends more than a day after the hub's clock",
-        lambda d: d["window"].update(start="9999-01-01T00:00:00Z", end="9999-01-01T01:00:00Z"),
+        lambda d: d["window"].update(start="9999-01-01T00:00:00Z", end=_after("9999-01-01T00:00:00Z", window_s)),
     )
     mutated(
         "window before 2020",
         "window before 2020",
-        lambda d: d["window"].update(start="1999-01-01T00:00:00Z", end="1999-01-01T01:00:00Z"),
+        lambda d: d["window"].update(start="1999-01-01T00:00:00Z", end=_after("1999-01-01T00:00:00Z", window_s)),
     )
     mutated(
         "window.seconds not the topic's",
