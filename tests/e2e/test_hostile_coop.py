@@ -40,8 +40,9 @@ HOSTILE = "store-x"
 FLOOD = 3000  # messages of 100 kB: the memory test (32 -> 319 MB before the bound)
 RETAINED = 300
 # The hub's resident memory while all of it arrives. A hub that queued what it received without bound
-# reached about 320 MB on this flood; the bounded queue holds at most 1,000 payloads cut at 16 kB.
-RSS_BOUND_KB = 160 * 1024
+# reached about 320 MB on this flood. Bounded: about 45 MB at rest, plus at most 1,000 queued payloads cut at
+# 16 kB (hub/subscriber.py) and one batch being checked; measured peak about 47 MB.
+RSS_BOUND_KB = 100 * 1024
 
 
 def start_agent(root: Path, shop: str, broker: CoopBroker, clock: AcceleratedClock, seed: int) -> dict[str, Any]:
@@ -123,6 +124,7 @@ def test_a_hostile_member_never_stops_the_coop(tmp_path: Path) -> None:
             hub.wait_subscribed()
             assert hub.process is not None
             rss = RssWatch(hub.process.pid)
+            at_rest_kb = rss.rss_kb()
             clock = AcceleratedClock(
                 origin_ns=day_s * NS_PER_S,
                 factor=WINDOW_S / REAL_S_PER_WINDOW,
@@ -171,7 +173,7 @@ def test_a_hostile_member_never_stops_the_coop(tmp_path: Path) -> None:
                 a["agent"].terminate()
                 assert a["agent"].wait(30) == 0
             delivered = {(a["shop"], m): p for a in agents for m, p, d in outbox(a["db"]) if d is not None}
-            stored_sql = "SELECT store, msg_id, payload FROM summaries WHERE window_start_s >= " + str(day_s)
+            stored_sql = "SELECT store, msg_id, payload FROM summaries WHERE worker != 'seed'"  # not the history
             wait_for(
                 lambda: set(delivered) <= {(str(s), str(m)) for s, m, _p in hub_query(db_path, stored_sql)},
                 30,
@@ -219,7 +221,10 @@ def test_a_hostile_member_never_stops_the_coop(tmp_path: Path) -> None:
             log = (tmp_path / "hub.log").read_text(errors="replace")
             assert "hub disconnected from broker" not in log and hub.alive()
             assert not [rc for rc in x.disconnected if rc.is_failure]  # store-x itself was never kicked off either
-            print(f"hub VmRSS peak {peak_kb // 1024} MB ({rss.samples} samples), bound {RSS_BOUND_KB // 1024} MB")
+            print(
+                f"hub VmRSS at rest {at_rest_kb // 1024} MB, peak {peak_kb // 1024} MB ({rss.samples} samples),"
+                f" bound {RSS_BOUND_KB // 1024} MB"
+            )
             assert rss.samples > 10 and peak_kb <= RSS_BOUND_KB
         finally:
             for member in members:
