@@ -84,6 +84,10 @@ def shop_windows(
     """
     names = stream_names(FOOTFALL_STREAMS, window_s)
     total_names = set(stream_names((FOOTFALL_STORE,), window_s))
+    # SUM(entries) cannot overflow SQLite's or PostgreSQL's 64-bit integers: every stored value lies within its
+    # stream's bounds (|entries| <= 10^7, agent/contract/streams.py), checked by hub/payload_bounds.py before
+    # anything is stored (older rows outside them are quarantined by migration 0004), so an overflow would take
+    # more than 9 x 10^11 rows in one (store, window, stream) group.
     base = (
         "SELECT store, window_start_s, stream, window_seconds, SUM(entries), COUNT(entries),"
         f" SUM(noise_variance) FROM summaries WHERE stream IN ({_in(names)})"

@@ -28,6 +28,7 @@ MARGIN_S = 5.0
 
 def reconcile_gaps(conn: Connection, store: str, now: float) -> tuple[int, int]:
     """Bring seq_gaps in line with the stored sequence numbers; returns (opened, closed)."""
+    # prev + 1 and seq - 1 stay far inside 64 bits: stored sequence numbers are at most 2^53 - 1 (agent/contract).
     rows = conn.query(
         "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev"
         " FROM summaries WHERE store = ?) t WHERE seq > prev + 1",

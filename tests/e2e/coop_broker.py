@@ -66,7 +66,7 @@ def coop_broker(root: Path, accounts: list[str]) -> Iterator[CoopBroker]:
     try:
         deadline = time.monotonic() + 10
         while True:
-            assert process.poll() is None, f"mosquitto exited: {process.stderr.read() if process.stderr else ''}"
+            assert process.poll() is None, f"mosquitto exited: {process.communicate()[1]!r}"
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 break
             assert time.monotonic() < deadline, f"mosquitto is not listening on {port}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 from paho.mqtt.client import MQTTMessage
 
@@ -21,7 +22,7 @@ def _message(qos: int, payload: bytes, mid: int = 1) -> MQTTMessage:
     return message
 
 
-def _subscriber(tmp_path: Path, queue_max: int, **kwargs) -> HubSubscriber:  # type: ignore[no-untyped-def]
+def _subscriber(tmp_path: Path, queue_max: int, **kwargs: Any) -> HubSubscriber:
     config = load_hub_config(write_hub_config(tmp_path / "hub.toml", 1883, str(tmp_path / "hub.db")))
     return HubSubscriber(config, Database(config.database), queue_max=queue_max, **kwargs)
 
