@@ -234,9 +234,9 @@ def window_lengths(conn: Connection) -> list[int]:
 
 
 def rejections(conn: Connection) -> tuple[int, str | None]:
-    """How many messages were refused, and the latest reason."""
-    total = int(conn.query("SELECT COUNT(*) FROM rejected")[0][0])
-    latest = conn.query("SELECT reason FROM rejected ORDER BY received_at DESC LIMIT 1")
+    """How many messages were refused (all of them, kept aside or only counted), and the latest reason."""
+    total = int(conn.query("SELECT COALESCE(SUM(refused), 0) FROM rejected_summary")[0][0])
+    latest = conn.query("SELECT reason FROM rejected_summary ORDER BY last_at DESC LIMIT 1")
     return total, (str(latest[0][0]) if latest else None)
 
 
