@@ -21,6 +21,7 @@ from agent.contract import (
     MAX_SENSITIVITY,
     MAX_SUPPRESS_BELOW,
     MAX_TEXT,
+    MAX_WINDOW_TOTAL,
     SEQ_MAX,
     StreamSpec,
     parse_iso,
@@ -115,6 +116,12 @@ def privacy(doc: dict[str, Any], spec: StreamSpec) -> None:
     post = doc["post_processing"]
     integer("privacy.post_processing.suppress_below", post["suppress_below"], 1, MAX_SUPPRESS_BELOW, nullable=True)
     epsilon, rho = _cost("privacy.epsilon", doc["epsilon"]), _cost("privacy.rho", doc["rho"])
+    for total in ("epsilon_window_total", "rho_window_total"):  # newer payloads: the unit's cost over all streams
+        value = doc.get(total)
+        if value is not None and (
+            not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= MAX_WINDOW_TOTAL
+        ):
+            raise Refusal(f"privacy.{total} out of range", repr(value)[:40])
     for exact in ("epsilon_exact", "rho_exact"):
         value = fraction(f"privacy.{exact}", doc[exact])
         if value is not None and value > MAX_EPSILON:

@@ -16,6 +16,7 @@ from agent.contract.bounds import (
     MAX_SENSITIVITY,
     MAX_SUPPRESS_BELOW,
     MAX_TEXT,
+    MAX_WINDOW_TOTAL,
     SEQ_MAX,
 )
 from agent.contract.json_schema import schema_document, shipped_schema_files, status_schema, summary_schema
@@ -85,6 +86,7 @@ __all__ = [
     "MAX_SENSITIVITY",
     "MAX_SUPPRESS_BELOW",
     "MAX_TEXT",
+    "MAX_WINDOW_TOTAL",
     "MIN_WINDOW_S",
     "NAME_RE",
     "NS_PER_S",

@@ -27,5 +27,6 @@ FUTURE_SLACK_S = 86_400
 # Privacy block: the agent's own limits (agent/privacy/sampler.py, agent/config/reader.py) with room to spare.
 MAX_FRACTION_PART = 2**48  # numerator and denominator of scale, sigma2, epsilon_exact, rho_exact
 MAX_EPSILON = 10  # epsilon and rho per window
+MAX_WINDOW_TOTAL = 1000  # what one unit costs per window over all streams (rho: Laplace's epsilon^2 / 2 each)
 MAX_SENSITIVITY = 2**48
 MAX_SUPPRESS_BELOW = 10**7
