@@ -110,10 +110,14 @@ def test_healthz_names_the_misbehaving_store_and_its_main_reason(conn: Connectio
     assert health_text(conn, NOW + 3600) == "ok\n"  # while it lasts
 
 
-def test_migration_keys_ids_per_store_keeps_rows_and_quarantines_out_of_bounds_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_migration_keys_ids_per_store_keeps_rows_and_quarantines_out_of_bounds_ones(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
     import hub.db
 
-    database = Database(str(tmp_path / "old.db"))
+    url = str(tmp_path / "old.db") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
+    database = Database(url)
     old = hub.db.MIGRATIONS[:3]
     hub.db.MIGRATIONS, saved = old, hub.db.MIGRATIONS
     try:
@@ -141,6 +145,10 @@ def test_migration_keys_ids_per_store_keeps_rows_and_quarantines_out_of_bounds_o
     )
     assert database.migrate() == ["0004_ids_per_store_and_bounded_refusals"]
     assert conn.query("SELECT store, msg_id FROM summaries") == [("shop-a", "id-1")]
+    conn.execute(  # the key is (store, msg_id) now: the same id under another store is another row
+        f"INSERT INTO summaries ({columns}) VALUES ({row})", ("id-1", "shop-b", 4, T0, 5, "{}")
+    )
+    assert conn.query("SELECT COUNT(*) FROM summaries WHERE msg_id = 'id-1'") == [(2,)]
     assert {r[0] for r in conn.query("SELECT detail FROM rejected WHERE worker = 'migration'")} == {"id-2", "id-3"}
     assert conn.query("SELECT store, reason, refused FROM rejected_summary") == [("shop-b", "old reason", 1)]
     assert conn.query("SELECT connection, last_window_s FROM stores") == [(0, None)]
