@@ -156,8 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from hub.runtime import Hub
 
-        Hub(config).run_forever()
-        return 0
+        return Hub(config).run_forever()
     except HubConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

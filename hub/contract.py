@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
+import time
 from fractions import Fraction
 from functools import cache
 from importlib import resources
@@ -20,6 +22,8 @@ from jsonschema import Draft202012Validator
 
 from agent.contract import (
     HUB_SEGMENT,
+    MAX_PAYLOAD_BYTES,
+    NAME_RE,
     STATUS_SCHEMA_FILE,
     alert_topic,
     benchmark_topic,
@@ -29,6 +33,10 @@ from agent.contract import (
 )
 from agent.contract import iso_seconds as iso
 from agent.contract import parse_iso as parse_iso
+from hub import payload_bounds as bounds
+from hub.wire import Refusal, decode_payload
+
+log = logging.getLogger(__name__)
 
 STATUS_SCHEMA = STATUS_SCHEMA_FILE
 __all__ = ["HUB_SEGMENT", "alert_topic", "benchmark_topic", "iso", "parse_iso", "parse_message"]
@@ -101,9 +109,14 @@ class Status:
 
 @dataclasses.dataclass(frozen=True)
 class Rejected:
+    """A refused message: `reason` is from a fixed set (counted per store), `detail` says more about this one."""
+
     topic: str
     reason: str
-    payload: bytes
+    payload: bytes  # at most MAX_PAYLOAD_BYTES + 1 of it: what the hub keeps aside is bounded anyway
+    store: str = ""  # the store of its topic, or "" when the topic names none
+    detail: str = ""
+    size: int = 0  # bytes on the wire
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,81 +129,133 @@ class Ignored:
 Parsed = Summary | Status | Rejected | Ignored
 
 
-def _first_error(validator_: Draft202012Validator, doc: Any) -> str | None:
+_SCHEMA_WORDS = {
+    "type": "wrong type",
+    "required": "missing field",
+    "additionalProperties": "unexpected field",
+    "enum": "not an allowed value",
+    "const": "not an allowed value",
+    "pattern": "malformed",
+    "minimum": "out of range",
+    "maximum": "out of range",
+    "exclusiveMinimum": "out of range",
+    "minLength": "wrong length",
+    "maxLength": "wrong length",
+}
+
+
+def _first_error(validator_: Draft202012Validator, doc: Any) -> Refusal | None:
+    """The first schema error as a refusal whose reason names a field of the schema (never one of the sender's)."""
     error = next(iter(validator_.iter_errors(doc)), None)
     if error is None:
         return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"schema: {where}: {error.message[:200]}"
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, dict):
+        path += [next((str(k) for k in error.validator_value if k not in error.instance), "?")]
+    where = ".".join(path) or "(root)"
+    return Refusal(f"{where} {_SCHEMA_WORDS.get(str(error.validator), 'invalid')}", error.message[:300])
 
 
-def parse_message(coop: str, topic: str, payload: bytes) -> Parsed:
-    """Classify and validate one MQTT message; never raises for bad input."""
+def topic_store(coop: str, topic: str) -> str:
+    """The store a topic belongs to (its fourth level), or "" when the topic names no store of this coop."""
+    parts = topic.split("/")
+    if len(parts) >= 4 and parts[:3] == ["coop", "v1", coop] and NAME_RE.match(parts[3]):
+        return parts[3]
+    return ""
+
+
+def parse_message(coop: str, topic: str, payload: bytes, size: int | None = None, now: float | None = None) -> Parsed:
+    """Classify and validate one MQTT message against the contract; never raises, whatever the input.
+
+    `size` is the payload's length on the wire when `payload` was cut short on receipt; `now` the hub's clock.
+    """
+    size = len(payload) if size is None else size
+    try:
+        return _parse(coop, topic, payload, size, time.time() if now is None else now)
+    except Refusal as refusal:
+        reason, detail = refusal.reason, refusal.detail
+    except Exception as exc:  # a check this module lacks: refused, counted and logged, never a stopped writer
+        log.exception("unexpected error checking a message on %s", topic[:200])
+        reason, detail = "unexpected error while checking", f"{type(exc).__name__}: {exc}"[:300]
+    return Rejected(topic, reason, payload[: MAX_PAYLOAD_BYTES + 1], topic_store(coop, topic), detail, size)
+
+
+def _parse(coop: str, topic: str, payload: bytes, size: int, now: float) -> Parsed:
     parts = topic.split("/")
     if len(parts) < 4 or parts[0] != "coop" or parts[1] != "v1" or parts[2] != coop:
-        return Rejected(topic, "topic is not under coop/v1/<coop>/", payload)
+        raise Refusal("topic is not under coop/v1/<coop>/", topic[:200])
     store = parts[3]
     if store == HUB_SEGMENT:
         return Ignored(topic)
-    try:
-        doc = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return Rejected(topic, f"not JSON: {exc}"[:300], payload)
+    if not NAME_RE.match(store):
+        raise Refusal("topic: store is not a valid name", store[:80])
+    is_status = len(parts) == 5 and parts[4] == "status"
+    if not is_status and len(parts) != 7:
+        raise Refusal("topic is not coop/v1/<coop>/<store>/<tier>/<stream>/<window> or .../status", topic[:200])
+    doc = decode_payload(payload, size)
     if not isinstance(doc, dict):
-        return Rejected(topic, "payload is not a JSON object", payload)
-    if len(parts) == 5 and parts[4] == "status":
-        error = _first_error(validator(STATUS_SCHEMA), doc)
-        if error:
-            return Rejected(topic, error, payload)
-        if doc["coop"] != coop or doc["store"] != store:
-            return Rejected(topic, "status names another coop or store than its topic", payload)
-        return Status(store=store, state=doc["state"], connection=int(doc["connection"]), agent=doc["agent"])
-    if len(parts) != 7:
-        return Rejected(topic, "topic is not coop/v1/<coop>/<store>/<tier>/<stream>/<window> or .../status", payload)
-    schema_file = summary_schemas().get(str(doc.get("schema")))
-    if schema_file is None:
-        return Rejected(topic, f"unknown payload schema {str(doc.get('schema'))[:80]!r}", payload)
-    error = _first_error(validator(schema_file), doc)
-    if error:
-        return Rejected(topic, error, payload)
+        raise Refusal("payload is not a JSON object", type(doc).__name__)
+    if is_status:
+        return _status(coop, store, doc)
     try:
         where = parse_summary_topic(topic)
     except ValueError as exc:
-        return Rejected(topic, str(exc)[:300], payload)
+        text = str(exc)  # names the sender's topic level: kept as detail, the reason stays from a fixed set
+        kind = "not a window name" if "window name" in text else "unknown tier" if "tier" in text else "no such stream"
+        raise Refusal(f"topic: {kind}", text) from None
+    schema_file = summary_schemas().get(str(doc.get("schema"))[:100])
+    if schema_file is None:
+        raise Refusal("unknown payload schema", str(doc.get("schema"))[:80])
+    error = _first_error(validator(schema_file), doc)
+    if error:
+        raise error
     spec, tier, stream = where.spec, where.tier, where.stream
     if doc["coop"] != coop or doc["store"] != store or doc["tier"] != tier or doc["stream"] != stream:
-        return Rejected(topic, "payload's coop/store/tier/stream do not match its topic", payload)
+        raise Refusal("payload's coop/store/tier/stream do not match its topic", f"{doc['store']} {doc['stream']}")
     if doc["schema"] != spec.schema_id:
-        return Rejected(topic, f"stream {spec.segment} carries {spec.schema_id}, not {doc['schema']}", payload)
-    window = doc["window"]
-    if window["seconds"] != where.window_s:
-        return Rejected(topic, f"window.seconds {window['seconds']} is not the length its topic names", payload)
-    start_s = parse_iso(window["start"])
-    if parse_iso(window["end"]) - start_s != window["seconds"]:
-        return Rejected(topic, "window end - start differs from window.seconds", payload)
-    if start_s % where.window_s:
-        # Agents align windows to the epoch; the hub compares shops window by window on that grid.
-        return Rejected(topic, "window start is not a multiple of window.seconds since the epoch", payload)
-    values, privacy = doc["values"], doc["privacy"]
+        raise Refusal("schema is not the one of its stream", f"{spec.segment} carries {spec.schema_id}")
+    msg_id = bounds.text("msg_id", doc["msg_id"])
+    if not msg_id.startswith(f"{coop}/{store}/"):
+        # The contract's ids name their coop and store (agent/contract/topics.py): a store cannot squat another's.
+        raise Refusal("msg_id does not name its store", msg_id[:120])
+    start_s = bounds.window(doc["window"], where.window_s, now)
+    released = bounds.values(doc["values"], spec)
+    privacy = doc["privacy"]
+    bounds.privacy(privacy, spec)
+    key = "" if spec.key_field is None else str(doc[spec.key_field])
     return Summary(
-        msg_id=doc["msg_id"],
+        msg_id=msg_id,
         schema=doc["schema"],
         store=store,
         stream=stream,
         tier=tier,
-        key="" if spec.key_field is None else str(doc[spec.key_field]),
-        seq=int(doc["seq"]),
-        window_start=window["start"],
+        key=key,
+        seq=bounds.sequence(doc["seq"]),
+        window_start=doc["window"]["start"],
         window_start_s=start_s,
-        window_seconds=int(window["seconds"]),
-        mechanism=str(privacy.get("mechanism", "")),
-        entries=_int_or_none(values.get("entries")),
-        exits=_int_or_none(values.get("exits")),
-        amount=single_value(values),
+        window_seconds=where.window_s,
+        mechanism=str(privacy["mechanism"]),
+        entries=released.get("entries"),
+        exits=released.get("exits"),
+        amount=single_value(released),
         epsilon=_float_or_none(privacy.get("epsilon")),
         rho=_float_or_none(privacy.get("rho")),
         noise_variance=noise_variance(privacy),
         payload=payload.decode("utf-8"),
+    )
+
+
+def _status(coop: str, store: str, doc: dict[str, Any]) -> Status:
+    error = _first_error(validator(STATUS_SCHEMA), doc)
+    if error:
+        raise error
+    if doc["coop"] != coop or doc["store"] != store:
+        raise Refusal("status names another coop or store than its topic", f"{doc['coop']}/{doc['store']}"[:120])
+    return Status(
+        store=store,
+        state=doc["state"],
+        connection=bounds.connection(doc["connection"]),
+        agent=bounds.text("agent", doc["agent"], 100),
     )
 
 

@@ -30,6 +30,7 @@ from hub.dashboard_pages import district_body, shop_body, status_table
 from hub.dashboard_time import parse_range
 from hub.db import Connection, Database
 from hub.queries import latest_window
+from hub.refusals import health_text
 from hub.web_server import BoundedHTTPServer, Request, Response, SecureHandler, text
 
 __all__ = ["DashboardServer", "district_data", "shop_categories", "shop_data", "status_data"]
@@ -66,7 +67,12 @@ class DashboardApp:
         if request.path == "/favicon.ico":
             return text(404, "no icon")
         if request.path == "/healthz":
-            return text(200, "ok")
+            # 200 either way: a misbehaving member is named here, it is no reason to restart the hub.
+            conn = self.database.connect()
+            try:
+                return Response(200, "text/plain; charset=utf-8", health_text(conn).encode())
+            finally:
+                conn.close()
         if request.path == "/static/hub.css":
             return Response(200, "text/css; charset=utf-8", STYLESHEET.encode(), [("Cache-Control", "max-age=3600")])
         conn = self.database.connect()

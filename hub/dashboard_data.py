@@ -79,7 +79,7 @@ def nothing_received_reason(conn: Connection, config: HubConfig) -> str:
     if refused:
         return (
             f"No summary stored yet: {refused} message(s) were refused, the latest because: {latest}"
-            " (all of them are kept in table `rejected`)."
+            " (counted per store and reason in table `rejected_summary`)."
         )
     return f"No summary has arrived yet from any shop (the hub subscribes to {config.topic_filter})."
 

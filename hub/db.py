@@ -13,10 +13,12 @@ import os
 import re
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.contract import CONNECTION_MAX, EARLIEST_WINDOW_S, FUTURE_SLACK_S, NAME_RE, SEQ_MAX
 from hub.config import is_postgres_dsn
 from hub.contract import single_value
 from hub.errors import StorageError
@@ -32,6 +34,56 @@ def _backfill_amount(conn: Connection) -> None:
             updates.append((amount, msg_id))
     conn.executemany("UPDATE summaries SET amount = ? WHERE msg_id = ?", updates)
 
+
+def _backfill_rejected(conn: Connection) -> None:
+    """Refusals kept before they were counted per store: their store from the topic, their counts summarised."""
+    rows = conn.query("SELECT id, topic FROM rejected")
+    conn.executemany(
+        "UPDATE rejected SET store = ?, kept_bytes = LENGTH(topic) + LENGTH(payload) WHERE id = ?",
+        [(topic_store_segment(str(topic)), rid) for rid, topic in rows],
+    )
+    conn.execute(
+        "INSERT INTO rejected_summary (store, reason, refused, refused_bytes, kept, first_at, last_at, last_topic,"
+        " last_detail) SELECT store, reason, COUNT(*), SUM(LENGTH(payload)), COUNT(*), MIN(received_at),"
+        " MAX(received_at), MAX(topic), '' FROM rejected GROUP BY store, reason"
+    )
+
+
+def topic_store_segment(topic: str) -> str:
+    """The fourth level of a coop topic when it is a valid store name, else ""."""
+    parts = topic.split("/")
+    return parts[3] if len(parts) >= 4 and NAME_RE.match(parts[3]) else ""
+
+
+def _quarantine_out_of_bounds(conn: Connection) -> None:
+    """Rows stored before the hub checked bounds (a value of 2^62, a window in 9999) would overflow sums and mark
+    shops silent even after an upgrade: they move to `rejected`, and the stores' state is recomputed without them."""
+    count, cents = 10**7, 10**12  # the widest value bounds of agent/contract/streams.py
+    earliest, latest = EARLIEST_WINDOW_S, int(time.time()) + FUTURE_SLACK_S
+    where = (
+        f"(entries IS NOT NULL AND (entries < {-count} OR entries > {count}))"
+        f" OR (exits IS NOT NULL AND (exits < {-count} OR exits > {count}))"
+        f" OR (amount IS NOT NULL AND (amount < {-cents} OR amount > {cents}))"
+        f" OR seq < 1 OR seq > {SEQ_MAX} OR window_start_s < {earliest} OR window_start_s > {latest}"
+    )
+    now = time.time()
+    bad = conn.query(f"SELECT store, msg_id, payload FROM summaries WHERE {where}")
+    conn.executemany(
+        "INSERT INTO rejected (id, received_at, worker, topic, reason, payload, store, detail, size, kept_bytes)"
+        " VALUES (?, ?, 'migration', '', 'stored before bounds were checked', ?, ?, ?, ?, ?)",
+        [(uuid.uuid4().hex, now, str(p)[:4096], st, str(m)[:300], len(str(p)), len(str(p)[:4096])) for st, m, p in bad],
+    )
+    conn.execute(f"DELETE FROM summaries WHERE {where}")
+    conn.execute(
+        "UPDATE stores SET last_window_s = (SELECT MAX(window_start_s) FROM summaries s WHERE s.store = stores.store)"
+    )
+    conn.execute(f"UPDATE stores SET connection = 0, status_order = -1 WHERE connection > {CONNECTION_MAX}")
+
+
+_SUMMARY_COLUMNS = (
+    "msg_id, schema_id, store, stream, tier, item, seq, window_start, window_start_s, window_seconds, mechanism,"
+    " entries, exits, epsilon, rho, noise_variance, payload, received_at, worker, amount"
+)
 
 Step = str | Callable[["Connection"], None]
 
@@ -139,6 +191,67 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
             " updated_at FROM benchmarks",
             "DROP TABLE benchmarks",
             "ALTER TABLE benchmarks_by_length RENAME TO benchmarks",
+        ),
+    ),
+    (
+        # Message ids are unique per store (the store of the topic), never globally: the primary key becomes
+        # (store, msg_id), rebuilt with every row kept. Refusals get their store, a quota and a summary.
+        "0004_ids_per_store_and_bounded_refusals",
+        (
+            """CREATE TABLE summaries_v4 (
+                msg_id TEXT NOT NULL,
+                schema_id TEXT NOT NULL,
+                store TEXT NOT NULL,
+                stream TEXT NOT NULL,
+                tier TEXT NOT NULL,
+                item TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                window_start TEXT NOT NULL,
+                window_start_s BIGINT NOT NULL,
+                window_seconds INTEGER NOT NULL,
+                mechanism TEXT NOT NULL,
+                entries BIGINT,
+                exits BIGINT,
+                epsilon DOUBLE PRECISION,
+                rho DOUBLE PRECISION,
+                noise_variance DOUBLE PRECISION NOT NULL,
+                payload TEXT NOT NULL,
+                received_at DOUBLE PRECISION NOT NULL,
+                worker TEXT NOT NULL,
+                amount BIGINT,
+                PRIMARY KEY (store, msg_id))""",
+            f"INSERT INTO summaries_v4 ({_SUMMARY_COLUMNS}) SELECT {_SUMMARY_COLUMNS} FROM summaries",
+            "DROP TABLE summaries",
+            "ALTER TABLE summaries_v4 RENAME TO summaries",
+            "CREATE INDEX IF NOT EXISTS summaries_store_window ON summaries (store, stream, window_start_s)",
+            "CREATE INDEX IF NOT EXISTS summaries_window ON summaries (stream, window_start_s)",
+            "CREATE INDEX IF NOT EXISTS summaries_store_seq ON summaries (store, seq)",
+            "CREATE INDEX IF NOT EXISTS summaries_received ON summaries (received_at)",
+            "ALTER TABLE rejected ADD COLUMN store TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE rejected ADD COLUMN detail TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE rejected ADD COLUMN size BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE rejected ADD COLUMN kept_bytes BIGINT NOT NULL DEFAULT 0",
+            "CREATE INDEX IF NOT EXISTS rejected_store ON rejected (store, received_at)",
+            "CREATE INDEX IF NOT EXISTS rejected_received ON rejected (received_at)",
+            """CREATE TABLE IF NOT EXISTS rejected_summary (
+                store TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                refused BIGINT NOT NULL,
+                refused_bytes BIGINT NOT NULL,
+                kept BIGINT NOT NULL,
+                first_at DOUBLE PRECISION NOT NULL,
+                last_at DOUBLE PRECISION NOT NULL,
+                last_topic TEXT NOT NULL,
+                last_detail TEXT NOT NULL,
+                PRIMARY KEY (store, reason))""",
+            """CREATE TABLE IF NOT EXISTS rejected_recent (
+                store TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                minute BIGINT NOT NULL,
+                refused BIGINT NOT NULL,
+                PRIMARY KEY (store, reason, minute))""",
+            _backfill_rejected,
+            _quarantine_out_of_bounds,
         ),
     ),
     (

@@ -190,5 +190,9 @@ def is_silent(shop: dict[str, Any], newest: dict[int, int], settings: AlertSetti
     window_s = int(shop["window_seconds"] or DEFAULT_WINDOW_S)
     limit = settings.silent_windows * window_s
     last_window, latest = shop["last_window_s"], newest.get(window_s)
+    if latest is not None:
+        # A window ahead of the hub's clock (the contract admits up to a day: clocks drift) must not make every
+        # shop on time look behind it; the newest window counts only up to the hub's own time.
+        latest = min(latest, int(now))
     behind = latest is not None and last_window is not None and latest - int(last_window) > limit
     return behind or now - float(shop["last_seen_at"]) > limit

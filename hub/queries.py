@@ -84,6 +84,10 @@ def shop_windows(
     """
     names = stream_names(FOOTFALL_STREAMS, window_s)
     total_names = set(stream_names((FOOTFALL_STORE,), window_s))
+    # SUM(entries) cannot overflow SQLite's or PostgreSQL's 64-bit integers: every stored value lies within its
+    # stream's bounds (|entries| <= 10^7, agent/contract/streams.py), checked by hub/payload_bounds.py before
+    # anything is stored (older rows outside them are quarantined by migration 0004), so an overflow would take
+    # more than 9 x 10^11 rows in one (store, window, stream) group.
     base = (
         "SELECT store, window_start_s, stream, window_seconds, SUM(entries), COUNT(entries),"
         f" SUM(noise_variance) FROM summaries WHERE stream IN ({_in(names)})"
@@ -230,9 +234,9 @@ def window_lengths(conn: Connection) -> list[int]:
 
 
 def rejections(conn: Connection) -> tuple[int, str | None]:
-    """How many messages were refused, and the latest reason."""
-    total = int(conn.query("SELECT COUNT(*) FROM rejected")[0][0])
-    latest = conn.query("SELECT reason FROM rejected ORDER BY received_at DESC LIMIT 1")
+    """How many messages were refused (all of them, kept aside or only counted), and the latest reason."""
+    total = int(conn.query("SELECT COALESCE(SUM(refused), 0) FROM rejected_summary")[0][0])
+    latest = conn.query("SELECT reason FROM rejected_summary ORDER BY last_at DESC LIMIT 1")
     return total, (str(latest[0][0]) if latest else None)
 
 

@@ -22,7 +22,8 @@ class Hub:
     def __init__(self, config: HubConfig) -> None:
         self.config = config
         self.database = Database(config.database)
-        self.subscriber = HubSubscriber(config, self.database)
+        self.fatal: BaseException | None = None
+        self.subscriber = HubSubscriber(config, self.database, on_fatal=self._on_fatal)
         self.tasks = (
             PeriodicTasks(config, self.database, lambda t, p, r: self.subscriber.publish(t, p, retain=r))
             if config.tasks
@@ -30,6 +31,11 @@ class Hub:
         )
         self.dashboard: DashboardServer | None = None
         self.stopped = threading.Event()
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        """A dead internal thread ends the process with a failure (systemd restarts it); never a limping hub."""
+        self.fatal = exc
+        self.stopped.set()
 
     def start(self) -> None:
         applied = self.database.migrate()
@@ -51,8 +57,8 @@ class Hub:
             self.tasks.stop()
         self.subscriber.stop()
 
-    def run_forever(self) -> None:
-        """Start, then serve until SIGTERM or SIGINT."""
+    def run_forever(self) -> int:
+        """Start, then serve until SIGTERM or SIGINT (exit code 0) or a dead internal thread (exit code 1)."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %d: stopping", signum)
@@ -63,3 +69,4 @@ class Hub:
         self.start()
         self.stopped.wait()
         self.stop()
+        return 1 if self.fatal is not None else 0

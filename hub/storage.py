@@ -1,27 +1,28 @@
 """The hub's write path: one transaction per batch of incoming messages.
 
-Summaries are inserted with ON CONFLICT (msg_id) DO NOTHING, so a redelivered message (agent retry,
-QoS 1 redelivery, a second worker) is stored once. Status messages move a store's state forward
-only: (connection, online < offline) orders births and wills, so a stale retained message can never
-undo a newer one. Rejected payloads are kept aside with the reason.
+Summaries are inserted with ON CONFLICT (store, msg_id) DO NOTHING, so a redelivered message (agent
+retry, QoS 1 redelivery, a second worker) is stored once. Ids are unique per store, never globally: a
+message's store is the store of its topic (which the broker's ACL ties to the sender), so one store
+reusing another's msg_id stores its own row and cannot shadow the other's summary. Status messages move
+a store's state forward only: (connection, online < offline) orders births and wills, so a stale retained
+message can never undo a newer one. Refused messages are counted per store and reason and kept aside within a quota
+per store (hub/refusals.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import uuid
 from collections.abc import Sequence
 
 from hub.contract import Parsed, Rejected, Status, Summary
 from hub.db import Connection
-
-MAX_REJECTED_BYTES = 65536
+from hub.refusals import record
 
 INSERT_SUMMARY = (
     "INSERT INTO summaries (msg_id, schema_id, store, stream, tier, item, seq, window_start, window_start_s,"
     " window_seconds, mechanism, entries, exits, amount, epsilon, rho, noise_variance, payload, received_at, worker)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (msg_id) DO NOTHING"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (store, msg_id) DO NOTHING"
 )
 
 # A summary proves the store is alive; it never changes the online/offline state.
@@ -69,12 +70,15 @@ class BatchResult:
     duplicates: int = 0
     rejected: int = 0
     statuses: int = 0
+    dropped: int = 0  # QoS 0 messages the full receive queue could not hold (hub/subscriber.py)
 
 
-def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: float | None = None) -> BatchResult:
+def store_batch(
+    conn: Connection, worker: str, items: Sequence[Parsed], now: float | None = None, dropped: int = 0
+) -> BatchResult:
     """Write one batch in one transaction; the caller acknowledges the messages only after this returns."""
     now = time.time() if now is None else now
-    result = BatchResult()
+    result = BatchResult(dropped=dropped)
     summaries = [m for m in items if isinstance(m, Summary)]
     statuses = [m for m in items if isinstance(m, Status)]
     rejected = [m for m in items if isinstance(m, Rejected)]
@@ -83,9 +87,28 @@ def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: flo
             result.stored = conn.executemany(
                 INSERT_SUMMARY,
                 [
-                    (s.msg_id, s.schema, s.store, s.stream, s.tier, s.key, s.seq, s.window_start, s.window_start_s,
-                     s.window_seconds, s.mechanism, s.entries, s.exits, s.amount, s.epsilon, s.rho, s.noise_variance,
-                     s.payload, now, worker)
+                    (
+                        s.msg_id,
+                        s.schema,
+                        s.store,
+                        s.stream,
+                        s.tier,
+                        s.key,
+                        s.seq,
+                        s.window_start,
+                        s.window_start_s,
+                        s.window_seconds,
+                        s.mechanism,
+                        s.entries,
+                        s.exits,
+                        s.amount,
+                        s.epsilon,
+                        s.rho,
+                        s.noise_variance,
+                        s.payload,
+                        now,
+                        worker,
+                    )
                     for s in summaries
                 ],
             )
@@ -107,20 +130,14 @@ def store_batch(conn: Connection, worker: str, items: Sequence[Parsed], now: flo
             )
             result.statuses = len(statuses)
         if rejected:
-            conn.executemany(
-                "INSERT INTO rejected (id, received_at, worker, topic, reason, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (uuid.uuid4().hex, now, worker, r.topic[:1000], r.reason,
-                     r.payload[:MAX_REJECTED_BYTES].decode("utf-8", errors="replace").replace("\x00", "\ufffd"))
-                    for r in rejected
-                ],
-            )
+            record(conn, worker, rejected, now)
             result.rejected = len(rejected)
         counts = {
             "stored": result.stored,
             "duplicates": result.duplicates,
             "rejected": result.rejected,
             "statuses": result.statuses,
+            "dropped": result.dropped,
         }
         # One counter row per worker, so workers never wait on each other's counter updates.
         conn.executemany(ADD_COUNTER, [(f"{k}@{worker}", v) for k, v in counts.items() if v])

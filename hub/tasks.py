@@ -26,6 +26,7 @@ from hub.contract import benchmark_topic
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
 from hub.queries import latest_benchmark_payload, sales_touched_since, touched_since
+from hub.refusals import prune
 from hub.storage import counters
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def latest_topic(coop: str, metric: str, window_s: int) -> str:
 
 def reconcile_gaps(conn: Connection, store: str, now: float) -> tuple[int, int]:
     """Bring seq_gaps in line with the stored sequence numbers; returns (opened, closed)."""
+    # prev + 1 and seq - 1 stay far inside 64 bits: stored sequence numbers are at most 2^53 - 1 (agent/contract).
     rows = conn.query(
         "SELECT prev + 1, seq - 1 FROM (SELECT seq, LAG(seq, 1, 0) OVER (ORDER BY seq) AS prev"
         " FROM summaries WHERE store = ?) t WHERE seq > prev + 1",
@@ -104,6 +106,7 @@ class PeriodicTasks:
             self.publish(topic, payload, True)
         latest = self._publish_latest(conn) if messages else 0
         self._alerted += len(alerts)
+        prune(conn, now)
         self.since = start
         self.log_activity(conn)
         return len(messages) + len(alerts) + latest

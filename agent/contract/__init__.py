@@ -4,6 +4,21 @@ The hub imports this package and nothing else of `agent`, so it must stay free o
 (no numba, SQLite, MQTT or configuration code): only the standard library.
 """
 
+from agent.contract.bounds import (
+    CONNECTION_MAX,
+    EARLIEST_WINDOW_S,
+    FUTURE_SLACK_S,
+    MAX_EPSILON,
+    MAX_FRACTION_PART,
+    MAX_INT_DIGITS,
+    MAX_JSON_DEPTH,
+    MAX_PAYLOAD_BYTES,
+    MAX_SENSITIVITY,
+    MAX_SUPPRESS_BELOW,
+    MAX_TEXT,
+    MAX_WINDOW_TOTAL,
+    SEQ_MAX,
+)
 from agent.contract.json_schema import schema_document, shipped_schema_files, status_schema, summary_schema
 from agent.contract.names import NAME_RE
 from agent.contract.streams import (
@@ -54,12 +69,24 @@ from agent.contract.windows import (
 __all__ = [
     "ALL_KEY",
     "BASKET",
+    "CONNECTION_MAX",
     "DEFAULT_WINDOW_S",
     "DOOR_EVENT",
+    "EARLIEST_WINDOW_S",
     "FOOTFALL_DOOR",
     "FOOTFALL_STORE",
     "FOOTFALL_STREAMS",
+    "FUTURE_SLACK_S",
     "HUB_SEGMENT",
+    "MAX_EPSILON",
+    "MAX_FRACTION_PART",
+    "MAX_INT_DIGITS",
+    "MAX_JSON_DEPTH",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_SENSITIVITY",
+    "MAX_SUPPRESS_BELOW",
+    "MAX_TEXT",
+    "MAX_WINDOW_TOTAL",
     "MIN_WINDOW_S",
     "NAME_RE",
     "NS_PER_S",
@@ -67,6 +94,7 @@ __all__ = [
     "SALES_COUNT",
     "SALES_REVENUE",
     "SALES_STREAMS",
+    "SEQ_MAX",
     "STATUS_SCHEMA_FILE",
     "STREAMS",
     "TIERS",
