@@ -13,8 +13,7 @@ from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from agent.pipeline import outbox
-from agent.store import releases
+from agent.store import outbox, releases
 
 if TYPE_CHECKING:
     from agent.ops.runtime import Agent

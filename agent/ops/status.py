@@ -11,11 +11,10 @@ from agent.contract import iso_utc
 from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
 from agent.owner import status_words as owner_status
-from agent.pipeline import outbox
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
 from agent.privacy.reconcile import problems as journal_problems
-from agent.store import Store
+from agent.store import Store, outbox
 
 
 def _open(config: AgentConfig) -> Store:

@@ -12,8 +12,7 @@ from agent.clock import AcceleratedClock
 from agent.config import AgentConfig
 from agent.owner import figures, sensors, sent
 from agent.owner.localtime import LocalZone, ago, money
-from agent.pipeline import outbox
-from agent.store import Store
+from agent.store import Store, outbox
 
 
 def _now_ns() -> int:

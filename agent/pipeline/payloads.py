@@ -17,9 +17,9 @@ from typing import Any
 from agent.clock import NS_PER_S
 from agent.config import AgentConfig
 from agent.contract import iso_utc, msg_id, summary_topic
-from agent.pipeline import outbox
 from agent.privacy.plan import StreamPlan
 from agent.privacy.sampler import SAMPLER_VERSION
+from agent.store import outbox
 
 
 def fraction_or_none(value: Fraction | None) -> tuple[float | None, str | None]:

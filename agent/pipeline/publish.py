@@ -5,7 +5,7 @@ At most `max_inflight` messages are outstanding; paho retransmits those after a 
 restart every undelivered row is sent again under its stable message id, which the hub de-duplicates.
 A PUBACK whose reason code is a failure (MQTT v5: 0x87 Not authorized from an ACL, 0x97 Quota
 exceeded, ...) is a refusal, never a delivery (promise 8): the row stays pending and is retried with
-backoff, and its topic waits behind it (agent/pipeline/outbox.py says why the order is per topic).
+backoff, and its topic waits behind it (agent/store/outbox.py says why the order is per topic).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.coop import district
-from agent.pipeline import outbox, status_log
-from agent.store import Store
+from agent.pipeline import status_log
+from agent.store import Store, outbox
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class Publisher:
             return None
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
-        # `late` copies the stored payload's flag (agent/pipeline/outbox.py `is_late`): one answer per message.
+        # `late` copies the stored payload's flag (agent/store/outbox.py `is_late`): one answer per message.
         props.UserProperty = [("msg_id", msg_id), ("late", "true" if late else "false")]
         return props
 

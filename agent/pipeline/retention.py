@@ -12,8 +12,7 @@ import dataclasses
 import logging
 
 from agent.clock import NS_PER_S, Clock
-from agent.pipeline import outbox
-from agent.store import Store, raw_events
+from agent.store import Store, outbox, raw_events
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +62,8 @@ class Retention:
             if not dropped:
                 break
             report.dropped_size += dropped
-            self.store.conn().execute("PRAGMA incremental_vacuum")
-        self.store.conn().execute("PRAGMA incremental_vacuum")
+            self.store.give_back_free_pages()
+        self.store.give_back_free_pages()
         report.used_bytes = self.store.used_bytes()
         report.over_bound = report.used_bytes > self.max_bytes
         with self.store.transaction() as conn:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from agent.clock import NS_PER_S, Clock, boot_id
 from agent.config import AgentConfig
-from agent.store import Store, raw_events
+from agent.store import Store, raw_events, releases
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,8 @@ class WindowClose:
             return int(stored) * NS_PER_S
         if self.store.get_state(NEXT_WINDOW_KEY) is None:
             return self.configured_ns
-        row = (
-            self.store.conn()
-            .execute("SELECT window_end_ns - window_start_ns FROM release_ledger ORDER BY id DESC LIMIT 1")
-            .fetchone()
-        )
-        return self.configured_ns if row is None else int(row[0])
+        length = releases.last_window_length_ns(self.store.conn())
+        return self.configured_ns if length is None else length
 
     def ensure_first_window(self) -> None:
         """The first window holds the first trusted reading: now, or the oldest event re-based at sync."""

@@ -138,6 +138,12 @@ class Store:
         return default if row is None else str(row[0])
 
     @staticmethod
+    def state_in(conn: sqlite3.Connection, key: str) -> str | None:
+        """A state value read on the caller's connection (inside its transaction)."""
+        row = conn.execute("SELECT value FROM agent_state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
     def set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
         conn.execute(
             "INSERT INTO agent_state VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value)
@@ -149,6 +155,10 @@ class Store:
             "INSERT INTO counters VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
             (name, by),
         )
+
+    def give_back_free_pages(self) -> None:
+        """Hand freed pages back to the file system (the file is created with auto_vacuum=INCREMENTAL)."""
+        self.conn().execute("PRAGMA incremental_vacuum")
 
     def used_bytes(self) -> int:
         """Bytes of the file that hold data (free pages excluded)."""

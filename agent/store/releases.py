@@ -8,8 +8,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from agent.pipeline import outbox
 from agent.privacy.ledger import CHAINED_FIELDS
+from agent.store import outbox
 
 
 def is_released(conn: sqlite3.Connection, window_start_ns: int, stream: str) -> bool:
@@ -105,3 +105,9 @@ def last_window_spends(conn: sqlite3.Connection) -> dict[str, list[str]]:
     ):
         out.setdefault(str(unit), []).append(str(epsilon))
     return out
+
+
+def last_window_length_ns(conn: sqlite3.Connection) -> int | None:
+    """The length of the newest released window (None before the first release)."""
+    row = conn.execute("SELECT window_end_ns - window_start_ns FROM release_ledger ORDER BY id DESC LIMIT 1").fetchone()
+    return None if row is None else int(row[0])

@@ -10,8 +10,7 @@ import pytest
 import sqlite_utils
 
 from agent.clock import NS_PER_S
-from agent.pipeline import outbox
-from agent.store import Store
+from agent.store import Store, outbox
 from agent.store.migrations import MIGRATIONS
 
 DOOR = "coop/v1/riverside/store-0042/t1/footfall/hourly"

@@ -21,10 +21,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.demo.local_broker import LocalBroker
 from agent.ops.runtime import Agent
 from agent.ops.status import collect_status, format_status
-from agent.pipeline import outbox
 from agent.pipeline.publish import Publisher
 from agent.pipeline.release import WindowReleaser
-from agent.store import Store
+from agent.store import Store, outbox
 from tests.conftest import ManualClock, make_config
 from tests.mqtt_watch import Subscriber
 
