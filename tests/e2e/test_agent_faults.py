@@ -114,7 +114,7 @@ def test_an_absurd_amount_is_refused_alone_while_door_counts_flow(tmp_path: Path
     folder = tmp_path / "pos"
     folder.mkdir()
     pos_config(shop, folder)
-    huge = "1" + "0" * 30 + ".00"  # 1e30, written the way an export would: it parses, the store cannot hold it
+    huge = "1" + "0" * 30 + ".00"  # 1e30, written the way an export would
     absurd = {"receipt_id": "r-absurd", "name": "Cake", "quantity": 1, "unit_price": huge, "line_total": huge}
     good = {"receipt_id": "r-good", "name": "Bun", "quantity": 2, "unit_price": "1.50", "line_total": "3.00"}
     try:
@@ -128,7 +128,11 @@ def test_an_absurd_amount_is_refused_alone_while_door_counts_flow(tmp_path: Path
         wait_until(lambda: shop.scalar("SELECT count(*) FROM events") > before + 5, 60, "door counts after it",
                    shop.agent_log)  # fmt: skip
         assert [r[0] for r in shop.query("SELECT source_id FROM baskets")] == ["r-good"]
-        assert "reading refused: total" in full_log(shop), "the refusal is logged with its reason"
+        # The driver refuses it first (the ingest writer would too: tests/agent/test_ingest_faults.py), alone,
+        # with its reason in the log and next to the file in failed/.
+        reason = folder / "failed" / "a-absurd.jsonl.reason.txt"
+        assert reason.exists() and huge in reason.read_text()
+        assert "refused a-absurd.jsonl" in full_log(shop), "the refusal is logged with its reason"
         assert shop.agent is not None and shop.agent.poll() is None
     finally:
         shop.stop()

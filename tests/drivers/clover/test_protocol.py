@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from agent.driver_api.webhook import BadPayload
 from drivers.clover.protocol import auth_ok, line_of, order_baskets, parse_notification
-from drivers.webhook_http import BadPayload
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = sorted(p.stem for p in FIXTURES.glob("*.json"))

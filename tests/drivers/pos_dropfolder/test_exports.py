@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.driver_kit import RecordingSink
+from agent.driver_api.kit import RecordingSink
 from drivers.pos_dropfolder.amounts import AmountError, detect_decimal, parse_amount
 from drivers.pos_dropfolder.driver import PosDropFolderDriver
 from drivers.pos_dropfolder.protocol import DropFileError, ExportFormat, parse_csv
