@@ -15,8 +15,8 @@ import pytest
 
 import drivers.shopify_webhook.driver as driver_module
 from agent.driver_api import Basket, BasketLine, DriverOptionError
+from agent.driver_api.kit import RecordingSink
 from agent.driver_api.webhook import BadPayload
-from agent.driver_kit import RecordingSink
 from drivers.shopify_webhook.driver import ShopifyWebhookDriver
 from drivers.shopify_webhook.money import to_minor_units
 from drivers.shopify_webhook.protocol import interpret_topic, parse_json, shopify_signature
