@@ -12,9 +12,7 @@ RSS stays within RSS_BOUND_KB, nobody is kicked off, and /healthz names store-x 
 from __future__ import annotations
 
 import collections
-import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -24,13 +22,20 @@ import pytest
 
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.contract import iso_seconds
-from agent.demo import simulator_command, write_demo_config
+from agent.demo import write_demo_config
 from agent.demo.local_broker import free_port
 from tests.e2e.coop_broker import CoopBroker, V5Member, coop_broker
-from tests.hub.conftest import REPO, HubProcess, http_get, wait_for, write_hub_config
+from tests.hub.conftest import HubProcess, http_get, wait_for, write_hub_config
 from tests.hub.hostile import hostile_messages, retained_flood
 from tests.hub.test_hub_end_to_end import outbox
-from tests.hub.test_hub_window_lengths_end_to_end import DAY, SHOPS, delivered_window, hub_query, seed_history
+from tests.hub.test_hub_window_lengths_end_to_end import (
+    DAY,
+    SHOPS,
+    delivered_window,
+    hub_query,
+    launch_shop,
+    seed_history,
+)
 
 WINDOW_S = 60
 WINDOWS = 6  # seed_history's day: 6 windows
@@ -54,20 +59,7 @@ def start_agent(root: Path, shop: str, broker: CoopBroker, clock: AcceleratedClo
     text = config.read_text().replace('store = "demo-store"', f'store = "{shop}"')
     text = text.replace(f'host = "127.0.0.1"\nport = {broker.port}\n', f"port = {broker.port}\n{tls}")
     config.write_text(text)
-    env = {**os.environ, **clock.env(), "NUMBA_CACHE_DIR": str(REPO / ".numba-cache")}
-    log = (workdir / "run.log").open("wb")
-    hours = WINDOWS * WINDOW_S / 3600
-    sim = subprocess.Popen(
-        simulator_command(links, DAY, hours, seed, workdir / "truth.json", clock.factor),  # type: ignore[arg-type]
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    agent = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", str(config)], cwd=REPO, env=env, stdout=log, stderr=log
-    )
-    return {"shop": shop, "sim": sim, "agent": agent, "db": workdir / "data" / "shopkeeper.db", "log": log}
+    return launch_shop(workdir, shop, config, links, clock, seed, WINDOWS * WINDOW_S / 3600)
 
 
 class RssWatch:

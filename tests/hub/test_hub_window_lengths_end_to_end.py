@@ -56,9 +56,15 @@ def start_agent(
     if keepalive:
         text = text.replace(f"port = {port}\n", f"port = {port}\nkeepalive_s = {keepalive}\n")
     config.write_text(text)
+    return launch_shop(workdir, shop, config, links, clock, seed, WINDOWS * window_s / 3600)
+
+
+def launch_shop(
+    workdir: Path, shop: str, config: Path, links: dict[str, Path], clock: AcceleratedClock, seed: int, hours: float
+) -> dict[str, Any]:
+    """The shop's simulator and agent as real processes, sharing one accelerated clock and one log."""
     env = {**os.environ, **clock.env(), "NUMBA_CACHE_DIR": str(REPO / ".numba-cache")}
     log = (workdir / "run.log").open("wb")
-    hours = WINDOWS * window_s / 3600
     sim = subprocess.Popen(
         simulator_command(links, DAY, hours, seed, workdir / "truth.json", clock.factor),  # type: ignore[arg-type]
         cwd=REPO,
