@@ -81,6 +81,7 @@ class District:
     footfall: dict[str, Array]  # (days * 24,) int64 entries per local hour
     open_hours: dict[str, Array]  # (days * 24,) bool: the shop was open (and existed)
     sales: dict[str, dict[str, Array]]  # (days,) int64 cents per category per day
+    rate: dict[str, Array]  # (days * 24,) the Poisson mean of each hour before the hour's own noise
 
     def date(self, day: int) -> dt.date:
         return self.start + dt.timedelta(days=day)
@@ -148,7 +149,7 @@ def simulate(
         weather[d] = 0.7 * weather[d - 1] + rng.normal(0, 0.1)
     event = rng.random(days) < 1 / 30
     season = 0.15 * np.cos(2 * np.pi * (doy - 350) / 365.25)  # busier towards Christmas
-    footfall, open_hours, sales = {}, {}, {}
+    footfall, open_hours, sales, rate = {}, {}, {}, {}
     for shop in shops:
         kind = KINDS[shop.kind]
         shapes = np.stack([hour_shape(kind, w) for w in range(7)])  # (7, 24)
@@ -170,6 +171,7 @@ def simulate(
         # Overdispersed counts: a gamma-mixed Poisson (groups, buses, a rainy quarter of an hour).
         counts = rng.poisson(lam * rng.gamma(20.0, 1 / 20.0, lam.shape))
         footfall[shop.shop_id] = counts.reshape(-1).astype(np.int64)
+        rate[shop.shop_id] = lam.reshape(-1)
         open_hours[shop.shop_id] = is_open.reshape(-1)
         daily = counts.sum(axis=1)
         sales[shop.shop_id] = {}
@@ -178,4 +180,4 @@ def simulate(
             buyers = rng.binomial(daily, min(1.0, kind.conversion * share))
             cents = buyers * basket * weekday_tilt * np.exp(rng.normal(0, 0.08, days))
             sales[shop.shop_id][category] = np.round(cents).astype(np.int64)
-    return District(start, days, shops, weather, holiday, event, footfall, open_hours, sales)
+    return District(start, days, shops, weather, holiday, event, footfall, open_hours, sales, rate)

@@ -18,14 +18,14 @@ fitted to them, and the empirical 10 % and 90 % quantiles of the standardised re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-
 import numpy as np
 
 Array = np.ndarray
 HALF_LIFE_WEEKS = 8.0
 RIDGE_LAMBDA = 1.0
-MAX_FIT_DAYS = 420  # older history adds little and costs time on a Pi
+MAX_FIT_DAYS = 420
+HOD_SHRINK, DOW_SHRINK = 0.05, 0.05  # pseudo-counts of the coop scaling, as shares of a mean cell
+OPEN_PRIOR = 0.9  # older history adds little and costs time on a Pi
 BLEND_WEIGHTS = tuple(w / 10 for w in range(11))  # the local share of a blend
 Z_NORMAL_80 = 1.2815515655446004
 
@@ -64,7 +64,15 @@ class SeriesForecast:
     coop_weight: float | None = None  # the local share when blended with the coop (None: no coop used)
 
 
-Predictor = Callable[[Array, Grid, int], Array]
+@dataclasses.dataclass(frozen=True)
+class Prior:
+    """The coop's district shape over a series' steps (history and horizon), and its unusual days."""
+
+    shape: Array
+    unusual: Array  # (steps,) bool: the district's day was far from usual (a holiday, its eve)
+
+    def head(self, n: int) -> Prior:
+        return Prior(self.shape[:n], self.unusual[:n])
 
 
 def day_profile(y: Array, grid: Grid, horizon: int) -> Array:
@@ -113,19 +121,43 @@ def ridge_calendar(y: Array, grid: Grid, horizon: int, future: Grid | None = Non
     return np.asarray(np.clip(np.expm1(_features(future, annual) @ beta), 0.0, None))
 
 
-def coop_scaled(y: Array, prior: Array, spd: int) -> Array:
-    """Per-step-of-day ratio of the shop's own counts to the coop's shape over its history (shrunk to the
-    shop's overall ratio), applied to the prior of every step (history and after). `prior` covers both."""
+def coop_scaled(
+    y: Array, prior: Array, spd: int, first_weekday: int, leave_out: int | None = None, unusual: Array | None = None
+) -> Array:
+    """The coop's shape scaled to this shop: its level, then its own step-of-day and weekday ratios to the
+    shape (two alternating passes, each ratio shrunk towards 1 by pseudo-counts so that one quiet day or hour
+    does not zero it). `prior` covers the history y and the steps after it; y[0] is on `first_weekday`.
+    `leave_out` names a day of y whose own values are not used (the leave-one-day-out score); `unusual` marks
+    steps of days the district found far from usual (a holiday: this shop may have shut while others opened),
+    which would tell little about this shop's usual ratios and are not used either."""
     n = len(y)
-    hist = prior[:n]
-    total = hist.sum()
-    level = y.sum() / total if total > 0 else 0.0
-    hod = np.arange(len(prior)) % spd
-    own = np.bincount(hod[:n], weights=y, minlength=spd)
-    expected = level * np.bincount(hod[:n], weights=hist, minlength=spd)
-    pseudo = 0.3 * expected.mean() if expected.mean() > 0 else 1.0
-    ratio = (own + pseudo) / (expected + pseudo)
-    return np.asarray(level * ratio[hod] * prior)
+    steps = np.arange(len(prior))
+    hod, dow = steps % spd, (first_weekday + steps // spd) % 7
+    used = np.ones(n)
+    if leave_out is not None:
+        used[leave_out * spd : (leave_out + 1) * spd] = 0.0
+    if unusual is not None and not unusual[:n].all():
+        used[unusual[:n]] = 0.0
+    total = (prior[:n] * used).sum()
+    fitted = prior * ((y * used).sum() / total if total > 0 else 0.0)
+    for _ in range(2):
+        for key, size, share in ((hod, spd, HOD_SHRINK), (dow, 7, DOW_SHRINK)):
+            own = np.bincount(key[:n], weights=y * used, minlength=size)
+            fit = np.bincount(key[:n], weights=fitted[:n] * used, minlength=size)
+            pseudo = share * fit.mean() if fit.mean() > 0 else 1.0
+            fitted = fitted * ((own + pseudo) / (fit + pseudo))[key]
+    # An hour of the week that was empty every time it was seen, where the scaled shape expected people, was
+    # most likely closed (opening hours differ by weekday, which the two ratios cannot express): scale it by
+    # the posterior that it is open, a priori OPEN_PRIOR, with Poisson odds exp(-expected) of seeing nobody.
+    period = 7 * spd
+    phase = (first_weekday * spd + steps) % period
+    seen = np.bincount(phase[:n], weights=used, minlength=period)
+    nonzero = np.bincount(phase[:n], weights=used * (y > 0), minlength=period)
+    expected = np.bincount(phase[:n], weights=used * fitted[:n], minlength=period)
+    empty = (seen > 0) & (nonzero == 0)
+    odds = OPEN_PRIOR * np.exp(-expected)
+    p_open = np.where(empty, odds / (odds + (1 - OPEN_PRIOR)), 1.0)
+    return np.asarray(fitted * p_open[phase])
 
 
 def dispersion(point: Array, actual: Array) -> tuple[float, float, float, float]:
@@ -174,11 +206,12 @@ def _predict(name: str, y: Array, grid: Grid, horizon: int) -> Array:
 
 
 def _backtests(
-    y: Array, grid: Grid, prior: Array | None, names: list[str]
+    y: Array, grid: Grid, prior: Prior | None, names: list[str]
 ) -> tuple[dict[str, list[Array]], list[Array]]:
     """Held-out predictions of each candidate: the last weeks (each from what came before), or, under three
     weeks of history, each day left out in turn (predicted by day_profile of the rest, and by the coop)."""
     p, spd, n = grid.period, grid.steps_per_day, len(y)
+    first = int(grid.weekday[0])
     preds: dict[str, list[Array]] = {k: [] for k in names + (["coop"] if prior is not None else [])}
     actual: list[Array] = []
     if n >= 3 * p:
@@ -189,7 +222,7 @@ def _backtests(
                 if name in _local_candidates(cut, p):
                     preds[name].append(_predict(name, y[:cut], grid, p))
             if prior is not None:
-                preds["coop"].append(coop_scaled(y[:cut], prior[: cut + p], spd)[cut:])
+                preds["coop"].append(_scaled(y[:cut], prior.head(cut + p), spd, first)[cut:])
             actual.append(y[cut : cut + p])
         preds = {k: v for k, v in preds.items() if len(v) == len(actual)}
         return preds, actual
@@ -200,8 +233,8 @@ def _backtests(
         rest = y[keep].reshape(-1, spd)
         preds["day_profile"].append(rest.mean(axis=0))
         if prior is not None:
-            scaled = coop_scaled(y[keep], np.concatenate([prior[:n][keep], prior[d * spd : (d + 1) * spd]]), spd)
-            preds["coop"].append(scaled[-spd:])
+            scaled = _scaled(y, prior.head(n), spd, first, leave_out=d)
+            preds["coop"].append(scaled[d * spd : (d + 1) * spd])
         actual.append(y[d * spd : (d + 1) * spd])
     return {k: v for k, v in preds.items() if len(v) == len(actual)}, actual
 
@@ -210,14 +243,18 @@ def _mae(pred: list[Array], actual: list[Array]) -> float:
     return float(np.mean(np.abs(np.concatenate(pred) - np.concatenate(actual))))
 
 
-def forecast_series(y: Array, grid: Grid, horizon: int, prior: Array | None = None) -> SeriesForecast:
+def _scaled(y: Array, prior: Prior, spd: int, first: int, leave_out: int | None = None) -> Array:
+    return coop_scaled(y, prior.shape, spd, first, leave_out, prior.unusual)
+
+
+def forecast_series(y: Array, grid: Grid, horizon: int, prior: Prior | None = None) -> SeriesForecast:
     """Forecast the `horizon` steps after y. `grid` covers y and the horizon; `prior`, when given, is the
     coop's district shape over the same steps (any scale). Needs at least one whole day of history."""
     y = np.asarray(y, dtype=float)
     n, p, spd = len(y), grid.period, grid.steps_per_day
     if n < spd:
         raise ValueError(f"a forecast needs at least one whole day of history ({spd} steps), not {n}")
-    if prior is not None and (len(prior) < n + horizon or prior[:n].sum() <= 0):
+    if prior is not None and (len(prior.shape) < n + horizon or prior.shape[:n].sum() <= 0):
         prior = None
     names = _local_candidates(n, p)
     preds, actual = _backtests(y, grid, prior, names)
@@ -239,7 +276,7 @@ def forecast_series(y: Array, grid: Grid, horizon: int, prior: Array | None = No
     local_name = best_local if n >= 3 * p or n < p else "seasonal_naive"
     point = _predict(local_name, y, grid, horizon)
     if chosen == "blend" and prior is not None and weight is not None:
-        coop = coop_scaled(y, prior[: n + horizon], spd)[n:]
+        coop = _scaled(y, prior.head(n + horizon), spd, int(grid.weekday[0]))[n:]
         point = weight * point + (1 - weight) * coop
     spread = dispersion(np.concatenate(held_pred), np.concatenate(actual)) if held_pred else dispersion(point, point)
     lo, hi = interval(point, spread)
