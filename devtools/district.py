@@ -120,7 +120,7 @@ def hour_shape(kind: Kind, weekday: int) -> Array:
     return np.asarray(shape / shape.max())
 
 
-def default_shops(established: int = 16, new: int = 8, seed: int = 7, new_from_day: int = 400) -> list[ShopSpec]:
+def default_shops(established: int = 16, new: int = 8, seed: int = 7, new_from_day: int = 399) -> list[ShopSpec]:
     """A mix of kinds and sizes; `new` shops open on days spread from `new_from_day` on."""
     rng = np.random.default_rng(seed)
     kinds = list(KINDS)
@@ -131,7 +131,7 @@ def default_shops(established: int = 16, new: int = 8, seed: int = 7, new_from_d
     ]  # fmt: skip
     shops += [
         ShopSpec(f"new-{i:02d}", kinds[(i + 1) % len(kinds)], float(rng.choice([6, 12, 25, 50])),
-                 new_from_day + 29 * i, 0.0)
+                 new_from_day + 28 * i, 0.0)
         for i in range(new)
     ]  # fmt: skip
     return shops

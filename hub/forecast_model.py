@@ -57,7 +57,8 @@ def _stream_model(rows: list[TotalsRow], zone: dt.tzinfo, spd: int, weeks: int) 
         for step, value in enumerate(days[d]):
             if value is not None:
                 cells.setdefault((d.weekday(), step), []).append(value)
-    profile = [median(cells[(w, s)]) if (w, s) in cells else 0.0 for w in range(7) for s in range(spd)]
+    # Noise can make a closed hour's sum negative; a shape is never below zero.
+    profile = [max(median(cells[(w, s)]), 0.0) if (w, s) in cells else 0.0 for w in range(7) for s in range(spd)]
     mean = sum(profile) / len(profile)
     if mean <= 0:
         return None
