@@ -58,7 +58,10 @@ def coop_at(district: District, rows: list[tuple], origin_day: int) -> dict | No
 
 def mase_and_coverage(district: District, origins: list[int]) -> dict[str, object]:
     ordinal = district.start.toordinal()
-    model_mase, naive_mase, inside, open_hours, naive_inside, models = [], [], 0, 0, 0, {}
+    model_mase: list[float] = []
+    naive_mase: list[float] = []
+    inside = open_hours = naive_inside = 0
+    models: dict[str, int] = {}
     for shop in district.shops:
         if shop.start_day:
             continue
@@ -92,7 +95,9 @@ def mase_and_coverage(district: District, origins: list[int]) -> dict[str, objec
     }
 
 
-def new_shop_gain(district: District, rows: list[tuple], origins: list[int], history_days: int = 7) -> dict[str, object]:
+def new_shop_gain(
+    district: District, rows: list[tuple], origins: list[int], history_days: int = 7
+) -> dict[str, object]:
     ordinal = district.start.toordinal()
     cases = [(s.shop_id, s.start_day, s.start_day + history_days) for s in district.shops if s.start_day]
     cases += [(s.shop_id, day - history_days, day) for s in district.shops if not s.start_day for day in origins]

@@ -149,7 +149,10 @@ def simulate(
         weather[d] = 0.7 * weather[d - 1] + rng.normal(0, 0.1)
     event = rng.random(days) < 1 / 30
     season = 0.15 * np.cos(2 * np.pi * (doy - 350) / 365.25)  # busier towards Christmas
-    footfall, open_hours, sales, rate = {}, {}, {}, {}
+    footfall: dict[str, Array] = {}
+    open_hours: dict[str, Array] = {}
+    sales: dict[str, dict[str, Array]] = {}
+    rate: dict[str, Array] = {}
     for shop in shops:
         kind = KINDS[shop.kind]
         shapes = np.stack([hour_shape(kind, w) for w in range(7)])  # (7, 24)

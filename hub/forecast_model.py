@@ -81,7 +81,9 @@ def _stream_model(rows: list[TotalsRow], zone: dt.tzinfo, spd: int, weeks: int) 
     return {
         "steps_per_day": spd,
         "profile": [round(p, 5) for p in profile],
-        "recent_effects": {d.isoformat(): round(e, 3) for d, e in sorted(effects.items()) if (last - d).days < RECENT_DAYS},
+        "recent_effects": {
+            d.isoformat(): round(e, 3) for d, e in sorted(effects.items()) if (last - d).days < RECENT_DAYS
+        },
         "calendar_effects": {k: v for k, v in recurring.items() if abs(math.log(v)) > CALENDAR_THRESHOLD},
         "first_day": full[0].isoformat(),
         "last_day": last.isoformat(),

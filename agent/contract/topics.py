@@ -4,6 +4,7 @@ coop/v1/<coop>/<store>/<tier>/<segment>/<window name>    a shop's summaries
 coop/v1/<coop>/<store>/status                            a shop's retained birth and last will
 coop/v1/<coop>/_hub/t1/benchmarks/<metric>/[<window name>/]<window start>   district benchmarks
 coop/v1/<coop>/_hub/t2/alerts/<store>                    alerts about one shop
+coop/v1/<coop>/_hub/t1/forecast/model                    the coop's forecast model (retained, one message)
 """
 
 from __future__ import annotations
@@ -80,3 +81,8 @@ def benchmark_filter(coop: str, window_s: int) -> str:
 
 def alert_topic(coop: str, store: str) -> str:
     return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/alerts/{store}"
+
+
+def forecast_model_topic(coop: str) -> str:
+    """Retained: the coop's district forecast model (hub/forecast_model.py), built from secure sums only."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t1/forecast/model"

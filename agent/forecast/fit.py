@@ -44,7 +44,7 @@ def _prior(series: str, stream: dict[str, Any], first: dt.date, spd: int, steps:
     hourly = prior_for(stream, first, 24, steps * 24)  # the day's share: the sum of its hours
     if hourly is None:
         return None
-    return Prior(hourly.shape.reshape(-1, 24).sum(axis=1), hourly.unusual.reshape(-1, 24).any(axis=1))
+    return Prior(hourly.shape.reshape(-1, 24).sum(axis=1), np.asarray(hourly.unusual.reshape(-1, 24).any(axis=1)))
 
 
 def _dense(days: dict[str, list[int]], last: dt.date) -> tuple[dt.date, np.ndarray] | None:

@@ -59,6 +59,30 @@ def run_fit(store: Store, db_path: Path, zone: str, now_ns: int, timeout_s: floa
     return outcome
 
 
+DAY_STATE = "forecast_day"  # the local day the last fit was for
+ATTEMPT_STATE = "forecast_attempt_wall_ns"
+RETRY_NS = 3600 * 10**9
+
+
+def daily(store: Store, db_path: Path, zone: str, now_ns: int) -> FitOutcome | None:
+    """Fit once per local day (and, after a failure, again at most hourly); None when nothing was due."""
+    from agent.owner.localtime import LocalZone
+
+    today = LocalZone(zone).at(now_ns).date().isoformat()
+    if store.get_state(DAY_STATE) == today:
+        return None
+    attempt = int(store.get_state(ATTEMPT_STATE, "0") or 0)
+    if 0 < now_ns - attempt < RETRY_NS:
+        return None
+    with store.transaction() as conn:
+        Store.set_state(conn, ATTEMPT_STATE, str(now_ns))
+    outcome = run_fit(store, db_path, zone, now_ns)
+    if outcome.ok:
+        with store.transaction() as conn:
+            Store.set_state(conn, DAY_STATE, today)
+    return outcome
+
+
 def summary(detail: str) -> dict[str, object]:
     """The fit's JSON summary line as a dict ({} when it is not one)."""
     try:

@@ -18,6 +18,7 @@ fitted to them, and the empirical 10 % and 90 % quantiles of the standardised re
 from __future__ import annotations
 
 import dataclasses
+
 import numpy as np
 
 Array = np.ndarray

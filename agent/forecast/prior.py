@@ -9,9 +9,8 @@ day), and recurring ones by MM-DD (holidays). The shop scales this shape to its 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 
