@@ -102,6 +102,9 @@ def format_report(rep: dict[str, Any] | None, currency: str = "") -> str:
         for d in rep["days"]:
             busiest = (f", busiest {d['busiest_hour']:02d}:00-{d['busiest_hour'] + 1:02d}:00 (about"
                        f" {d['busiest_people']})") if d["busiest_people"] else ""  # fmt: skip
+            if d["hi80"] <= 1:
+                lines.append(f"  {_day_words(d['day'])}: closed, by your counts")
+                continue
             lines.append(f"  {_day_words(d['day'])}: about {d['people']} ({d['lo80']} to {d['hi80']}){busiest}")
         hours = rep["models"].get(sql.FOOTFALL)
         if model and hours:
