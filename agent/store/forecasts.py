@@ -27,60 +27,68 @@ def _day_bounds(zone: LocalZone, first: dt.date, last: dt.date) -> tuple[int, in
     return zone.ns(lo), zone.ns(hi)
 
 
-def earliest_raw_day(conn: sqlite3.Connection, zone: LocalZone) -> dt.date | None:
-    """The local day of the oldest synced raw reading still kept (door event or basket)."""
-    row = conn.execute(
-        "SELECT min(m) FROM (SELECT min(wall_ns) AS m FROM events WHERE synced = 1"
-        " UNION ALL SELECT min(wall_ns) FROM baskets WHERE synced = 1)"
-    ).fetchone()
+def earliest_raw_day(conn: sqlite3.Connection, zone: LocalZone, table: str) -> dt.date | None:
+    """The local day of the oldest synced raw row still kept in `table` (events or baskets)."""
+    row = conn.execute(f"SELECT min(wall_ns) FROM {table} WHERE synced = 1").fetchone()
     return None if row is None or row[0] is None else zone.at(int(row[0])).date()
 
 
-def refresh_history(conn: sqlite3.Connection, zone: LocalZone, until: dt.date) -> int:
-    """Write the history of every whole local day from the oldest raw reading to `until` (inclusive).
-
-    The oldest raw day may have lost readings to retention (oldest first), so it is written only when the
-    history does not hold it yet (the agent's first day, itself partial). Returns the days written."""
-    first = earliest_raw_day(conn, zone)
-    if first is None or first > until:
-        return 0
-    if conn.execute("SELECT 1 FROM forecast_history WHERE day = ? LIMIT 1", (first.isoformat(),)).fetchone():
+def _days_to_write(
+    conn: sqlite3.Connection, zone: LocalZone, table: str, series_like: str, until: dt.date
+) -> list[dt.date]:
+    """Whole local days from the oldest raw row of `table` to `until`. Retention drops raw rows oldest first,
+    so that oldest day may be partial: it is written only when the history does not hold it yet (the
+    agent's first day, itself partial); every older day keeps what was written while its raw rows lasted."""
+    first = earliest_raw_day(conn, zone, table)
+    if first is None:
+        return []
+    held = conn.execute(
+        "SELECT 1 FROM forecast_history WHERE series LIKE ? AND day = ? LIMIT 1", (series_like, first.isoformat())
+    ).fetchone()
+    if held:
         first += dt.timedelta(days=1)
-    if first > until:
-        return 0
-    lo, hi = _day_bounds(zone, first, until)
-    days = [first + dt.timedelta(days=i) for i in range((until - first).days + 1)]
-    cells: dict[tuple[str, str, int], int] = {(FOOTFALL, d.isoformat(), h): 0 for d in days for h in range(24)}
-    for quarter, entries in conn.execute(
-        "SELECT wall_ns / ?, sum(entries) FROM events WHERE synced = 1 AND wall_ns >= ? AND wall_ns < ?"
-        " GROUP BY wall_ns / ?",
-        (QUARTER_NS, lo, hi, QUARTER_NS),
-    ):
-        when = zone.at(int(quarter) * QUARTER_NS)
-        key = (FOOTFALL, when.date().isoformat(), when.hour)
-        cells[key] = cells.get(key, 0) + int(entries)
-    categories = {
-        str(r[0])
-        for r in conn.execute("SELECT DISTINCT category FROM basket_lines")
-    } | {s[len(SALES_PREFIX) :] for (s,) in conn.execute("SELECT DISTINCT series FROM forecast_history")
-         if s.startswith(SALES_PREFIX)}  # fmt: skip
-    for category in categories:
-        for d in days:
-            cells[(SALES_PREFIX + category, d.isoformat(), 0)] = 0
-    for quarter, category, cents in conn.execute(
-        "SELECT b.wall_ns / ?, l.category, sum(l.line_total_cents) FROM basket_lines l JOIN baskets b"
-        " ON b.id = l.basket_id WHERE b.synced = 1 AND b.kind = 'sale' AND b.flagged = ''"
-        " AND b.wall_ns >= ? AND b.wall_ns < ? GROUP BY b.wall_ns / ?, l.category",
-        (QUARTER_NS, lo, hi, QUARTER_NS),
-    ):
-        key = (SALES_PREFIX + str(category), zone.at(int(quarter) * QUARTER_NS).date().isoformat(), 0)
-        cells[key] = cells.get(key, 0) + int(cents)
+    return [first + dt.timedelta(days=i) for i in range((until - first).days + 1)]
+
+
+def refresh_history(conn: sqlite3.Connection, zone: LocalZone, until: dt.date) -> int:
+    """Write the history of every whole local day that raw rows still cover, up to `until` (inclusive):
+    footfall from door events, sales from baskets, each from its own oldest raw day. Returns the days written."""
+    cells: dict[tuple[str, str, int], int] = {}
+    foot_days = _days_to_write(conn, zone, "events", FOOTFALL, until)
+    if foot_days:
+        cells.update({(FOOTFALL, d.isoformat(), h): 0 for d in foot_days for h in range(24)})
+        lo, hi = _day_bounds(zone, foot_days[0], foot_days[-1])
+        for quarter, entries in conn.execute(
+            "SELECT wall_ns / ?, sum(entries) FROM events WHERE synced = 1 AND wall_ns >= ? AND wall_ns < ?"
+            " GROUP BY wall_ns / ?",
+            (QUARTER_NS, lo, hi, QUARTER_NS),
+        ):
+            when = zone.at(int(quarter) * QUARTER_NS)
+            key = (FOOTFALL, when.date().isoformat(), when.hour)
+            cells[key] = cells.get(key, 0) + int(entries)
+    sale_days = _days_to_write(conn, zone, "baskets", SALES_PREFIX + "%", until)
+    if sale_days:
+        categories = {str(r[0]) for r in conn.execute("SELECT DISTINCT category FROM basket_lines")}
+        categories |= {
+            str(s)[len(SALES_PREFIX) :]
+            for (s,) in conn.execute("SELECT DISTINCT series FROM forecast_history WHERE series LIKE 'sales:%'")
+        }
+        cells.update({(SALES_PREFIX + c, d.isoformat(), 0): 0 for c in categories for d in sale_days})
+        lo, hi = _day_bounds(zone, sale_days[0], sale_days[-1])
+        for quarter, category, cents in conn.execute(
+            "SELECT b.wall_ns / ?, l.category, sum(l.line_total_cents) FROM basket_lines l JOIN baskets b"
+            " ON b.id = l.basket_id WHERE b.synced = 1 AND b.kind = 'sale' AND b.flagged = ''"
+            " AND b.wall_ns >= ? AND b.wall_ns < ? GROUP BY b.wall_ns / ?, l.category",
+            (QUARTER_NS, lo, hi, QUARTER_NS),
+        ):
+            key = (SALES_PREFIX + str(category), zone.at(int(quarter) * QUARTER_NS).date().isoformat(), 0)
+            cells[key] = cells.get(key, 0) + int(cents)
     conn.executemany(
         "INSERT INTO forecast_history VALUES (?, ?, ?, ?) ON CONFLICT (series, day, step) DO UPDATE SET"
         " value = excluded.value",
         [(s, d, h, v) for (s, d, h), v in cells.items()],
     )
-    return len(days)
+    return len({d for d in foot_days} | {d for d in sale_days})
 
 
 def history(conn: sqlite3.Connection) -> dict[str, dict[str, list[int]]]:
