@@ -27,7 +27,9 @@ def _shop(tmp_path: Path, days: int = 45) -> tuple[AgentConfig, dt.date]:
     zone = zoneinfo.ZoneInfo(ZONE)
     today = dt.datetime.now(zone).date()
     d = simulate(days=days, start=today - dt.timedelta(days=days), seed=5)
-    events, baskets, lines = [], [], []
+    events: list[tuple[object, ...]] = []
+    baskets: list[tuple[object, ...]] = []
+    lines: list[tuple[object, ...]] = []
     for h, count in enumerate(d.footfall["shop-00"]):
         at = dt.datetime.combine(d.start + dt.timedelta(days=h // 24), dt.time(h % 24, 25), tzinfo=zone)
         if count:
