@@ -73,6 +73,8 @@ def _stream_model(rows: list[TotalsRow], zone: dt.tzinfo, spd: int, weeks: int) 
         level = median(around)
         if level > 0:
             effects[d] = max(r, 0.0) / level
+    recent_ratios = [r for d, r in ratio.items() if (last - d).days < 28]
+    logs = [math.log(e) for d, e in effects.items() if (last - d).days < 56 and 0.67 < e < 1.5]
     calendar: dict[str, list[float]] = {}
     for d, e in effects.items():
         if (last - d).days >= 300:  # a year or more back: what recurs on that date
@@ -85,6 +87,10 @@ def _stream_model(rows: list[TotalsRow], zone: dt.tzinfo, spd: int, weeks: int) 
             d.isoformat(): round(e, 3) for d, e in sorted(effects.items()) if (last - d).days < RECENT_DAYS
         },
         "calendar_effects": {k: v for k, v in recurring.items() if abs(math.log(v)) > CALENDAR_THRESHOLD},
+        # The mean shop's level (people per unit of profile) over the last four weeks, and how much a usual
+        # day's factor varies (log sd): what a district early warning compares a day with.
+        "level": round(median(recent_ratios), 4) if recent_ratios else 0.0,
+        "day_log_sd": round(_sd(logs), 4),
         "first_day": full[0].isoformat(),
         "last_day": last.isoformat(),
         "weeks": len(recent) // 7,
@@ -92,6 +98,13 @@ def _stream_model(rows: list[TotalsRow], zone: dt.tzinfo, spd: int, weeks: int) 
         "noise_sd_per_shop_max": round(max(math.sqrt(max(float(r[5]), 0.0)) / max(int(r[6]), 1) for r in rows), 4),
         "rounds": sorted({str(r[0]) for r in rows})[-50:],
     }
+
+
+def _sd(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.1
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def district_model(rows: Iterable[TotalsRow], tz: str = "UTC", weeks: int = 8) -> dict[str, Any]:
