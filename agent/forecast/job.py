@@ -72,7 +72,7 @@ def daily(store: Store, db_path: Path, zone: str, now_ns: int) -> FitOutcome | N
     if store.get_state(DAY_STATE) == today:
         return None
     attempt = int(store.get_state(ATTEMPT_STATE, "0") or 0)
-    if 0 < now_ns - attempt < RETRY_NS:
+    if attempt and 0 <= now_ns - attempt < RETRY_NS:
         return None
     with store.transaction() as conn:
         Store.set_state(conn, ATTEMPT_STATE, str(now_ns))

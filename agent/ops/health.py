@@ -46,7 +46,10 @@ HELP = {
         " over windows: windows compose in parallel, docs/privacy.md).",
     ),
     "shopkeeper_epsilon_budget_per_window": ("gauge", "The most one unit may cost in any window (the accountant)."),
-    "shopkeeper_forecast_fit_failures_total": ("counter", "Daily forecast fits that failed (the reason is in /health)."),
+    "shopkeeper_forecast_fit_failures_total": (
+        "counter",
+        "Daily forecast fits that failed (the reason is in /health).",
+    ),
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
