@@ -146,3 +146,22 @@ def test_the_resident_side_of_forecasting_never_loads_the_fitting_code() -> None
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_owners_page_shows_the_forecast_in_local_days(tmp_path: Path) -> None:
+    from agent.owner import page
+    from agent.owner.localtime import LocalZone
+
+    config, today = _shop(tmp_path, days=15)
+    assert _cli(config, "--refresh").returncode == 0
+    store = Store(config.db_path)
+    zone = LocalZone(ZONE)
+    now = int(dt.datetime.now(dt.UTC).timestamp()) * 10**9
+    html = page.render(page.gather(store, config, zone, now), config, zone, "csrf", False).decode()
+    store.close()
+    assert '<h2 id="forecast">Forecast, next 7 days</h2>' in html and 'href="#forecast"' in html
+    days = [(today + dt.timedelta(days=i)).isoformat() for i in range(7)]
+    for day in days:
+        assert f'data-day="{day}"' in html
+    assert "nothing was sent to make it" in html
+    assert 'data-category="bread"' in html
