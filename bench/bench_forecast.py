@@ -16,6 +16,9 @@ each shop's distributed noise share, rho 1/32 per window), and only from rounds 
 - `forecast.interval_coverage_80`: share of the open hours of the MASE set inside the 80 % interval. Goal
   0.80 +- 0.05. Baseline: seasonal naive with the textbook interval (+-1.28 times the sd of its in-sample
   errors), `forecast.interval_coverage_80_baseline_naive_normal`.
+- footprint: `forecast.resident_added_rss_mb`, what the forecast's modules add to the resident agent's RSS
+  (baseline in the same run: `forecast.resident_rss_without_forecast_mb`), and the fit process's own peak
+  (`forecast.fit_process_peak_rss_mb`, VmHWM) and time on a year of one shop's hourly counts in SQLite.
 Prints ONE flat JSON object.
 """
 
@@ -133,6 +136,60 @@ def new_shop_gain(
     }
 
 
+FOOTPRINT_CODE = """
+def rss():
+    for line in open('/proc/self/status'):
+        if line.startswith('VmRSS:'):
+            return int(line.split()[1]) / 1024
+# What the resident agent held before forecasts: the store, the owner's figures, the coop messages.
+import agent.store, agent.owner.figures, agent.owner.sensors, agent.owner.sent, agent.coop.district
+before = rss()
+import agent.owner.page, agent.owner.status_words, agent.forecast.job, agent.forecast.words  # with forecasts
+print(before, rss())
+"""
+
+
+def footprint(district: District) -> dict[str, object]:
+    """What forecasting adds to the resident agent (imports only), and the real fit child on a year of data."""
+    import datetime as dt
+    import subprocess
+    import tempfile
+
+    from agent.store import Store
+
+    repo = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", FOOTPRINT_CODE], capture_output=True, text=True, cwd=repo, check=True)
+    before, after = (float(x) for x in out.stdout.split())
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "agent.db"
+        store = Store(db)
+        start = int(dt.datetime.combine(district.start, dt.time(0), tzinfo=dt.UTC).timestamp()) * 10**9
+        y = district.footfall["shop-01"][: 366 * 24]
+        with store.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
+                " VALUES ('b', 0, ?, 1, 'sim', 'front', ?, 0)",
+                [(start + h * HOUR_NS + 60 * 10**9, int(c)) for h, c in enumerate(y) if c],
+            )
+        store.close()
+        now = start + 366 * 24 * HOUR_NS
+        # The fit's own entry point, reporting its own peak: VmHWM of its address space (ru_maxrss would carry
+        # the parent's peak over the fork and exec on Linux).
+        code = (
+            "import sys; from agent.forecast.fit import main;"
+            f" rc = main(['--db', {str(db)!r}, '--zone', 'UTC', '--now-ns', '{now}']);"
+            " print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0], file=sys.stderr);"
+            " sys.exit(rc)"
+        )
+        child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True)
+    return {
+        "forecast.resident_added_rss_mb": round(after - before, 2),
+        "forecast.resident_rss_without_forecast_mb": round(before, 1),
+        "forecast.fit_process_one_year_s": json.loads(child.stdout)["seconds"],
+        "forecast.fit_process_peak_rss_mb": round(int(child.stderr.split()[-1]) / 1024, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=2026)
@@ -152,6 +209,7 @@ def main() -> None:
     result.update(mase_and_coverage(district, origins))
     result.update(new_shop_gain(district, totals.rows, origins[:3]))
     result.update(new_shop_gain(district, totals.rows, origins[:3], history_days=14))
+    result.update(footprint(district))
     result["forecast.wall_s"] = round(time.perf_counter() - wall, 1)
     print(json.dumps(result))
 
