@@ -74,6 +74,10 @@ def fit_series(
         return None
     first, y = dense
     spd = 24 if series == sql.FOOTFALL else 1
+    if series.startswith(sql.SALES_PREFIX) and y.any():
+        # A category starts with its first sale (a new category is new, not months of zeros).
+        lead = int(np.argmax(y > 0))
+        first, y = first + dt.timedelta(days=lead), y[lead:]
     if len(y) < spd:
         return None
     horizon = HORIZON_DAYS * spd

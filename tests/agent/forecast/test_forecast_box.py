@@ -165,3 +165,24 @@ def test_the_owners_page_shows_the_forecast_in_local_days(tmp_path: Path) -> Non
         assert f'data-day="{day}"' in html
     assert "nothing was sent to make it" in html
     assert 'data-category="bread"' in html
+
+
+def test_a_new_category_starts_with_its_first_sale(tmp_path: Path) -> None:
+    config, today = _shop(tmp_path, days=20)
+    zone = zoneinfo.ZoneInfo(ZONE)
+    store = Store(config.db_path)
+    with store.transaction() as conn:
+        for back in (3, 2, 1):
+            at = dt.datetime.combine(today - dt.timedelta(days=back), dt.time(15), tzinfo=zone)
+            cur = conn.execute(
+                "INSERT INTO baskets (boot_id, mono_ns, wall_ns, synced, driver, source_id, kind, payment, currency,"
+                " total_cents, flagged, pos_time) VALUES ('b', 0, ?, 1, 'sim', ?, 'sale', 'card', 'EUR', 900, '', '')",
+                (int(at.timestamp()) * 10**9, f"cake-{back}"),
+            )
+            conn.execute(
+                "INSERT INTO basket_lines VALUES (?, 'cake', '', 'cake', 'cake', 1, 900, 900)", (cur.lastrowid,)
+            )
+    store.close()
+    report = json.loads(_cli(config, "--refresh", "--json").stdout)
+    assert report["models"]["sales:cake"]["history_days"] == 3
+    assert report["models"]["sales:bread"]["history_days"] >= 18
