@@ -139,8 +139,10 @@ class RoundParticipant:
             self._open(message)
             return
         live = self.live.get(parsed.round_id)
-        if live is None or parsed.step in live.answered:
-            return  # not a round this shop is in (or one it lost in a restart), or a QoS 1 duplicate
+        if live is None:
+            return  # not a round this shop is in, or one whose keys it lost in a restart
+        if parsed.step in live.answered and parsed.step != "unmask":
+            return  # a QoS 1 duplicate; a second unmask request goes to the core, which refuses a different one
         if getattr(message, "round_tag", None) != live.shop.tag:
             raise Refused(f"{parsed.step} message of round {parsed.round_id} carries another round tag")
         live.answered.add(parsed.step)
