@@ -220,7 +220,7 @@ class RoundParticipant:
         shop = ShopRound(
             self.identity, self.config.store, opening.roster, self.settings.roster_digest, config, contribution, policy
         )
-        contribution.rho = charged_rho(shop.plan.rho_bound, Fraction(config.rho_num, config.rho_den))
+        contribution.rho = charged_rho(Fraction(config.rho_num, config.rho_den), shop.plan.tau, config.length)
         contribution.parameters = {
             "round_id": config.round_id,
             "round_tag": tag.hex(),

@@ -28,14 +28,18 @@ from agent.store import secagg as rounds_sql
 MECHANISM = "distributed_discrete_gaussian"
 
 
-def charged_rho(rho_bound: float, target: Fraction) -> Fraction:
-    """The rho written to the accountant: the proved bound, rounded up (never below the round's target)."""
-    if not math.isfinite(rho_bound):
+def charged_rho(target: Fraction, tau: float, dims: int) -> Fraction:
+    """The rho written to the accountant: KLS21's bound, exact in its main term, rounded up in the rest.
+
+    With shares sized so that Delta^2 / (m s^2) = 2 * target, the bound 1/2 (a + b)^2 (a = sqrt(2 target),
+    b = tau sqrt(d)) is target + a b + b^2 / 2; the excess is rounded up to a multiple of 1e-12, so the charge
+    is never below the proved bound and equals the target when tau vanishes (large enough shares).
+    """
+    b = tau * math.sqrt(dims)
+    if not math.isfinite(b) or b < 0:
         raise PrivacyError("the round's privacy bound is not finite; refusing to contribute")
-    up = Fraction(rho_bound).limit_denominator(10**9)
-    if up < rho_bound:
-        up += Fraction(1, 10**9)
-    return max(up, target)
+    excess = math.sqrt(2 * float(target)) * b + b * b / 2
+    return target + Fraction(math.ceil(excess * 1e12), 10**12)
 
 
 def charge_contribution(
