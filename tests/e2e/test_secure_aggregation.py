@@ -25,6 +25,7 @@ import math
 import signal
 import threading
 import time
+import typing
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -38,7 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent.clock import NS_PER_S, AcceleratedClock
 from agent.contract import secagg_delivery_topic, secagg_hub_topic
 from agent.coop.secagg.hub import HubRound
-from agent.coop.secagg.messages import Message, Roster, RoundConfig, UnmaskRequest
+from agent.coop.secagg.messages import Message, Roster, RoundConfig, UnmaskRequest, UnmaskResponse
 from agent.coop.secagg.primitives import AgreementKey
 from agent.coop.secagg.shamir import Share, combine
 from agent.coop.secagg.shop import pair_mask
@@ -91,8 +92,8 @@ def check_released(db_path: Path, round_id: str, agents: list[dict[str, Any]], s
         f" WHERE round_id = '{round_id}' ORDER BY window_start_ns",
     )
     assert len(totals) == 3 and {int(r[3]) for r in totals} == {shops}
-    summed = [agent_round(a["db"], round_id) for a in agents]
-    summed = [r for r in summed if r is not None and r["state"] == "released" and r["included"]]
+    recorded = [agent_round(a["db"], round_id) for a in agents]
+    summed = [r for r in recorded if r is not None and r["state"] == "released" and r["included"]]
     assert len(summed) == shops
     true = np.sum([json.loads(r["true_values"]) for r in summed], axis=0)
     noise = np.sum([json.loads(r["noise_values"]) for r in summed], axis=0)
@@ -122,16 +123,17 @@ class CompromisedHub:
         self.lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="_hub", protocol=mqtt.MQTTv5)
         self.client.tls_set(str(broker.pki / "ca.crt"), str(broker.pki / "_hub.crt"), str(broker.pki / "_hub.key"))
-        ready = threading.Event()
-        self.client.on_connect = lambda c, _u, _f, _rc, _p: (
-            c.subscribe(f"coop/v1/riverside/+/secagg/{round_id}/+", qos=1),
-            ready.set(),
-        )
+        self.ready = threading.Event()
+        self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.connect("localhost", broker.port)
         self.client.loop_start()
-        assert ready.wait(10)
+        assert self.ready.wait(10)
         time.sleep(0.3)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        client.subscribe(f"coop/v1/riverside/+/secagg/{self.round_id}/+", qos=1)
+        self.ready.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         parts = message.topic.split("/")
@@ -184,11 +186,11 @@ def play_attack(broker: CoopBroker, roster: Roster, alive: list[dict[str, Any]])
         assert victim not in signatures  # the victim refuses a list without itself
         request = UnmaskRequest(core.tag, others, (victim,), {s: m.signature for s, m in signatures.items()})  # type: ignore[attr-defined]
         evil.send(topic("unmask"), request)
-        responses = evil.wait("unmask", len(others))
-        assert all(victim not in r.seed_shares for r in responses.values())  # type: ignore[attr-defined]
+        responses = {s: typing.cast(UnmaskResponse, r) for s, r in evil.wait("unmask", len(others)).items()}
+        assert all(victim not in r.seed_shares for r in responses.values())
         key_shares = [
             Share(config.index_of(s), int.from_bytes(r.key_shares[victim], "big")) for s, r in responses.items()
-        ]  # type: ignore[attr-defined]
+        ]
         key = AgreementKey(combine(key_shares[:3], 3))
         assert key.public_bytes == core.adverts[victim].mask_public  # the mask key is indeed rebuilt
         remainder = core.inputs[victim].copy()
