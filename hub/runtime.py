@@ -42,6 +42,7 @@ class Hub:
                 config, self.database, lambda t, p, r: self.subscriber.client.publish(t, p, qos=1, retain=r)
             )
             self.rounds.on_fatal = self._on_fatal
+            self.rounds.ready = self.subscriber.subscribed
             self.subscriber.round_handler = self.rounds.on_message
         self.stopped = threading.Event()
 

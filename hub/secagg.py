@@ -21,19 +21,21 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent.contract import parse_secagg_topic, secagg_delivery_topic, secagg_hub_topic
+from agent.contract import MAX_PAYLOAD_BYTES, parse_secagg_topic, secagg_delivery_topic, secagg_hub_topic
 from agent.coop.secagg.errors import RoundAborted, SecAggError
 from agent.coop.secagg.hub import HubRound
 from agent.coop.secagg.messages import Message, Roster, RoundConfig
 from agent.coop.secagg.noise import plan_noise
 from agent.coop.secagg.transport import SHOP_STEP_KINDS, RoundOpening, RoundResult, SurvivorList, decode_step, sender_of
-from hub import secagg_store
+from hub import refusals, secagg_store
 from hub.config import HubConfig
-from hub.db import Connection, Database
+from hub.contract import Rejected
+from hub.db import Connection, Database, topic_store_segment
 
 log = logging.getLogger(__name__)
 
 INBOX_MAX = 10_000
+REFUSED = "secure-aggregation message refused"
 Publish = Callable[[str, bytes, bool], object]
 
 # What each step waits for, and the shop message that answers it.
@@ -65,6 +67,7 @@ class RoundCoordinator:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._guarded_run, name="hub-secagg", daemon=True)
         self.on_fatal: Callable[[BaseException], None] | None = None
+        self.ready = threading.Event()  # set once the hub's subscription is in place (replies would be lost before)
 
     def start(self) -> None:
         self._thread.start()
@@ -92,8 +95,12 @@ class RoundCoordinator:
                 self.on_fatal(exc)
 
     def _run(self) -> None:
+        while not self.ready.wait(0.5):
+            if self._stop.is_set():
+                return
         conn = self.database.connect()
         try:
+            self._abandon_unfinished(conn)
             while not self._stop.is_set():
                 planned = secagg_store.next_planned(conn)
                 if planned is None:
@@ -103,23 +110,46 @@ class RoundCoordinator:
         finally:
             conn.close()
 
+    def _abandon_unfinished(self, conn: Connection) -> None:
+        """A round the hub was running when it stopped cannot go on (its state was in memory): abort it, tell the
+        shops, and clear its retained messages. Its windows stay spent at the shops that sent an input."""
+        for planned in secagg_store.unfinished(conn):
+            try:
+                config = self._config_of(planned)
+            except SecAggError as exc:
+                with conn.transaction():
+                    secagg_store.finish(conn, planned.round_id, "aborted", f"hub restarted; {exc}", None)
+                continue
+            running = _Running(planned, config, HubRound(self.roster, config))
+            running.retained = [
+                *(
+                    secagg_hub_topic(self.config.coop, config.round_id, step)
+                    for step in ("config", "adverts", "survivors", "unmask")
+                ),
+                *(secagg_delivery_topic(self.config.coop, config.round_id, shop) for shop in config.participants),
+            ]
+            self._end(conn, running, "aborted", "the hub restarted during the round; nothing was revealed", ())
+
+    def _config_of(self, planned: secagg_store.PlannedRound) -> RoundConfig:
+        return RoundConfig(
+            self.roster.coop,
+            planned.round_id,
+            self.roster.digest(),
+            tuple(sorted(m.shop_id for m in self.roster.members)),
+            planned.threshold,
+            planned.neighbours,
+            len(planned.cells),
+            planned.value_bound,
+            planned.sensitivity,
+            planned.rho.numerator,
+            planned.rho.denominator,
+            planned.colluders,
+            planned.cells,
+        )
+
     def _run_round(self, conn: Connection, planned: secagg_store.PlannedRound) -> None:
         try:
-            config = RoundConfig(
-                self.roster.coop,
-                planned.round_id,
-                self.roster.digest(),
-                tuple(sorted(m.shop_id for m in self.roster.members)),
-                planned.threshold,
-                planned.neighbours,
-                len(planned.cells),
-                planned.value_bound,
-                planned.sensitivity,
-                planned.rho.numerator,
-                planned.rho.denominator,
-                planned.colluders,
-                planned.cells,
-            )
+            config = self._config_of(planned)
             running = _Running(planned, config, HubRound(self.roster, config))
         except SecAggError as exc:
             with conn.transaction():
@@ -144,7 +174,7 @@ class RoundCoordinator:
                 except queue.Empty:
                     item = None
                 if item is not None:
-                    self._receive(running, *item)
+                    self._receive(conn, running, *item)
                 step_closed = running.expected <= running.answered or time.monotonic() >= running.deadline
                 if step_closed and self._advance(conn, running):
                     return
@@ -153,7 +183,7 @@ class RoundCoordinator:
         if self._stop.is_set() and running.step != "done":
             self._end(conn, running, "aborted", "the hub stopped during the round", ())
 
-    def _receive(self, running: _Running, topic: str, payload: bytes) -> None:
+    def _receive(self, conn: Connection, running: _Running, topic: str, payload: bytes) -> None:
         try:
             parsed = parse_secagg_topic(topic)
             if parsed.round_id != running.config.round_id:
@@ -167,9 +197,15 @@ class RoundCoordinator:
                 return  # a QoS 1 duplicate
             self._dispatch(running, parsed.step, message)
             running.answered.add(parsed.sender)
-        except SecAggError as exc:
+        except (SecAggError, ValueError) as exc:
             self.refused += 1
             log.warning("refused a secure-aggregation message on %s: %s", topic[:200], exc)
+            # Counted per store and reason like every refusal, so /healthz names the misbehaving shop.
+            refusal = Rejected(
+                topic, REFUSED, payload[:MAX_PAYLOAD_BYTES], topic_store_segment(topic), str(exc)[:300], len(payload)
+            )
+            with conn.transaction():
+                refusals.record(conn, self.config.worker_id, [refusal])
 
     @staticmethod
     def _dispatch(running: _Running, step: str, message: Message) -> None:

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from agent.contract import NAME_RE
 from agent.coop.secagg.messages import Member, Roster
@@ -94,20 +95,24 @@ def next_planned(conn: Connection) -> PlannedRound | None:
         "SELECT round_id, stream, cells, threshold, value_bound, sensitivity, rho, colluders, neighbours"
         " FROM secagg_rounds WHERE status = 'planned' ORDER BY planned_at, round_id LIMIT 1"
     )
-    if not rows:
-        return None
-    rid, stream, cells, t, bound, sens, rho, colluders, neighbours = rows[0]
-    return PlannedRound(
-        str(rid),
-        str(stream),
-        tuple(json.loads(cells)),
-        int(t),
-        int(bound),
-        int(sens),
-        Fraction(str(rho)),
-        int(colluders),
-        int(neighbours),
+    return _planned(rows[0]) if rows else None
+
+
+def unfinished(conn: Connection) -> list[PlannedRound]:
+    """Rounds that were running when the hub stopped (neither planned nor ended)."""
+    rows = conn.query(
+        "SELECT round_id, stream, cells, threshold, value_bound, sensitivity, rho, colluders, neighbours"
+        " FROM secagg_rounds WHERE status NOT IN ('planned', 'released', 'aborted', 'refused') ORDER BY planned_at"
     )
+    return [_planned(r) for r in rows]
+
+
+def _planned(row: tuple[Any, ...]) -> PlannedRound:
+    rid, stream, cells, t, bound, sens, rho, colluders, neighbours = row
+    return PlannedRound(
+        str(rid), str(stream), tuple(json.loads(cells)), int(t), int(bound), int(sens), Fraction(str(rho)),
+        int(colluders), int(neighbours),
+    )  # fmt: skip
 
 
 def set_status(conn: Connection, round_id: str, status: str, participants: int | None = None) -> None:
