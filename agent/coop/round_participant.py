@@ -35,6 +35,7 @@ from agent.errors import PrivacyError
 from agent.pipeline.aggregate import Aggregator
 from agent.privacy.contribution import charge_contribution, charged_rho
 from agent.privacy.plan import StreamPlan
+from agent.privacy.sampler import discrete_gaussian
 from agent.store import Store, releases
 from agent.store import secagg as rounds_sql
 
@@ -96,6 +97,9 @@ class RoundParticipant:
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=INBOX_MAX)
         self.live: dict[str, _Live] = {}
         self.dropped = 0
+        # Compile the discrete Gaussian sampler now (numba, cached on disk): compiled inside a round, it could
+        # take longer than the hub's step timeout on a small box, and the shop would drop out of the round.
+        discrete_gaussian(1, 1, 1)
 
     # -- network thread ------------------------------------------------------------------------
     def on_message(self, topic: str, payload: bytes) -> None:

@@ -58,7 +58,7 @@ REAL_S_PER_WINDOW = 1.5
 LEAD_S = 20.0  # ten agents start on two cores
 THRESHOLD = 6  # 2t > n: one survivor list per round
 RHO = Fraction(1, 48)  # sigma^2 = 1/(2 rho) = 24 = t * 4: each share has variance 4 (s = 2, tau ~ 1e-16)
-STEP_TIMEOUT_S = 3.0
+STEP_TIMEOUT_S = 4.0
 K_SIGMAS = 6.5
 
 
