@@ -161,9 +161,11 @@ class HubSubscriber:
             topic = message._topic.decode("utf-8", errors="replace")
         payload = message.payload
         parts = topic.split("/", 6)
-        if len(parts) > 5 and parts[4] == SECAGG and parts[3] != HUB_SEGMENT:
+        is_round = len(parts) > 5 and parts[4] == SECAGG and parts[3] != HUB_SEGMENT
+        if is_round and (self.round_handler is not None or self.config.worker_group):
             # A round message lives in the coordinator's memory only (a lost one is a drop the round survives),
-            # so it is acknowledged here; a worker without [secagg] leaves rounds to the one that runs them.
+            # so it is acknowledged here; another worker of the group leaves rounds to the one that runs them.
+            # A lone hub without [secagg] lets it through to the checks below, which refuse and count it.
             if self.round_handler is not None:
                 self.round_handler(topic, bytes(payload))
             if message.qos > 0:

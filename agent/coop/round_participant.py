@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 INBOX_MAX = 1000  # hub messages waiting for the job; more are dropped and counted (the round survives drops)
 LIVE_MAX = 8  # rounds held in memory at once; the oldest is forgotten (a drop) past this
+# A hub may open at most this many rounds a day with this shop (each is a row in its ledger): a hub that opens
+# more is ignored, so it cannot grow the shop's database without bound.
+MAX_ROUNDS_PER_DAY = 100
 
 
 class _Contribution(WindowLedger):
@@ -182,6 +185,11 @@ class RoundParticipant:
         with self.store.transaction() as conn:
             if rounds_sql.known_round(conn, config.round_id) is not None:
                 return  # joined before (a duplicate, or a round whose keys a restart lost): stay out
+            day_ago = self.clock.wall_ns() - 86400 * NS_PER_S
+            if rounds_sql.rounds_since(conn, day_ago) >= MAX_ROUNDS_PER_DAY:
+                Store.bump_counter(conn, "secagg_rounds_over_daily_cap")
+                log.warning("round %s ignored: %d rounds in a day already", config.round_id[:60], MAX_ROUNDS_PER_DAY)
+                return
         cells = [parse_cell(c) for c in config.windows]
         streams = {c.stream for c in cells}
         plan = next((p for p in self.config.streams if p.name in streams), None)

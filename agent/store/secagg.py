@@ -157,6 +157,11 @@ def finish_round(
     )
 
 
+def rounds_since(conn: sqlite3.Connection, wall_ns: int) -> int:
+    """How many rounds this shop recorded since `wall_ns`."""
+    return int(conn.execute("SELECT COUNT(*) FROM secagg_rounds WHERE joined_wall_ns >= ?", (wall_ns,)).fetchone()[0])
+
+
 def rounds(conn: sqlite3.Connection, limit: int = 50) -> list[RoundRow]:
     """The newest rounds first."""
     return [

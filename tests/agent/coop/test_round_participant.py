@@ -236,3 +236,21 @@ def test_a_round_on_another_roster_is_refused(setup: Setup) -> None:
     feed(setup.participant(), secagg_hub_topic("riverside", "r-1", "config"), RoundOpening(forged, other))
     assert setup.sent == []
     assert "roster" in state(setup, "r-1")["reason"]
+
+
+def test_a_hub_opening_more_rounds_than_the_daily_cap_is_ignored(setup: Setup) -> None:
+    from agent.coop.round_participant import MAX_ROUNDS_PER_DAY
+    from agent.store import secagg as rounds_sql
+
+    with setup.store.transaction() as conn:
+        for i in range(MAX_ROUNDS_PER_DAY):
+            rounds_sql.insert_round(
+                conn, f"old-{i}", b"\0" * 32, "footfall_store", (), 60, 3, 2, "1/12", "3", Clock().wall_ns()
+            )
+    feed(
+        setup.participant(),
+        secagg_hub_topic("riverside", "r-1", "config"),
+        RoundOpening(setup.round("r-1", range(3)), setup.roster),
+    )
+    assert setup.sent == [] and state(setup, "r-1") == {}  # not even recorded: the ledger cannot be flooded
+    assert setup.store.counters().get("secagg_rounds_over_daily_cap") == 1
