@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from agent.contract import MAX_PAYLOAD_BYTES, parse_secagg_topic, secagg_delivery_topic, secagg_hub_topic
-from agent.coop.secagg.errors import RoundAborted, SecAggError
+from agent.coop.secagg.errors import SecAggError
 from agent.coop.secagg.hub import HubRound
 from agent.coop.secagg.messages import Message, Roster, RoundConfig
 from agent.coop.secagg.noise import plan_noise
@@ -178,7 +178,7 @@ class RoundCoordinator:
                 step_closed = running.expected <= running.answered or time.monotonic() >= running.deadline
                 if step_closed and self._advance(conn, running):
                     return
-        except RoundAborted as exc:
+        except SecAggError as exc:  # RoundAborted, or a check of the core failing while a step closes
             self._end(conn, running, "aborted", str(exc), ())
         if self._stop.is_set() and running.step != "done":
             self._end(conn, running, "aborted", "the hub stopped during the round", ())
@@ -197,9 +197,12 @@ class RoundCoordinator:
                 return  # a QoS 1 duplicate
             self._dispatch(running, parsed.step, message)
             running.answered.add(parsed.sender)
-        except (SecAggError, ValueError) as exc:
+        except Exception as exc:  # one shop's message never stops the coordinator, whatever it trips
             self.refused += 1
-            log.warning("refused a secure-aggregation message on %s: %s", topic[:200], exc)
+            if isinstance(exc, (SecAggError, ValueError)):
+                log.warning("refused a secure-aggregation message on %s: %s", topic[:200], exc)
+            else:
+                log.exception("unexpected error checking a secure-aggregation message on %s", topic[:200])
             # Counted per store and reason like every refusal, so /healthz names the misbehaving shop.
             refusal = Rejected(
                 topic, REFUSED, payload[:MAX_PAYLOAD_BYTES], topic_store_segment(topic), str(exc)[:300], len(payload)
