@@ -1,4 +1,4 @@
-"""The hub's secure-aggregation storage on a real SQLite file: the roster file refused entry by entry, rounds
+"""The hub's secure-aggregation storage on real SQLite and PostgreSQL databases: the roster file refused entry by entry, rounds
 queued and taken oldest first, released totals stored one row per cell with their noise level, and the
 operator's `secagg-plan` command."""
 
@@ -53,9 +53,8 @@ def test_a_bad_roster_entry_is_refused_by_name(
     assert refused.value.key == where
 
 
-def test_rounds_are_taken_oldest_first_and_totals_stored_per_cell(tmp_path: Path) -> None:
-    database = Database(str(tmp_path / "hub.db"))
-    database.migrate()
+def test_rounds_are_taken_oldest_first_and_totals_stored_per_cell(database: Database) -> None:
+    # On SQLite and PostgreSQL (the `database` fixture): another engineer's forecasts read this table on both.
     conn = database.connect()
     try:
         cells = secagg_store.window_cells("footfall_store", "all", ("entries", "exits"), 1_794_823_200, 3600, 2)
