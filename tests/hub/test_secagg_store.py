@@ -1,6 +1,6 @@
-"""The hub's secure-aggregation storage on real SQLite and PostgreSQL databases: the roster file refused entry by entry, rounds
-queued and taken oldest first, released totals stored one row per cell with their noise level, and the
-operator's `secagg-plan` command."""
+"""The hub's secure-aggregation storage on real SQLite and PostgreSQL databases: the roster file refused
+entry by entry, rounds queued and taken oldest first, released totals stored one row per cell with their
+noise level, and the operator's `secagg-plan` command."""
 
 from __future__ import annotations
 
