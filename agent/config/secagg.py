@@ -8,6 +8,7 @@ charge each window, which streams may be summed, and how many honest shops a rou
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from fractions import Fraction
 from pathlib import Path
 
@@ -31,6 +32,8 @@ def read_secagg(section: TableReader, data_dir: Path, streams: tuple[StreamPlan,
     if not section.table or not section.get("enabled", bool, True):
         section.reject_unknown()
         return None
+    if importlib.util.find_spec("cryptography") is None:
+        raise section.fail("enabled", "needs the coop extra (cryptography)", "pip install 'shopkeeper[coop]'")
     digest_hex = section.get("roster_digest", str, fix="add the roster digest the coop gave you at enrolment")
     try:
         digest = bytes.fromhex(digest_hex)
