@@ -96,7 +96,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from agent.ops.status import format_ledger, ledger_rows, verify_ledger
+    from agent.ops.status import format_ledger, ledger_rows, round_sentences, verify_ledger
 
     config = _load(args.config)
     if args.action == "verify":
@@ -110,7 +110,25 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         )
         return 0 if not problems else 1
     rows = ledger_rows(config)
-    print(json.dumps(rows, indent=2) if args.json else format_ledger(rows))
+    rounds = round_sentences(config)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_ledger(rows))
+        if rounds:
+            print("\nsecure district totals (newest first):")
+            print("\n".join(f"  {line}" for line in rounds))
+    return 0
+
+
+def cmd_coop_identity(args: argparse.Namespace) -> int:
+    from agent.coop import identity  # needs the coop extra (cryptography)
+
+    config = _load(args.config)
+    path = config.secagg.identity_key if config.secagg is not None else config.data_dir / "secagg-identity.key"
+    key = identity.load_or_create(path)
+    print(f"{config.store} {identity.public_text(key)}")
+    print(f"(give this line to the coop to enrol; the private key stays in {path})")
     return 0
 
 
@@ -152,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("run", cmd_run, "run the agent"),
         ("check-config", cmd_check_config, "validate a configuration file"),
         ("status", cmd_status, "what is buffered, what was released, when"),
+        ("coop-identity", cmd_coop_identity, "create (once) and print this shop's key to enrol for secure aggregation"),
     ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("config", help="the agent's TOML file")

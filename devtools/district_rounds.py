@@ -39,6 +39,11 @@ class SecureTotals:
     rho_per_window: Fraction = RHO
     rounds: int = 0
 
+    def table_rows(self) -> list[tuple[str, str, str, str, int, int, int, float, int]]:
+        """The same totals as the hub stores them (`secagg_district_totals`, hub/forecast_model.py
+        TABLE_COLUMNS order): the whole-store door entries of a `footfall_store` round."""
+        return [(r, "footfall_store", "all", "entries", s, w, t, v, n) for r, _m, s, w, t, v, n in self.rows]
+
 
 def secure_totals(district: District, weeks: int | None = None, threshold_share: float = 0.7) -> SecureTotals:
     """Run one secure round per week of the district (the first `weeks`, default all whole weeks)."""

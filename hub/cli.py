@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from importlib import resources
+from typing import Any
 
 from hub import __version__
 from hub.errors import HubConfigError, HubError
@@ -53,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from the first line of stdin instead of prompting",
     )
+    plan = sub.add_parser(
+        "secagg-plan", help="queue a secure-aggregation round for the running hub (docs/secure-aggregation.md)"
+    )
+    plan.add_argument("config", help="the hub's TOML file (with a [secagg] section)")
+    plan.add_argument("--round-id", required=True, help="a new name for the round, e.g. footfall-2026-11-16")
+    plan.add_argument("--stream", default="footfall_store", help="the stream summed (default footfall_store)")
+    plan.add_argument("--key", default="all", help="the stream's key (default all)")
+    plan.add_argument("--fields", default="entries", help="comma-separated value fields (default entries)")
+    plan.add_argument("--start", required=True, help="the first window's start, e.g. 2026-11-16T00:00:00Z")
+    plan.add_argument("--window-s", type=int, default=3600, help="the shops' window length in seconds")
+    plan.add_argument("--windows", type=int, default=24, help="how many consecutive windows (default 24)")
+    plan.add_argument("--threshold", type=int, required=True, help="fewest shops whose sum may be unmasked")
+    plan.add_argument("--rho", required=True, help='zCDP rho of the district sum per window, e.g. "1/48"')
+    plan.add_argument("--sensitivity", type=int, default=1, help="L2 sensitivity of one shop's vector (default 1)")
+    plan.add_argument("--value-bound", type=int, default=100_000, help="each shop's cell is clamped to this")
+    plan.add_argument("--colluders", type=int, default=0, help="shops assumed to collude with the hub")
     load = sub.add_parser("loadgen", help="publish synthetic shop days to a broker (from a checkout: devtools/)")
     load.add_argument("--host", default="127.0.0.1")
     load.add_argument("--port", type=int, default=1883)
@@ -126,6 +143,39 @@ def _loadgen(args: argparse.Namespace) -> int:
     return int(loadgen.main(argv))
 
 
+def _secagg_plan(args: argparse.Namespace, config: Any) -> int:
+    """Queue one round; the running hub's coordinator picks it up (one round at a time, oldest first)."""
+    from fractions import Fraction
+
+    from agent.contract import parse_iso
+    from hub import secagg_store
+    from hub.db import Database
+
+    if config.secagg is None:
+        print(f"error: {args.config} has no [secagg] section (the roster of enrolled shops)", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        rho = Fraction(args.rho)
+        start_s = parse_iso(args.start)
+    except (ValueError, ZeroDivisionError) as exc:
+        print(f"error: --rho or --start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    fields = tuple(f for f in args.fields.split(",") if f)
+    cells = secagg_store.window_cells(args.stream, args.key, fields, start_s, args.window_s, args.windows)
+    planned = secagg_store.PlannedRound(
+        args.round_id, args.stream, cells, args.threshold, args.value_bound, args.sensitivity, rho,
+        args.colluders, 0,
+    )  # fmt: skip
+    conn = Database(config.database).connect()
+    try:
+        with conn.transaction():
+            secagg_store.plan_round(conn, planned)
+    finally:
+        conn.close()
+    print(f"round {args.round_id} queued: {len(cells)} cells of {args.stream} from {args.start}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (2 for a configuration error)."""
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
@@ -147,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "add-user":
             return _add_user(args)
         config = load_hub_config(args.config)
+        if args.command == "secagg-plan":
+            return _secagg_plan(args, config)
         if args.command == "check-config":
             print(
                 f"{args.config}: ok (coop {config.coop}, database {'postgresql' if config.is_postgres else 'sqlite'},"

@@ -61,6 +61,15 @@ class WebSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class SecAggHubSettings:
+    """Where the coop's roster of enrolled identity keys is, and how long each round step may wait."""
+
+    roster: Path  # JSON: {"coop": ..., "members": {store id: base64 Ed25519 public key}}
+    step_timeout_s: float  # a shop that has not answered a step by then is dropped from the round
+    poll_s: float  # how often the coordinator looks for a planned round
+
+
+@dataclasses.dataclass(frozen=True)
 class HubConfig:
     path: Path
     coop: str
@@ -76,6 +85,7 @@ class HubConfig:
     mqtt: HubMqtt
     alerts: AlertSettings
     web: WebSettings = dataclasses.field(default_factory=WebSettings)
+    secagg: SecAggHubSettings | None = None  # secure-aggregation rounds (hub/secagg.py); None: off
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
@@ -247,6 +257,16 @@ def load_hub_config(path: str | Path) -> HubConfig:
         raise al.fail("min_weeks", f"{alerts.min_weeks} is more than weeks ({alerts.weeks})", "lower min_weeks")
     al.reject_unknown()
     web = _web_settings(root.sub("web"))
+    sa = root.sub("secagg")
+    secagg = None
+    if sa.table:
+        roster = Path(sa.get("roster", str, fix='add roster = "roster.json" (the enrolled identity keys)'))
+        secagg = SecAggHubSettings(
+            roster=roster if roster.is_absolute() else (path.parent / roster).resolve(),
+            step_timeout_s=sa.number_in("step_timeout_s", 60.0, 0.5, 86400.0),
+            poll_s=sa.number_in("poll_s", 2.0, 0.05, 3600.0),
+        )
+    sa.reject_unknown()
     root.reject_unknown()
     return HubConfig(
         path=path,
@@ -263,6 +283,7 @@ def load_hub_config(path: str | Path) -> HubConfig:
         mqtt=mqtt,
         alerts=alerts,
         web=web,
+        secagg=secagg,
     )
 
 

@@ -17,6 +17,7 @@ from hub.config import HubConfig
 from hub.dashboard_alerts import alerts_panel
 from hub.dashboard_data import district_data, shop_data, status_data
 from hub.dashboard_layout import esc, range_form
+from hub.dashboard_secagg import secagg_section
 from hub.dashboard_series import district_series, shop_series
 from hub.dashboard_time import TimeRange, label, money, stamp
 from hub.db import Connection
@@ -169,6 +170,7 @@ def district_body(conn: Connection, config: HubConfig, session: Session, rng: Ti
         + range_form("/", rng, config.web.timezone, {"what": "district"})
         + alerts_panel(conn, session, tz)
         + sections
+        + secagg_section(conn, rng, tz)
         + status_table(conn, config, session, tz)
     )
 

@@ -278,6 +278,42 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
         ),
     ),
     (
+        # Secure aggregation (hub/secagg.py): the rounds the hub ran (planned by the operator, one at a time)
+        # and the district totals they released. A total is the sum over `shops` of true values plus each
+        # shop's noise share, so its noise variance is stored beside it; an aborted round stores no total.
+        "0110_secure_aggregation",
+        (
+            """CREATE TABLE IF NOT EXISTS secagg_rounds (
+                round_id TEXT PRIMARY KEY,
+                stream TEXT NOT NULL,
+                cells TEXT NOT NULL,
+                threshold INTEGER NOT NULL,
+                value_bound BIGINT NOT NULL,
+                sensitivity INTEGER NOT NULL,
+                rho TEXT NOT NULL,
+                colluders INTEGER NOT NULL,
+                neighbours INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                participants INTEGER,
+                shops INTEGER,
+                reason TEXT NOT NULL,
+                planned_at DOUBLE PRECISION NOT NULL,
+                finished_at DOUBLE PRECISION)""",
+            """CREATE TABLE IF NOT EXISTS secagg_district_totals (
+                round_id TEXT NOT NULL,
+                stream TEXT NOT NULL,
+                key TEXT NOT NULL,
+                field TEXT NOT NULL,
+                window_start_ns BIGINT NOT NULL,
+                window_ns BIGINT NOT NULL,
+                total BIGINT NOT NULL,
+                noise_variance DOUBLE PRECISION NOT NULL,
+                shops INTEGER NOT NULL,
+                PRIMARY KEY (round_id, stream, key, field, window_start_ns))""",
+            "CREATE INDEX IF NOT EXISTS secagg_totals_window ON secagg_district_totals (stream, window_start_ns)",
+        ),
+    ),
+    (
         # The coop's forecast models (hub/forecast_task.py), each computed from secagg_district_totals only.
         "0130_forecasts",
         (

@@ -30,6 +30,30 @@ RECENT_DAYS = 35
 LEVEL_HALF_WINDOW = 14  # days each side of a day whose median day ratio is that day's level
 
 TotalsRow = Sequence[Any]  # (round_id, stream, window_start_ns, window_ns, total, noise_variance, shops)
+#: The columns of `secagg_district_totals` that `model_rows` reads, in its order.
+TABLE_COLUMNS = "round_id, stream, key, field, window_start_ns, window_ns, total, noise_variance, shops"
+
+
+def model_stream(stream: str, key: str, field: str, window_ns: int) -> str | None:
+    """The model's name for one released total's series, or None when the model has no use for it: the
+    whole-store door entries per hour (`footfall/hourly`) and a category's revenue per day
+    (`sales/<category>/daily`), the two series a shop forecasts (agent/forecast/fit.py coop_stream)."""
+    if (stream, key, field, window_ns) == ("footfall_store", "all", "entries", HOUR_NS):
+        return "footfall/hourly"
+    if stream == "sales_revenue" and field == "revenue_cents" and window_ns == DAY_NS:
+        return f"sales/{key}/daily"
+    return None
+
+
+def model_rows(table_rows: Iterable[Sequence[Any]]) -> list[TotalsRow]:
+    """The model's rows from rows of `secagg_district_totals` (TABLE_COLUMNS order): each total kept with
+    its noise variance and shop count, renamed to the series it belongs to; other series are left out."""
+    out: list[TotalsRow] = []
+    for round_id, stream, key, field, start, window, total, variance, shops in table_rows:
+        name = model_stream(str(stream), str(key), str(field), int(window))
+        if name is not None:
+            out.append((round_id, name, int(start), int(window), int(total), float(variance), int(shops)))
+    return out
 
 
 def _by_day(rows: list[TotalsRow], zone: dt.tzinfo, spd: int) -> dict[dt.date, list[float | None]]:

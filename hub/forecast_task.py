@@ -18,17 +18,15 @@ import logging
 import time
 import zoneinfo
 from collections.abc import Callable
-from typing import Any
 
 from agent.contract import district_alert_topic, forecast_model_topic
 from hub.db import Connection
-from hub.forecast_model import district_model
+from hub.forecast_model import TABLE_COLUMNS, TotalsRow, district_model, model_rows
 from hub.forecast_warning import district_warning
 
 log = logging.getLogger(__name__)
 HISTORY_NS = 400 * 86400 * 10**9  # a year and a bit: day-of-year effects need last year's same date
 DISTRICT = "_district"  # the `store` of district alerts (no shop can be called this)
-TOTALS_COLUMNS = "round_id, stream, window_start_ns, window_ns, total, noise_variance, shops"
 
 Publish = Callable[[str, str, bool], object]
 
@@ -52,9 +50,11 @@ class CoopForecast:
             return False
         if newest is None or newest == self._newest:
             return False
-        rows = conn.query(
-            f"SELECT {TOTALS_COLUMNS} FROM secagg_district_totals WHERE window_start_ns >= ?",
-            (int(newest) - HISTORY_NS,),
+        rows = model_rows(
+            conn.query(
+                f"SELECT {TABLE_COLUMNS} FROM secagg_district_totals WHERE window_start_ns >= ?",
+                (int(newest) - HISTORY_NS,),
+            )
         )
         model = district_model(rows, self.timezone)
         model["coop"] = self.coop
@@ -73,7 +73,7 @@ class CoopForecast:
         self._warn(conn, rows, publish, now or time.time())
         return True
 
-    def _warn(self, conn: Connection, rows: list[tuple[Any, ...]], publish: Publish, now: float) -> None:
+    def _warn(self, conn: Connection, rows: list[TotalsRow], publish: Publish, now: float) -> None:
         """Judge the newest local day of district totals against the model made from the days before it."""
         zone = zoneinfo.ZoneInfo(self.timezone)
         hourly = [r for r in rows if str(r[1]) == "footfall/hourly"]

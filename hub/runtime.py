@@ -6,12 +6,16 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from hub.config import HubConfig
 from hub.dashboard import DashboardServer
 from hub.db import Database
 from hub.subscriber import HubSubscriber
 from hub.tasks import PeriodicTasks
+
+if TYPE_CHECKING:
+    from hub.secagg import RoundCoordinator
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,16 @@ class Hub:
             else None
         )
         self.dashboard: DashboardServer | None = None
+        self.rounds: RoundCoordinator | None = None
+        if config.secagg is not None:
+            from hub.secagg import RoundCoordinator  # needs the coop extra (cryptography)
+
+            self.rounds = RoundCoordinator(
+                config, self.database, lambda t, p, r: self.subscriber.client.publish(t, p, qos=1, retain=r)
+            )
+            self.rounds.on_fatal = self._on_fatal
+            self.rounds.ready = self.subscriber.subscribed
+            self.subscriber.round_handler = self.rounds.on_message
         self.stopped = threading.Event()
 
     def _on_fatal(self, exc: BaseException) -> None:
@@ -42,6 +56,8 @@ class Hub:
         if applied:
             log.info("database %s: applied %s", self.database.kind, ", ".join(applied))
         self.subscriber.start()
+        if self.rounds:
+            self.rounds.start()
         if self.tasks:
             self.tasks.start()
         if self.config.dashboard_address:
@@ -55,6 +71,8 @@ class Hub:
             self.dashboard.stop()
         if self.tasks:
             self.tasks.stop()
+        if self.rounds:
+            self.rounds.stop()
         self.subscriber.stop()
 
     def run_forever(self) -> int:

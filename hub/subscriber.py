@@ -32,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.contract import MAX_PAYLOAD_BYTES
+from agent.contract import HUB_SEGMENT, MAX_PAYLOAD_BYTES, SECAGG
 from hub.config import HubConfig
 from hub.contract import Rejected, Summary, parse_message
 from hub.db import Connection, Database
@@ -81,6 +81,8 @@ class HubSubscriber:
         self._logged_at = -LOG_EVERY_S
         self._stop = threading.Event()
         self.subscribed = threading.Event()
+        # Secure-aggregation messages of shops go to the round coordinator (hub/secagg.py), not the summary store.
+        self.round_handler: Callable[[str, bytes], None] | None = None
         self.connected = threading.Event()
         self._writer = threading.Thread(target=self._guarded_write_loop, name="hub-writer", daemon=True)
 
@@ -137,6 +139,9 @@ class HubSubscriber:
         )
         self.connected.set()
         client.subscribe(self.config.topic_filter, qos=1)
+        if self.round_handler is not None and self.config.worker_group:
+            # Every message of a round must reach the one worker that runs it, not a share of the group.
+            client.subscribe(f"coop/v1/{self.config.coop}/+/{SECAGG}/#", qos=1)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, reason_codes: Any, _p: Any) -> None:
         if any(rc.is_failure for rc in reason_codes):
@@ -155,6 +160,17 @@ class HubSubscriber:
         except UnicodeDecodeError:  # MQTT requires UTF-8 topics; a broker that let one through still gets a reason
             topic = message._topic.decode("utf-8", errors="replace")
         payload = message.payload
+        parts = topic.split("/", 6)
+        is_round = len(parts) > 5 and parts[4] == SECAGG and parts[3] != HUB_SEGMENT
+        if is_round and (self.round_handler is not None or self.config.worker_group):
+            # A round message lives in the coordinator's memory only (a lost one is a drop the round survives),
+            # so it is acknowledged here; another worker of the group leaves rounds to the one that runs them.
+            # A lone hub without [secagg] lets it through to the checks below, which refuse and count it.
+            if self.round_handler is not None:
+                self.round_handler(topic, bytes(payload))
+            if message.qos > 0:
+                self.client.ack(message.mid, message.qos)
+            return
         item = (topic, bytes(payload[: MAX_PAYLOAD_BYTES + 1]), len(payload), message.mid, message.qos)
         if message.qos == 0:
             try:

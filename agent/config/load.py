@@ -15,6 +15,7 @@ from pathlib import Path
 
 from agent.config.pos import CategoryRule, PosSettings
 from agent.config.reader import NAME_RE, TableReader, parse_duration
+from agent.config.secagg import SecAggSettings, read_secagg
 from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_topic, stream_by_segment, summary_topic
 from agent.contract import window_name as contract_window_name
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
@@ -63,6 +64,7 @@ class AgentConfig:
     health_listen: tuple[str, int] | None = None
     pos: PosSettings | None = None
     owner_page: OwnerPageSettings | None = None  # the owner's local page (agent/owner); None: off
+    secagg: SecAggSettings | None = None  # secure-aggregation rounds (agent/coop/round_participant); None: off
 
     @property
     def db_path(self) -> Path:
@@ -181,6 +183,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         health_listen = (host, int(port_text))
     health.reject_unknown()
     owner_page = read_owner_page(root.table_at("owner_page"))
+    secagg = read_secagg(root.table_at("secagg"), data_dir, streams)
 
     driver_table = root.table_at("drivers")
     known = installed_drivers() if drivers is None else drivers
@@ -238,6 +241,7 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         health_listen=health_listen,
         pos=pos,
         owner_page=owner_page,
+        secagg=secagg,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from agent.contract.names import NAME_RE
 from agent.contract.streams import TIERS, StreamSpec, stream_by_segment
 from agent.contract.windows import V1_IMPLIED_WINDOW_S, iso_utc, window_name, window_seconds
 
@@ -92,3 +93,69 @@ def forecast_model_topic(coop: str) -> str:
 def district_alert_topic(coop: str) -> str:
     """Retained: the newest district early warning against the coop's forecast (every member reads it)."""
     return f"{ROOT}/{coop}/{HUB_SEGMENT}/t1/alerts/district"
+
+
+# -- secure aggregation (docs/secure-aggregation.md) -------------------------------------------------
+SECAGG = "secagg"
+#: What a shop sends for one round, in protocol order: key advert, sealed shares, masked input, its
+#: signature over the survivor list, its unmask response.
+SECAGG_SHOP_STEPS = ("advert", "shares", "input", "survivors", "unmask")
+#: What the hub sends to every participant: the opening (configuration and roster), the advert bundle, the
+#: survivor list, the unmask request, the result. Each shop's incoming shares go to `shares/<store>`.
+SECAGG_HUB_STEPS = ("config", "adverts", "survivors", "unmask", "result")
+
+
+def secagg_shop_topic(coop: str, store: str, round_id: str, step: str) -> str:
+    """A shop's message of one round step, e.g. coop/v1/riverside/store-0042/secagg/r-20261116/advert."""
+    return f"{ROOT}/{coop}/{store}/{SECAGG}/{round_id}/{step}"
+
+
+def secagg_hub_topic(coop: str, round_id: str, step: str) -> str:
+    """The hub's message of one round step to every participant (retained while the round runs)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/{SECAGG}/{round_id}/{step}"
+
+
+def secagg_delivery_topic(coop: str, round_id: str, store: str) -> str:
+    """The sealed shares addressed to one shop: only that shop may read it (deploy/mosquitto/coop.acl)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/{SECAGG}/{round_id}/shares/{store}"
+
+
+def secagg_shop_filters(coop: str, store: str) -> list[str]:
+    """What a shop subscribes to: every round's broadcasts, and the shares addressed to it alone."""
+    base = f"{ROOT}/{coop}/{HUB_SEGMENT}/{SECAGG}/+"
+    return [f"{base}/+", f"{base}/shares/{store}"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SecAggTopic:
+    """A parsed secure-aggregation topic: who sent it (a store or the hub), the round, the step, and for a
+    share delivery the store it is addressed to."""
+
+    coop: str
+    sender: str
+    round_id: str
+    step: str
+    addressee: str | None = None
+
+
+def parse_secagg_topic(topic: str) -> SecAggTopic:
+    """The parts of a secure-aggregation topic; ValueError naming what is wrong."""
+    parts = topic.split("/")
+    if len(parts) not in (7, 8) or f"{parts[0]}/{parts[1]}" != ROOT or parts[4] != SECAGG:
+        raise ValueError("topic is not coop/v1/<coop>/<sender>/secagg/<round>/<step>[/<store>]")
+    coop, sender, _, round_id, step = parts[2:7]
+    if not NAME_RE.match(round_id):
+        raise ValueError(f"round id {round_id[:40]!r} is not a valid name")
+    if sender == HUB_SEGMENT:
+        if len(parts) == 8:
+            if step != "shares" or not NAME_RE.match(parts[7]):
+                raise ValueError("only share deliveries are addressed to one store")
+            return SecAggTopic(coop, sender, round_id, step, parts[7])
+        if step not in SECAGG_HUB_STEPS:
+            raise ValueError(f"the hub sends no secure-aggregation step {step[:20]!r}")
+        return SecAggTopic(coop, sender, round_id, step)
+    if len(parts) != 7 or not NAME_RE.match(sender):
+        raise ValueError("a shop's secure-aggregation topic is coop/v1/<coop>/<store>/secagg/<round>/<step>")
+    if step not in SECAGG_SHOP_STEPS:
+        raise ValueError(f"a shop sends no secure-aggregation step {step[:20]!r}")
+    return SecAggTopic(coop, sender, round_id, step)

@@ -8,11 +8,13 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
+from agent.contract import secagg_shop_filters
 from agent.errors import InternalThreadDied, PrivacyError
 from agent.ops.health import HealthServer
 from agent.ops.sdnotify import notify, watchdog_interval_s
@@ -25,6 +27,9 @@ from agent.pipeline.release import WindowReleaser
 from agent.pipeline.retention import Retention
 from agent.store import Store
 from agent.threads import set_fatal_handler
+
+if TYPE_CHECKING:
+    from agent.coop.round_participant import RoundParticipant
 
 log = logging.getLogger(__name__)
 # A tick that is still running when the next is due is skipped by design (max_instances=1, coalesce);
@@ -61,6 +66,15 @@ class Agent:
         self.health_server: HealthServer | None = None
         self.owner_page: OwnerPageServer | None = None
         self.sensor_recorder = owner_sensors.SensorRecorder()
+        self.rounds: RoundParticipant | None = None
+        if config.secagg is not None:
+            from agent.coop.round_participant import RoundParticipant  # needs the coop extra (cryptography)
+
+            # On the publisher's connection: the coop broker ties a client id to the certificate, so a second
+            # client of this shop would disconnect the first (agent/coop/round_participant.py).
+            self.rounds = RoundParticipant(config, self.store, self.clock, self.publisher.send_round_message)
+            self.publisher.round_handler = self.rounds.on_message
+            self.publisher.round_filters = secagg_shop_filters(config.coop, config.store)
         self.stopped = threading.Event()
         self.fatal: str | None = None  # why an internal thread died; the process then exits non-zero
         self._release_failed = False
@@ -100,6 +114,10 @@ class Agent:
             max_instances=1,
             coalesce=True,
         )
+        if self.rounds is not None:
+            self.scheduler.add_job(
+                self._round_tick, "interval", seconds=0.2, id="secagg_rounds", max_instances=1, coalesce=True
+            )
         self.scheduler.start()
         self._persist_sensors()
         if self.config.health_listen is not None:
@@ -151,6 +169,13 @@ class Agent:
             job.daily(self.store, self.config.db_path, zone, self.clock.wall_ns())
         except Exception:
             log.exception("forecast refresh failed; will retry")
+
+    def _round_tick(self) -> None:
+        assert self.rounds is not None
+        try:
+            self.rounds.tick()
+        except Exception:
+            log.exception("secure-aggregation job failed; will retry")
 
     def _persist_sensors(self) -> None:
         try:

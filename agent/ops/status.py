@@ -11,6 +11,8 @@ from agent.contract import iso_utc
 from agent.coop.district import my_shop_vs_district
 from agent.errors import StoreError
 from agent.owner import status_words as owner_status
+from agent.owner.contributions import contributions
+from agent.owner.localtime import LocalZone
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
 from agent.privacy.reconcile import problems as journal_problems
@@ -142,9 +144,24 @@ def format_ledger(rows: list[dict[str, Any]]) -> str:
         return "nothing has been released yet"
     lines = [f"{'window start (UTC)':<21} {'stream':<15} {'epsilon':<8} noisy values as released"]
     for row in rows:
-        values = "  ".join(f"{key}: " + " ".join(f"{f} {n}" for f, n in v.items()) for key, v in row["values"].items())
+        if row["mechanism"] == "distributed_discrete_gaussian":  # a secure-aggregation contribution
+            values = f"masked input to round {row['values'].get('round_id', '?')} (the hub sees only the sum)"
+        else:
+            values = "  ".join(
+                f"{key}: " + " ".join(f"{f} {n}" for f, n in v.items()) for key, v in row["values"].items()
+            )
         lines.append(f"{row['window_start']:<21} {row['stream']:<15} {row['epsilon']:<8} {values}")
     return "\n".join(lines)
+
+
+def round_sentences(config: AgentConfig) -> list[str]:
+    """This shop's secure-aggregation rounds in words, newest first (empty when it never took part)."""
+    store = _open(config)
+    try:
+        zone = LocalZone(config.owner_page.timezone if config.owner_page is not None else "")
+        return [f"{r['text']} [{r['cost']}]" for r in contributions(store.conn(), zone)]
+    finally:
+        store.close()
 
 
 def verify_ledger(config: AgentConfig) -> list[str]:

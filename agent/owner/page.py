@@ -9,7 +9,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.coop.district import my_shop_vs_district
 from agent.forecast import words as forecast_words
-from agent.owner import figures, sensors, sent
+from agent.owner import contributions, figures, sensors, sent
 from agent.owner.forecast_html import forecast_html
 from agent.owner.localtime import DAYS, LocalZone, money
 from agent.owner.svg import COLOURS, bars
@@ -144,6 +144,7 @@ def gather(store: Store, config: AgentConfig, zone: LocalZone, now_ns: int) -> d
         "budget": sent.budget(config),
         "district": my_shop_vs_district(store, limit=24),
         "forecast": forecast_words.report(conn, zone, now_ns),
+        "rounds": contributions.contributions(conn, zone),
     }
 
 
@@ -178,6 +179,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
     parts.append(_sent_html(data))
     parts.append(_budget_html(data["budget"]))
     parts.append(_district_html(data["district"]))
+    parts.append(_rounds_html(data["rounds"]))
     parts.append(
         '<h2 id="export">Export for your accountant</h2><p>Your own exact data as CSV (it never leaves this box'
         ' unless you download it): <a href="/export/sales.csv">sales, one line per item, this week</a> \u00b7 '
@@ -213,6 +215,21 @@ def _sent_html(data: dict[str, Any]) -> str:
         )
     out.append("</ul>")
     return "".join(out)
+
+
+def _rounds_html(rounds: list[dict[str, Any]]) -> str:
+    if not rounds:
+        return ""
+    items = "".join(
+        f'<li class="round state-{escape(r["state"])}" data-round="{escape(r["round_id"])}">'
+        f'{escape(r["text"][:1].upper() + r["text"][1:])}. <span class="small">{escape(r["cost"])}.</span></li>'
+        for r in rounds
+    )
+    return (
+        '<h2 id="district-totals">Secure district totals</h2><p>Rounds in which this box added its exact figures,'
+        " masked so that the coop's hub can read only the total over many shops (with noise added once for the"
+        f" district), never yours:</p><ul>{items}</ul>"
+    )
 
 
 def _budget_html(b: dict[str, Any]) -> str:

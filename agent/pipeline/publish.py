@@ -15,6 +15,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -26,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
+from agent.contract import HUB_SEGMENT, SECAGG
 from agent.coop import district
 from agent.pipeline import status_log
 from agent.store import Store, outbox
@@ -79,6 +81,11 @@ class Publisher:
         self._outcomes: list[tuple[int, ReasonCode]] = []  # PUBACKs to record, in arrival order
         self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs that beat publish() to the bookkeeping
         self._status_mids: set[int] = set()  # birth messages: not outbox rows
+        # Secure-aggregation messages (agent/coop/round_participant.py): not outbox rows either; mid -> topic
+        # until the PUBACK, so their acks are never taken for an outbox row's.
+        self._round_mids: dict[int, str] = {}
+        self.round_handler: Callable[[str, bytes], None] | None = None
+        self.round_filters: list[str] = []
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.delivered = 0
@@ -138,7 +145,7 @@ class Publisher:
         birth = client.publish(self.config.status_topic, self._status("online", number), qos=1, retain=True)
         with self._cond:  # on the network thread: its PUBACK cannot be handled before this
             self._status_mids.add(birth.mid)
-        for topic in district.subscriptions(self.config):
+        for topic in [*district.subscriptions(self.config), *self.round_filters]:
             client.subscribe(topic, qos=1)
         self._set_will(number + 1)
         log.info("connected to %s:%s (connection %d)", self.settings.host, self.settings.port, number)
@@ -156,6 +163,11 @@ class Publisher:
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason_code: Any, _properties: Any) -> None:
         with self._cond:
+            round_topic = self._round_mids.pop(mid, None)
+            if round_topic is not None:
+                if reason_code.is_failure:
+                    log.warning("broker refused the round message on %s: %s", round_topic[:200], reason_code)
+                return
             if mid in self._status_mids:
                 self._status_mids.discard(mid)
                 if reason_code.is_failure:
@@ -169,7 +181,23 @@ class Publisher:
             self._cond.notify_all()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.round_handler is not None and f"/{HUB_SEGMENT}/{SECAGG}/" in message.topic:
+            self.round_handler(message.topic, bytes(message.payload))
+            return
         district.record(self.store, message.topic, bytes(message.payload))
+
+    def send_round_message(self, topic: str, payload: bytes) -> None:
+        """Publish one secure-aggregation message at QoS 1 (paho keeps it until the broker's PUBACK).
+
+        Not an outbox row: it carries keys, sealed shares, signatures or a masked vector (uniform mod 2**64
+        on its own), each built by the round's privacy code after its charge is committed."""
+        info = self.client.publish(topic, payload, qos=1)
+        with self._cond:
+            early = self._early_acks.pop(info.mid, None)  # its PUBACK beat this bookkeeping
+            if early is None:
+                self._round_mids[info.mid] = topic
+            elif early.is_failure:
+                log.warning("broker refused the round message on %s: %s", topic[:200], early)
 
     # -- the drain loop (publisher thread) -------------------------------------------------
     def _run(self) -> None:

@@ -182,6 +182,29 @@ def _driver_state(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration("0011_secure_aggregation")
+def _secure_aggregation(db: sqlite_utils.Database) -> None:
+    # One row per secure-aggregation round this shop took part in: what it put in (true values and its own
+    # noise share: local only, like the raw events), what it charged, and how the round ended, for the
+    # ledger and the owner's page. `state` walks joined -> input_sent -> released | aborted | refused.
+    db.execute(
+        """CREATE TABLE secagg_rounds (
+            round_id TEXT PRIMARY KEY, round_tag TEXT NOT NULL, stream TEXT NOT NULL, cells TEXT NOT NULL,
+            window_ns INTEGER NOT NULL, participants INTEGER NOT NULL, threshold INTEGER NOT NULL,
+            rho TEXT NOT NULL, share_sigma2 TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '',
+            true_values TEXT, noise_values TEXT, survivors INTEGER, included INTEGER,
+            joined_wall_ns INTEGER NOT NULL, input_sent_wall_ns INTEGER, finished_wall_ns INTEGER)"""
+    )
+    # The differencing trap: a window's input of one stream enters at most one round, ever. Written in the
+    # transaction that charges the round, before the masked input leaves; the primary key refuses a second.
+    db.execute(
+        """CREATE TABLE secagg_windows (
+            stream TEXT NOT NULL, window_start_ns INTEGER NOT NULL, round_id TEXT NOT NULL
+                REFERENCES secagg_rounds(round_id),
+            PRIMARY KEY (stream, window_start_ns)) WITHOUT ROWID"""
+    )
+
+
 @migration("0014_forecasts")
 def _forecasts(db: sqlite_utils.Database) -> None:
     # The shop's own forecasts (agent/forecast), local only. `forecast_history` keeps hourly footfall and

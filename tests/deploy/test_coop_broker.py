@@ -359,3 +359,31 @@ def test_only_the_hub_publishes_the_coop_forecast_model_and_every_store_reads_it
     store_b.wait_for(b"a-own")
     store_b.wait_for(b"the-hubs-model")
     assert store_b.payloads() == {b"a-own", b"the-hubs-model"}
+
+
+def test_a_store_writes_only_its_own_round_messages(members: dict[str, Member]) -> None:
+    hub, store_a, store_b = members["_hub"], members["store-a"], members["store-b"]
+    hub.subscribe(f"{COOP}/#")
+    store_b.subscribe(f"{COOP}/store-b/#")
+    store_a.publish(f"{COOP}/store-b/secagg/r-1/input", b"forged-input-by-a")  # another store's round message
+    store_a.publish(f"{COOP}/_hub/secagg/r-1/unmask", b"forged-unmask-by-a")  # the hub's
+    store_a.publish(f"{COOP}/store-a/secagg/r-1/input/extra", b"a-off-shape")  # not a <round>/<step> shape
+    store_a.publish(f"{COOP}/store-a/secagg/r-1/advert", b"a-advert")  # same connection, so it arrives last
+    hub.wait_for(b"a-advert")
+    assert {p for t, p in hub.received if "/secagg/" in t} == {b"a-advert"}  # retained status of others aside
+    assert store_b.payloads() == set()
+
+
+def test_a_store_reads_the_round_broadcasts_and_only_its_own_shares(members: dict[str, Member]) -> None:
+    hub, store_a, store_b = members["_hub"], members["store-a"], members["store-b"]
+    for member in (store_a, store_b):
+        member.subscribe(f"{COOP}/_hub/#", f"{COOP}/+/secagg/#")
+    store_b.publish(f"{COOP}/store-b/secagg/r-1/shares", b"b-shares-to-hub")  # reaches the hub only
+    hub.publish(f"{COOP}/_hub/secagg/r-1/shares/store-a", b"shares-for-a")
+    hub.publish(f"{COOP}/_hub/secagg/r-1/shares/store-b", b"shares-for-b")
+    hub.publish(f"{COOP}/_hub/secagg/r-1/adverts", b"adverts-for-all")
+    for member, own in ((store_a, b"shares-for-a"), (store_b, b"shares-for-b")):
+        member.wait_for(own)
+        member.wait_for(b"adverts-for-all")
+    assert store_a.payloads() == {b"shares-for-a", b"adverts-for-all"}
+    assert store_b.payloads() == {b"shares-for-b", b"adverts-for-all", b"b-shares-to-hub"}  # its own, read back

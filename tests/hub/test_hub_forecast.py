@@ -23,14 +23,12 @@ from agent.store import forecasts as sql
 from devtools.district import ShopSpec, simulate
 from devtools.district_rounds import RHO, SecureTotals, secure_totals
 from hub.db import Connection, Database
-from hub.forecast_model import district_model
+from hub.forecast_model import TABLE_COLUMNS, district_model, model_rows
 from hub.forecast_task import CoopForecast
 from tests.conftest import make_config
 
-TOTALS_TABLE = """CREATE TABLE IF NOT EXISTS secagg_district_totals (
-    round_id TEXT NOT NULL, stream TEXT NOT NULL, window_start_ns BIGINT NOT NULL, window_ns BIGINT NOT NULL,
-    total BIGINT NOT NULL, noise_variance DOUBLE PRECISION NOT NULL, shops INTEGER NOT NULL,
-    PRIMARY KEY (round_id, stream, window_start_ns))"""
+# The table as hub migration 0110 creates it; the rows are what the secure rounds' coordinator stores.
+INSERT_TOTALS = f"INSERT INTO secagg_district_totals ({TABLE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 ALLOWED = {"secagg_district_totals", "coop_forecast_models", "sqlite_master"}
 SHOPS = [ShopSpec(f"s{i}", kind, size) for i, (kind, size) in
          enumerate([("bakery", 20), ("grocer", 30), ("cafe", 12), ("bookshop", 8), ("bakery", 40)])]  # fmt: skip
@@ -45,8 +43,7 @@ def _rounds() -> SecureTotals:
 
 
 def _fill(conn: Connection, totals: SecureTotals) -> None:
-    conn.execute(TOTALS_TABLE)
-    conn.executemany("INSERT INTO secagg_district_totals VALUES (?, ?, ?, ?, ?, ?, ?)", totals.rows)
+    conn.executemany(INSERT_TOTALS, totals.table_rows())
 
 
 def _only_released(tmp_path: Path) -> Connection:
@@ -179,7 +176,7 @@ def test_a_district_shortfall_since_ten_is_a_retained_district_warning(tmp_path:
         ("footfall-w003", r[1], int(r[2]) + 7 * day_ns, r[3], int(r[4]) if i < 10 else int(int(r[4]) * 0.6), r[5], r[6])
         for i, r in enumerate(last_week[:24])
     ]
-    conn.executemany("INSERT INTO secagg_district_totals VALUES (?, ?, ?, ?, ?, ?, ?)", extra)
+    conn.executemany(INSERT_TOTALS, [(r, "footfall_store", "all", "entries", *rest) for r, _m, *rest in extra])
     sent: list[tuple[str, str, bool]] = []
     CoopForecast("riverside", "UTC").refresh(conn, lambda t, p, r: sent.append((t, p, r)), now=2.0e9)
     topics = [t for t, _p, _r in sent]
@@ -193,3 +190,18 @@ def test_a_district_shortfall_since_ten_is_a_retained_district_warning(tmp_path:
     again: list[str] = []
     CoopForecast("riverside", "UTC").refresh(conn, lambda t, p, r: again.append(t), now=2.0e9)
     assert again == [forecast_model_topic("riverside")]
+
+
+def test_only_the_series_a_shop_forecasts_are_read_from_the_secure_totals() -> None:
+    hour, day = 3600 * 10**9, 86400 * 10**9
+    table = [
+        ("r1", "footfall_store", "all", "entries", 0, hour, 40, 4.0, 10),
+        ("r1", "footfall_store", "all", "exits", 0, hour, 38, 4.0, 10),  # exits: not forecast
+        ("r2", "footfall_door", "front", "entries", 0, hour, 30, 4.0, 10),  # one door: not the shop's total
+        ("r3", "sales_revenue", "bakery", "revenue_cents", 0, day, 90_000, 9.0, 8),
+        ("r4", "sales_revenue", "bakery", "revenue_cents", 0, hour, 9_000, 9.0, 8),  # hourly sales: not modelled
+    ]
+    assert model_rows(table) == [
+        ("r1", "footfall/hourly", 0, hour, 40, 4.0, 10),
+        ("r3", "sales/bakery/daily", 0, day, 90_000, 9.0, 8),
+    ]
