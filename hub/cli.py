@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from the first line of stdin instead of prompting",
     )
+    from hub.licensing_cli import add_parser as add_licensing_parser
+
+    add_licensing_parser(sub)
     load = sub.add_parser("loadgen", help="publish synthetic shop days to a broker (from a checkout: devtools/)")
     load.add_argument("--host", default="127.0.0.1")
     load.add_argument("--port", type=int, default=1883)
@@ -146,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "add-user":
             return _add_user(args)
+        if args.command == "licensing":
+            from hub.licensing_cli import run as run_licensing
+
+            return run_licensing(args)
         config = load_hub_config(args.config)
         if args.command == "check-config":
             print(
