@@ -92,9 +92,14 @@ class WindowReleaser:
         # release (a query answer, a secure round) already took is refused here with nothing drawn.
         # It is checked again inside the transaction, which is what decides.
         conn = self.store.conn()
-        for plan in self.config.streams:
-            if not releases.is_released(conn, start_ns, plan.name):
-                self._check_budget(conn, start_ns, plan)
+        due = [p for p in self.config.streams if not releases.is_released(conn, start_ns, p.name)]
+        for charge in accountant.together(due):
+            problem = accountant.over_budget(conn, self.config.filter_budget, start_ns, charge)
+            if problem is not None:
+                raise PrivacyError(
+                    f"window {iso_utc(start_ns)}: releasing its summaries would spend {problem} per {charge.unit};"
+                    " nothing was drawn or released"
+                )
         true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
         noisy: dict[str, np.ndarray] = {}
         # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.

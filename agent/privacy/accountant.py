@@ -62,6 +62,21 @@ def over_budget(conn: sqlite3.Connection, budget: UnitBudget, window_start_ns: i
     return _problem(rows, budget, plan)
 
 
+def together(plans: Iterable[Cost]) -> list[Charge]:
+    """Several releases of one window as one charge per unit (sequential composition: costs add up)."""
+    by_unit: dict[str, list[Cost]] = {}
+    for plan in plans:
+        by_unit.setdefault(plan.unit, []).append(plan)
+    charges = []
+    for unit, group in sorted(by_unit.items()):
+        if all(p.rho is None for p in group):
+            charges.append(Charge(unit, epsilon=sum((p.epsilon or Fraction(0) for p in group), Fraction(0))))
+        else:
+            rho = sum((p.rho if p.rho is not None else (p.epsilon or Fraction(0)) ** 2 / 2 for p in group), Fraction(0))
+            charges.append(Charge(unit, rho=rho))
+    return charges
+
+
 def first_over_budget(
     conn: sqlite3.Connection, budget: UnitBudget, windows: Iterable[int], charge: Cost
 ) -> tuple[int, str] | None:
