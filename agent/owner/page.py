@@ -10,8 +10,10 @@ from agent.config import AgentConfig
 from agent.coop.district import my_shop_vs_district
 from agent.owner import figures, sensors, sent
 from agent.owner.localtime import DAYS, LocalZone, money
+from agent.owner.requests_html import requests_html
 from agent.owner.svg import COLOURS, bars
 from agent.store import Store
+from agent.store import licensing as licensing_sql
 
 STYLE = (
     # overflow-wrap: a device path or an error text without spaces must not widen the page on a phone
@@ -141,6 +143,7 @@ def gather(store: Store, config: AgentConfig, zone: LocalZone, now_ns: int) -> d
         "status_messages": sent.status_messages(conn, zone),
         "budget": sent.budget(config),
         "district": my_shop_vs_district(store, limit=24),
+        "queries": licensing_sql.queries(conn),
     }
 
 
@@ -153,7 +156,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
         f"{escape(data['agent'][:1].upper() + data['agent'][1:])}.</p>",
         '<nav><a href="#sensors">Sensors</a><a href="#today">Today</a><a href="#this-week">This week</a>'
         '<a href="#what-left">What left the shop</a><a href="#privacy">Privacy</a><a href="#district">District</a>'
-        '<a href="#export">Export</a></nav>',
+        '<a href="#data-requests">Data requests</a><a href="#export">Export</a></nav>',
     ]
     if signed_in:
         parts.append(
@@ -173,6 +176,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
     parts.append(_sent_html(data))
     parts.append(_budget_html(data["budget"]))
     parts.append(_district_html(data["district"]))
+    parts.append(requests_html(data.get("queries", []), csrf, signed_in, config.licensing is not None))
     parts.append(
         '<h2 id="export">Export for your accountant</h2><p>Your own exact data as CSV (it never leaves this box'
         ' unless you download it): <a href="/export/sales.csv">sales, one line per item, this week</a> \u00b7 '
