@@ -10,9 +10,10 @@ import sys
 import time
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from hub.config import HubConfig, load_hub_config
-from hub.db import Database
+if TYPE_CHECKING:  # the parser is built before the hub extra is checked: import nothing of it here
+    from hub.config import HubConfig
 
 EXIT_USAGE = 2
 
@@ -42,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hub import licensing
+    from hub.config import load_hub_config
+    from hub.db import Database
 
     if args.licensing_command == "keygen":
         return _keygen(Path(args.key_file))
