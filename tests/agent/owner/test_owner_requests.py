@@ -77,3 +77,24 @@ def test_without_a_password_the_page_shows_requests_but_takes_no_decision(tmp_pa
         assert licensing_sql.query(store.conn(), query_id)["status"] == "pending"  # type: ignore[index]
     finally:
         server.stop()
+
+
+def test_answers_and_refusals_show_in_what_left_the_shop(tmp_path: Path) -> None:
+    from agent.licensing.desk import LicensingDesk
+    from agent.owner import page
+    from agent.owner.localtime import LocalZone
+    from tests.agent.licensing.test_desk import released_day, shop
+    from tests.conftest import ManualClock
+
+    clock = ManualClock()
+    config = shop(tmp_path)
+    store, releaser = released_day(config, clock, {9: 4})
+    assert config.licensing is not None
+    for message in (signed_query(clock.wall_ns() + 10**12), signed_query(clock.wall_ns() + 10**12, requester="x")):
+        inbox.receive(store, config.coop, config.licensing.coop_public_key, encode(message), clock.wall_ns())
+    assert LicensingDesk(config, store, clock, releaser.journal).tick() == 2
+    zone = LocalZone("UTC")
+    html = page.render(page.gather(store, config, zone, clock.wall_ns()), config, zone, "", False).decode()
+    assert "answered, 168 figures" in html and "ε 1/2 in each window of the range; credit 2.50" in html
+    assert "refused (this shop does not answer queries from &#x27;x&#x27;)" in html
+    assert "nothing spent: refused" in html
