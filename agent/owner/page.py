@@ -224,6 +224,12 @@ def _budget_html(b: dict[str, Any]) -> str:
         " anyone's odds about a single passage change by at most a factor of e (about 2.7). A person is several"
         " passages and sales, so their figure adds up:</p>"
         f'<ul>{people}</ul><p class="small">These are upper bounds (docs/privacy.md explains them).</p>'
+        + (
+            f"<p>Everything that ever touches one window together (these summaries and the data requests you"
+            f" answer) may spend at most \u03b5 {escape(b['lifetime'])} on it, for the life of this box.</p>"
+            if b.get("lifetime", b["budget"]) != b["budget"]
+            else ""
+        )
     )
 
 

@@ -159,6 +159,7 @@ def budget(config: AgentConfig) -> dict[str, Any]:
     ]
     return {
         "budget": _number(config.budget.epsilon),
+        "lifetime": _number(config.filter_budget.epsilon),
         "units": {UNIT_WORDS.get(u, u): _number(e) for u, e in per_unit.items()},
         "people": [(who, _number(eps), when) for who, eps, when in people if eps],
     }

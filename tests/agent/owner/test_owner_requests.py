@@ -98,3 +98,4 @@ def test_answers_and_refusals_show_in_what_left_the_shop(tmp_path: Path) -> None
     assert "answered, 168 figures" in html and "ε 1/2 in each window of the range; credit 2.50" in html
     assert "refused (this shop does not answer queries from &#x27;x&#x27;)" in html
     assert "nothing spent: refused" in html
+    assert "may spend at most \u03b5 2 on it, for the life of this box" in html
