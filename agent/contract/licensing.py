@@ -15,35 +15,13 @@ import json
 import math
 from typing import Any
 
-from agent.contract.topics import HUB_SEGMENT, ROOT
+from agent.contract.topics import answer_store, answer_topic, query_topic
 
 DOMAIN = b"shopkeeper/licensing/query/v1\n"
 QUERY_SCHEMA = "shopkeeper.licensing.query/1"
 ANSWER_SCHEMA = "shopkeeper.licensing.answer/1"
 ANSWERED, REFUSED = "answered", "refused"
-
-
-def query_topic(coop: str) -> str:
-    """Where the hub publishes signed queries; every member's box subscribes (only the hub may write it)."""
-    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t1/queries"
-
-
-def answer_topic(coop: str, store: str) -> str:
-    """Where one store publishes its answers and refusals (only that store may write it; the hub reads)."""
-    return f"{ROOT}/{coop}/{store}/licensing/answers"
-
-
-def answer_store(coop: str, topic: str) -> str | None:
-    """The store of an answer topic, or None when the topic is not one."""
-    parts = topic.split("/")
-    if (
-        len(parts) == 6
-        and f"{parts[0]}/{parts[1]}" == ROOT
-        and parts[2] == coop
-        and parts[4:] == ["licensing", "answers"]
-    ):
-        return parts[3]
-    return None
+__all__ = ["answer_store", "answer_topic", "query_topic"]  # declared in topics.py, with the others
 
 
 def answer_msg_id(coop: str, store: str, query_id: str) -> str:
