@@ -114,6 +114,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from agent.forecast.cli import forecast
+
+    return forecast(_load(args.config), refresh=args.refresh, as_json=args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
 
@@ -157,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     ledger.add_argument("config")
     ledger.add_argument("--json", action="store_true")
     ledger.set_defaults(func=cmd_ledger)
+    fc = sub.add_parser("forecast", help="this shop's own forecast for the next 7 days (footfall, sales)")
+    fc.add_argument("config")
+    fc.add_argument("--json", action="store_true")
+    fc.add_argument("--refresh", action="store_true", help="fit now (in its own process) before showing it")
+    fc.set_defaults(func=cmd_forecast)
     demo = sub.add_parser("demo", help="a simulated shop day against a local Mosquitto")
     demo.add_argument("--dir", default="demo-run", help="where the demo writes its files")
     demo.add_argument("--factor", type=float, default=1440.0, help="clock acceleration (1440: a day a minute)")

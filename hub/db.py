@@ -306,6 +306,17 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
                 PRIMARY KEY (query_id, store))""",
         ),
     ),
+    (
+        # The coop's forecast models (hub/forecast_task.py), each computed from secagg_district_totals only.
+        "0130_forecasts",
+        (
+            """CREATE TABLE IF NOT EXISTS coop_forecast_models (
+                newest_window_ns BIGINT PRIMARY KEY,
+                computed_at DOUBLE PRECISION NOT NULL,
+                rows_used BIGINT NOT NULL,
+                payload TEXT NOT NULL)""",
+        ),
+    ),
 ]
 
 _PLACEHOLDER = re.compile(r"\?")

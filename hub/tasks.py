@@ -25,6 +25,7 @@ from hub.config import HubConfig
 from hub.contract import benchmark_topic
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
+from hub.forecast_task import CoopForecast
 from hub.queries import latest_benchmark_payload, sales_touched_since, touched_since
 from hub.refusals import prune
 from hub.storage import counters
@@ -84,6 +85,7 @@ class PeriodicTasks:
         self._alerted = 0
         self._activity_at = time.monotonic()
         self._activity_counters: dict[str, int] | None = None
+        self.coop_forecast = CoopForecast(config.coop, config.web.timezone)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="hub-tasks", daemon=True)
 
@@ -105,6 +107,7 @@ class PeriodicTasks:
         for topic, payload in alerts:
             self.publish(topic, payload, True)
         latest = self._publish_latest(conn) if messages else 0
+        latest += int(self.coop_forecast.refresh(conn, self.publish, now))
         self._alerted += len(alerts)
         prune(conn, now)
         self.since = start

@@ -6,6 +6,8 @@ coop/v1/<coop>/_hub/t1/benchmarks/<metric>/[<window name>/]<window start>   dist
 coop/v1/<coop>/_hub/t2/alerts/<store>                    alerts about one shop
 coop/v1/<coop>/_hub/t1/queries                           signed licensing queries (docs/licensing.md)
 coop/v1/<coop>/<store>/licensing/answers                 one store's answers and refusals
+coop/v1/<coop>/_hub/t1/forecast/model                    the coop's forecast model (retained, one message)
+coop/v1/<coop>/_hub/t1/alerts/district                   the newest district warning against it (retained)
 """
 
 from __future__ import annotations
@@ -106,3 +108,13 @@ def answer_store(coop: str, topic: str) -> str | None:
     ):
         return parts[3]
     return None
+
+
+def forecast_model_topic(coop: str) -> str:
+    """Retained: the coop's district forecast model (hub/forecast_model.py), built from secure sums only."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t1/forecast/model"
+
+
+def district_alert_topic(coop: str) -> str:
+    """Retained: the newest district early warning against the coop's forecast (every member reads it)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t1/alerts/district"

@@ -13,7 +13,7 @@ from typing import Any
 
 from agent.clock import NS_PER_S
 from agent.config import AgentConfig
-from agent.contract import alert_topic, benchmark_filter
+from agent.contract import alert_topic, benchmark_filter, forecast_model_topic
 from agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -22,13 +22,19 @@ log = logging.getLogger(__name__)
 def subscriptions(config: AgentConfig) -> list[str]:
     """The hub topics this shop listens to (the broker's ACL lets members read them): benchmarks of its own
     window length only, since it compares them with its own windows."""
-    return [benchmark_filter(config.coop, config.window_s), alert_topic(config.coop, config.store)]
+    return [
+        benchmark_filter(config.coop, config.window_s),
+        alert_topic(config.coop, config.store),
+        forecast_model_topic(config.coop),
+    ]
 
 
 def record(store: Store, topic: str, payload: bytes) -> bool:
     """Store one hub message; returns False (and stores nothing) when it is not one we understand."""
     try:
         message = json.loads(payload)
+        if topic.endswith("/forecast/model"):
+            return _record_forecast_model(store, message)
         if "/alerts/" in topic:
             with store.transaction() as conn:
                 conn.execute(
@@ -98,3 +104,16 @@ def my_shop_vs_district(store: Store, limit: int = 24) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _record_forecast_model(store: Store, message: Any) -> bool:
+    """Keep the coop's forecast model for the next fit (post-processing of secure sums: no privacy cost)."""
+    from agent.store.forecasts import store_coop_model
+
+    if not isinstance(message, dict) or message.get("schema") != "shopkeeper.coop-forecast.v1":
+        raise ValueError("not a shopkeeper.coop-forecast.v1 model")
+    if not isinstance(message.get("streams"), dict):
+        raise ValueError("the forecast model has no streams")
+    with store.transaction() as conn:
+        store_coop_model(conn, json.dumps(message), time.time_ns())
+    return True

@@ -52,6 +52,10 @@ HELP = {
         " over windows: windows compose in parallel, docs/privacy.md).",
     ),
     "shopkeeper_epsilon_budget_per_window": ("gauge", "The most one unit may cost in any window (the accountant)."),
+    "shopkeeper_forecast_fit_failures_total": (
+        "counter",
+        "Daily forecast fits that failed (the reason is in /health).",
+    ),
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
@@ -111,6 +115,7 @@ def collect(agent: Agent) -> list[Sample]:
         spent = sum((Fraction(e) for e in epsilons if e), Fraction(0))
         samples.append(("shopkeeper_epsilon_last_window", {"unit": unit.replace(" ", "_")}, float(spent)))
     samples.append(("shopkeeper_epsilon_budget_per_window", {}, float(agent.config.budget.epsilon)))
+    samples.append(("shopkeeper_forecast_fit_failures_total", {}, counters.get("forecast_fit_failures", 0)))
     return samples
 
 
@@ -152,6 +157,9 @@ def health_report(agent: Agent) -> dict[str, Any]:
     try:
         if agent.store.get_state("disk_bound_reached", "0") == "1":
             reasons.append("storage bound reached")
+        forecast_error = agent.store.get_state("forecast_error")
+        if forecast_error:
+            reasons.append(f"forecast not refreshed: {forecast_error}")
         refused = outbox.rejections(agent.store.conn())
     except sqlite3.Error as exc:
         reasons.append(f"the database cannot be read: {exc}")

@@ -97,6 +97,16 @@ class Agent:
         self.scheduler.add_job(
             self._persist_sensors, "interval", seconds=2, id="owner_sensors", max_instances=1, coalesce=True
         )
+        # The daily forecast: checked every ten (agent-clock) minutes, fitted once per local day, in a child
+        # process (agent/forecast/job.py), so the fit never adds to this process's memory.
+        self.scheduler.add_job(
+            self._forecast_tick,
+            "interval",
+            seconds=max(5.0, self.clock.real_seconds(600)),
+            id="forecast",
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.start()
         self._persist_sensors()
         if self.config.health_listen is not None:
@@ -141,6 +151,15 @@ class Agent:
             self.retention.run()
         except Exception:
             log.exception("retention failed; will retry")
+
+    def _forecast_tick(self) -> None:
+        from agent.forecast import job  # light: no numpy; the fit itself runs in its own process
+
+        try:
+            zone = self.config.owner_page.timezone if self.config.owner_page else ""
+            job.daily(self.store, self.config.db_path, zone, self.clock.wall_ns())
+        except Exception:
+            log.exception("forecast refresh failed; will retry")
 
     def _persist_sensors(self) -> None:
         try:

@@ -8,7 +8,9 @@ from typing import Any
 
 from agent.config import AgentConfig
 from agent.coop.district import my_shop_vs_district
+from agent.forecast import words as forecast_words
 from agent.owner import figures, sensors, sent
+from agent.owner.forecast_html import forecast_html
 from agent.owner.localtime import DAYS, LocalZone, money
 from agent.owner.requests_html import requests_html
 from agent.owner.svg import COLOURS, bars
@@ -144,6 +146,7 @@ def gather(store: Store, config: AgentConfig, zone: LocalZone, now_ns: int) -> d
         "budget": sent.budget(config),
         "district": my_shop_vs_district(store, limit=24),
         "queries": licensing_sql.queries(conn),
+        "forecast": forecast_words.report(conn, zone, now_ns),
     }
 
 
@@ -154,7 +157,8 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
         f'<h1>{escape(config.store)} <span class="small">({escape(config.coop)} coop)</span></h1>',
         f'<p class="small">Now: {escape(data["now"])} ({z}); all times on this page are {z}. '
         f"{escape(data['agent'][:1].upper() + data['agent'][1:])}.</p>",
-        '<nav><a href="#sensors">Sensors</a><a href="#today">Today</a><a href="#this-week">This week</a>'
+        '<nav><a href="#sensors">Sensors</a><a href="#today">Today</a><a href="#forecast">Forecast</a>'
+        '<a href="#this-week">This week</a>'
         '<a href="#what-left">What left the shop</a><a href="#privacy">Privacy</a><a href="#district">District</a>'
         '<a href="#data-requests">Data requests</a><a href="#export">Export</a></nav>',
     ]
@@ -172,6 +176,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
         )
     parts.append("</ul>")
     parts.append(_period_html(data["today"], "Today", zone, hourly=True))
+    parts.append(forecast_html(data["forecast"], data["today"].currency))
     parts.append(_period_html(data["week"], "This week", zone, hourly=False))
     parts.append(_sent_html(data))
     parts.append(_budget_html(data["budget"]))

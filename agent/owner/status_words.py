@@ -10,6 +10,7 @@ from typing import Any
 
 from agent.clock import AcceleratedClock
 from agent.config import AgentConfig
+from agent.forecast import words as forecast_words
 from agent.owner import figures, sensors, sent
 from agent.owner.localtime import LocalZone, ago, money
 from agent.store import Store, outbox
@@ -62,7 +63,23 @@ def collect(store: Store, config: AgentConfig) -> dict[str, Any]:
             "raw_newest": _raw_newest(store, zone),
         },
         "budget": sent.budget(config),
+        "forecast": _forecast_line(conn, zone, now),
     }
+
+
+def _forecast_line(conn: Any, zone: LocalZone, now: int) -> str:
+    """Today's forecast and its warning in one line ("" when there is no forecast)."""
+    rep = forecast_words.report(conn, zone, now)
+    if rep is None or not rep.get("available"):
+        return f"no forecast: {rep['error']}" if rep else ""
+    today = next((d for d in rep["days"] if d["day"] == zone.at(now).date().isoformat()), None)
+    line = f"today about {today['people']} people ({today['lo80']} to {today['hi80']})" if today else "made"
+    line += f", made {rep['made_local']}"
+    if rep["warning"]:
+        line += f"; {rep['warning']}"
+    if rep["error"]:
+        line += f"; the latest refresh failed: {rep['error']}"
+    return line
 
 
 def _raw_newest(store: Store, zone: LocalZone) -> str:
@@ -86,6 +103,10 @@ def format_words(report: dict[str, Any]) -> list[str]:
         "",
         f"Today ({today['day']}), exact, kept on this box: {doors or 'no door counts'};"
         f" {today['baskets']} baskets, {money(today['revenue_cents'], today['currency'])}.",
+    ]
+    if report.get("forecast"):
+        lines.append(f"Forecast (this box's own, `shopkeeper forecast`): {report['forecast']}.")
+    lines += [
         "",
         "Kept on this box (raw, never sent):",
         f"  {raw['count']} door readings" + (f", the newest {w['raw_newest']}" if w["raw_newest"] else ""),

@@ -201,3 +201,38 @@ def _privacy_filter(db: sqlite_utils.Database) -> None:
             decided_wall_ns INTEGER)"""
     )
     db.execute("CREATE INDEX licensing_queries_status ON licensing_queries(status)")
+
+
+@migration("0014_forecasts")
+def _forecasts(db: sqlite_utils.Database) -> None:
+    # The shop's own forecasts (agent/forecast), local only. `forecast_history` keeps hourly footfall and
+    # daily category sales per local day past the raw tables' retention, so a year of history can be had
+    # while raw events go after 30 days. A run's values and chosen models are written in one transaction.
+    db.execute(
+        """CREATE TABLE forecast_history (
+            series TEXT NOT NULL, day TEXT NOT NULL, step INTEGER NOT NULL, value INTEGER NOT NULL,
+            PRIMARY KEY (series, day, step)) WITHOUT ROWID"""
+    )
+    db.execute(
+        """CREATE TABLE forecast_runs (
+            id INTEGER PRIMARY KEY, made_wall_ns INTEGER NOT NULL, zone TEXT NOT NULL, first_day TEXT NOT NULL,
+            status TEXT NOT NULL, reason TEXT NOT NULL, fit_seconds REAL NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE forecast_models (
+            run_id INTEGER NOT NULL REFERENCES forecast_runs(id) ON DELETE CASCADE, series TEXT NOT NULL,
+            model TEXT NOT NULL, coop_weight REAL, history_days INTEGER NOT NULL, holdout TEXT NOT NULL,
+            PRIMARY KEY (run_id, series))"""
+    )
+    db.execute(
+        """CREATE TABLE forecast_values (
+            run_id INTEGER NOT NULL REFERENCES forecast_runs(id) ON DELETE CASCADE, series TEXT NOT NULL,
+            day TEXT NOT NULL, step INTEGER NOT NULL, start_ns INTEGER NOT NULL,
+            point REAL NOT NULL, lo80 REAL NOT NULL, hi80 REAL NOT NULL,
+            PRIMARY KEY (run_id, series, day, step))"""
+    )
+    # The coop's district model as last received (retained on the hub's forecast topic): one row.
+    db.execute(
+        """CREATE TABLE coop_forecast_model (
+            id INTEGER PRIMARY KEY CHECK (id = 1), payload TEXT NOT NULL, received_wall_ns INTEGER NOT NULL)"""
+    )

@@ -344,3 +344,18 @@ def test_a_store_cannot_take_over_the_hubs_or_another_stores_session(coop_broker
             squatter.close()
         for member in victims.values():
             member.close()
+
+
+def test_only_the_hub_publishes_the_coop_forecast_model_and_every_store_reads_it(members: dict[str, Member]) -> None:
+    from agent.contract import forecast_model_topic
+
+    topic = forecast_model_topic("riverside")
+    assert topic.startswith(f"{COOP}/_hub/t1/")
+    store_a, store_b, hub = members["store-a"], members["store-b"], members["_hub"]
+    store_b.subscribe(topic, f"{COOP}/store-a/t1/#")
+    store_a.publish(topic, b"forged-model-by-a")  # refused by the ACL: a store cannot write under _hub/
+    store_a.publish(f"{COOP}/store-a/t1/footfall/hourly", b"a-own")  # same connection, so it arrives last
+    hub.publish(topic, b"the-hubs-model")
+    store_b.wait_for(b"a-own")
+    store_b.wait_for(b"the-hubs-model")
+    assert store_b.payloads() == {b"a-own", b"the-hubs-model"}
