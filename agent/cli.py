@@ -198,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     owner.add_argument("--stdin", action="store_true", help="read the password from standard input (for scripts)")
     owner.set_defaults(func=cmd_owner_password)
+    from agent.licensing.cli import add_parser as add_queries_parser
+
+    add_queries_parser(sub)
     sample = sub.add_parser("sample-config", help="print the commented sample configuration")
     sample.set_defaults(func=cmd_sample_config)
     sub.add_parser("hub", help="the cooperative hub (see docs/hub.md)", add_help=False)

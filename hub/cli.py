@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--sensitivity", type=int, default=1, help="L2 sensitivity of one shop's vector (default 1)")
     plan.add_argument("--value-bound", type=int, default=100_000, help="each shop's cell is clamped to this")
     plan.add_argument("--colluders", type=int, default=0, help="shops assumed to collude with the hub")
+    from hub.licensing_cli import add_parser as add_licensing_parser
+
+    add_licensing_parser(sub)
     load = sub.add_parser("loadgen", help="publish synthetic shop days to a broker (from a checkout: devtools/)")
     load.add_argument("--host", default="127.0.0.1")
     load.add_argument("--port", type=int, default=1883)
@@ -196,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "add-user":
             return _add_user(args)
+        if args.command == "licensing":
+            from hub.licensing_cli import run as run_licensing
+
+            return run_licensing(args)
         config = load_hub_config(args.config)
         if args.command == "secagg-plan":
             return _secagg_plan(args, config)

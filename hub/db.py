@@ -314,6 +314,35 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
         ),
     ),
     (
+        # Data licensing (hub/licensing.py): the queries the hub signed and published, and each shop's answer
+        # or refusal, once per (query, shop); credits owed are summed from the answers.
+        "0120_licensing",
+        (
+            """CREATE TABLE IF NOT EXISTS licensing_queries (
+                query_id TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                params TEXT NOT NULL,
+                requester TEXT NOT NULL,
+                purpose TEXT NOT NULL,
+                epsilon TEXT NOT NULL,
+                credit_cents BIGINT NOT NULL,
+                expires TEXT NOT NULL,
+                nonce TEXT NOT NULL UNIQUE,
+                signed TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL)""",
+            """CREATE TABLE IF NOT EXISTS licensing_answers (
+                query_id TEXT NOT NULL,
+                store TEXT NOT NULL,
+                status TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                answer_values TEXT,
+                noise_scale DOUBLE PRECISION,
+                credit_cents BIGINT NOT NULL,
+                received_at DOUBLE PRECISION NOT NULL,
+                PRIMARY KEY (query_id, store))""",
+        ),
+    ),
+    (
         # The coop's forecast models (hub/forecast_task.py), each computed from secagg_district_totals only.
         "0130_forecasts",
         (

@@ -33,8 +33,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent.contract import HUB_SEGMENT, MAX_PAYLOAD_BYTES, SECAGG
+from agent.contract.licensing import answer_store
+from hub import licensing
 from hub.config import HubConfig
-from hub.contract import Rejected, Summary, parse_message
+from hub.contract import Parsed, Rejected, Summary, parse_message
 from hub.db import Connection, Database
 from hub.storage import store_batch
 
@@ -221,13 +223,21 @@ class HubSubscriber:
             batch = self._take_batch()
             if batch is None:
                 break
-            parsed = [parse_message(self.config.coop, topic, payload, size) for topic, payload, size, _m, _q in batch]
+            answers = [(t, p, n) for t, p, n, _m, _q in batch if answer_store(self.config.coop, t) is not None]
+            parsed = [
+                parse_message(self.config.coop, topic, payload, size)
+                for topic, payload, size, _m, _q in batch
+                if answer_store(self.config.coop, topic) is None
+            ]
             dropped = self._take_dropped()
             delay = 0.2
             while True:
                 try:
                     conn = conn or self.database.connect()
-                    result = store_batch(conn, self.config.worker_id, parsed, dropped=dropped)
+                    # Licensing answers (hub/licensing.py) are stored once per (query, shop); a refused one is
+                    # counted with the other refusals, under its store.
+                    refused = self._store_answers(conn, answers)
+                    result = store_batch(conn, self.config.worker_id, parsed + refused, dropped=dropped)
                     break
                 except Exception as exc:  # database down, deadlock victim, ...: retry, never ack unstored
                     log.warning("storing a batch of %d failed (%s); retrying in %.1f s", len(batch), exc, delay)
@@ -255,6 +265,16 @@ class HubSubscriber:
                     log.exception("post-store hook failed")
         if conn is not None:
             conn.close()
+
+    def _store_answers(self, conn: Connection, answers: list[tuple[str, bytes, int]]) -> list[Parsed]:
+        refused: list[Parsed] = []
+        for topic, payload, size in answers:
+            with conn.transaction():
+                reason = licensing.record_answer(conn, self.config.coop, topic, payload)
+            if reason is not None:
+                store = answer_store(self.config.coop, topic) or ""
+                refused.append(Rejected(topic, "licensing answer refused", payload, store, reason, size))
+        return refused
 
     def _log_refused(self, parsed: list[Any]) -> None:
         """At most one line per LOG_EVERY_S (a flood must not flood the journal), naming stores and reasons."""

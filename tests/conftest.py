@@ -63,9 +63,14 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-def make_config(tmp_path: Path, port: int = 1883, extra: str = "") -> AgentConfig:
+def make_config(tmp_path: Path, port: int = 1883, extra: str = "", lifetime: str = "") -> AgentConfig:
+    """The base config plus `extra` (whole sections); `lifetime` holds keys of [privacy] itself."""
     path = tmp_path / "agent.toml"
-    path.write_text(BASE_CONFIG.format(port=port) + extra)
+    text = BASE_CONFIG.format(port=port)
+    if lifetime:  # keys of [privacy] itself go before its first sub-table
+        keys = lifetime.strip().removeprefix("[privacy]").strip()
+        text = text.replace("[privacy.footfall_door]", f"[privacy]\n{keys}\n\n[privacy.footfall_door]")
+    path.write_text(text + extra)
     return load_config(path, drivers={})
 
 

@@ -20,6 +20,7 @@ from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_
 from agent.contract import window_name as contract_window_name
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError
+from agent.licensing.policy import LicensingPolicy, read_licensing
 from agent.owner.settings import OwnerPageSettings, read_owner_page
 from agent.privacy.bounds import OTHER, BasketBounds
 from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
@@ -65,6 +66,13 @@ class AgentConfig:
     pos: PosSettings | None = None
     owner_page: OwnerPageSettings | None = None  # the owner's local page (agent/owner); None: off
     secagg: SecAggSettings | None = None  # secure-aggregation rounds (agent/coop/round_participant); None: off
+    lifetime: UnitBudget | None = None  # the privacy filter's budget per unit and window; None: `budget`
+    licensing: LicensingPolicy | None = None  # which coop queries this shop answers (agent/licensing)
+
+    @property
+    def filter_budget(self) -> UnitBudget:
+        """What every release touching a window may spend in it, all kinds together (privacy/accountant.py)."""
+        return self.lifetime if self.lifetime is not None else self.budget
 
     @property
     def db_path(self) -> Path:
@@ -142,6 +150,11 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         rho=privacy.epsilon("budget_rho_per_window") if "budget_rho_per_window" in privacy.table else None,
     )
     privacy.used.add("budget_rho_per_window")
+    lifetime = UnitBudget(
+        epsilon=privacy.epsilon("lifetime_epsilon_per_window", str(budget.epsilon)),
+        rho=privacy.epsilon("lifetime_rho_per_window") if "lifetime_rho_per_window" in privacy.table else budget.rho,
+    )
+    privacy.used.add("lifetime_rho_per_window")
     pos = _pos_settings(root.table_at("pos"))
     stream_settings = {}
     for spec in STREAMS:
@@ -162,6 +175,14 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     if problems:
         key = "budget_rho_per_window" if "rho" in problems[0] else "budget_epsilon_per_window"
         raise privacy.fail(key, "; ".join(problems), "lower the streams' epsilon (or rho) or raise the budget")
+    if lifetime.epsilon < budget.epsilon or (budget.rho is not None and (lifetime.rho or 0) < budget.rho):
+        raise privacy.fail(
+            "lifetime_epsilon_per_window",
+            f"{lifetime.epsilon} is below budget_epsilon_per_window ({budget.epsilon}) (or its rho below the rho"
+            " budget): the hourly summaries alone could not be released",
+            "set the lifetime budget at least as large as the hourly budget",
+        )
+    licensing = read_licensing(root.table_at("licensing"))
 
     mqtt = _mqtt_settings(root.table_at("mqtt"), f"{coop}-{store}")
     storage = root.table_at("storage")
@@ -242,6 +263,8 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         pos=pos,
         owner_page=owner_page,
         secagg=secagg,
+        lifetime=lifetime,
+        licensing=licensing,
     )
 
 

@@ -4,6 +4,8 @@ coop/v1/<coop>/<store>/<tier>/<segment>/<window name>    a shop's summaries
 coop/v1/<coop>/<store>/status                            a shop's retained birth and last will
 coop/v1/<coop>/_hub/t1/benchmarks/<metric>/[<window name>/]<window start>   district benchmarks
 coop/v1/<coop>/_hub/t2/alerts/<store>                    alerts about one shop
+coop/v1/<coop>/_hub/t1/queries                           signed licensing queries (docs/licensing.md)
+coop/v1/<coop>/<store>/licensing/answers                 one store's answers and refusals
 coop/v1/<coop>/_hub/t1/forecast/model                    the coop's forecast model (retained, one message)
 coop/v1/<coop>/_hub/t1/alerts/district                   the newest district warning against it (retained)
 """
@@ -83,6 +85,30 @@ def benchmark_filter(coop: str, window_s: int) -> str:
 
 def alert_topic(coop: str, store: str) -> str:
     return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/alerts/{store}"
+
+
+# -- data licensing (agent/licensing, hub/licensing.py) ------------------------------------------
+def query_topic(coop: str) -> str:
+    """Where the hub publishes signed queries; every member's box subscribes (only the hub may write it)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t1/queries"
+
+
+def answer_topic(coop: str, store: str) -> str:
+    """Where one store publishes its answers and refusals (only that store may write it; the hub reads)."""
+    return f"{ROOT}/{coop}/{store}/licensing/answers"
+
+
+def answer_store(coop: str, topic: str) -> str | None:
+    """The store of an answer topic, or None when the topic is not one."""
+    parts = topic.split("/")
+    if (
+        len(parts) == 6
+        and f"{parts[0]}/{parts[1]}" == ROOT
+        and parts[2] == coop
+        and parts[4:] == ["licensing", "answers"]
+    ):
+        return parts[3]
+    return None
 
 
 def forecast_model_topic(coop: str) -> str:

@@ -69,7 +69,7 @@ class _Contribution(WindowLedger):
             wall = self.owner.clock.wall_ns()
             charge_contribution(
                 conn,
-                config.budget,
+                config.filter_budget,  # the window's lifetime budget: the hourly release already spent in it
                 self.plan,
                 round_id,
                 self.starts,

@@ -21,10 +21,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Sample = tuple[str, dict[str, str], float]
+LICENSING_REFUSED = "licensing_refused_"  # counters of agent/licensing/inbox.py
+LICENSING_SHOWN_NS = 3600 * 1_000_000_000
 HELP = {
     "shopkeeper_outbox_pending": ("gauge", "Summaries released but not yet acknowledged by the broker."),
     "shopkeeper_outbox_oldest_pending_age_seconds": ("gauge", "Age of the oldest undelivered summary."),
     "shopkeeper_outbox_rejected_total": ("counter", "PUBACKs with a failure reason code (refusals), by reason."),
+    "shopkeeper_licensing_queries_refused_total": (
+        "counter",
+        "Licensing queries refused unanswered (forged, replayed, expired, malformed), by reason.",
+    ),
     "shopkeeper_outbox_held_back": ("gauge", "Pending summaries held back because the broker refuses their topic."),
     "shopkeeper_raw_events": ("gauge", "Raw door events held in the local database."),
     "shopkeeper_db_used_bytes": ("gauge", "Bytes of the SQLite file holding data."),
@@ -91,6 +97,10 @@ def collect(agent: Agent) -> list[Sample]:
         if name.startswith(outbox.REJECTED_COUNTER):
             reason = name.removeprefix(outbox.REJECTED_COUNTER)
             samples.append(("shopkeeper_outbox_rejected_total", {"reason": reason}, value))
+        if name.startswith(LICENSING_REFUSED):
+            samples.append(
+                ("shopkeeper_licensing_queries_refused_total", {"reason": name[len(LICENSING_REFUSED) :]}, value)
+            )
     for name, health in agent.supervisor.health().items():
         labels = {"driver": name}
         samples += [
@@ -154,6 +164,15 @@ def health_report(agent: Agent) -> dict[str, Any]:
     except sqlite3.Error as exc:
         reasons.append(f"the database cannot be read: {exc}")
     now_ns = time.time_ns()  # the outbox records refusals in real time
+    try:
+        last = agent.store.get_state("licensing_last_refusal")
+    except sqlite3.Error:
+        last = None
+    if last is not None:
+        refusal = json.loads(last)
+        # Shown for an hour of the agent's clock after the newest one: a forged or replayed query is an event.
+        if agent.clock.wall_ns() - int(refusal["wall_ns"]) < LICENSING_SHOWN_NS:
+            reasons.append(f"refused a licensing query ({refusal['reason']}): {refusal['detail']}")
     for r in refused:
         reasons.append(
             f"broker refuses {r.topic}: {r.reason} (PUBACK reason code 0x{r.code:02x}); {r.held_back} summaries"

@@ -16,6 +16,7 @@ from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
 from agent.contract import secagg_shop_filters
 from agent.errors import InternalThreadDied, PrivacyError
+from agent.licensing.desk import LicensingDesk
 from agent.ops.health import HealthServer
 from agent.ops.sdnotify import notify, watchdog_interval_s
 from agent.ops.supervisor import DriverSupervisor
@@ -60,6 +61,12 @@ class Agent:
         )
         self.releaser = WindowReleaser(config, self.store, self.clock, flush_ingest=self.ingest.flush)
         self.publisher = Publisher(config, self.store, self.clock)
+        # Answers share the hourly release's journal and thread: the journal has one writer.
+        self.licensing = (
+            LicensingDesk(config, self.store, self.clock, self.releaser.journal)
+            if config.licensing is not None
+            else None
+        )
         self.retention = Retention(self.store, self.clock, config.raw_max_age_s, config.raw_max_bytes)
         self.supervisor = DriverSupervisor()
         self.scheduler = BackgroundScheduler(timezone="UTC")
@@ -145,6 +152,8 @@ class Agent:
     def _window_tick(self) -> None:
         try:
             if self.releaser.tick():
+                self.publisher.wake()
+            if self.licensing is not None and self.licensing.tick():
                 self.publisher.wake()
             self._release_failed = False
         except PrivacyError as exc:

@@ -12,8 +12,10 @@ from agent.forecast import words as forecast_words
 from agent.owner import contributions, figures, sensors, sent
 from agent.owner.forecast_html import forecast_html
 from agent.owner.localtime import DAYS, LocalZone, money
+from agent.owner.requests_html import requests_html
 from agent.owner.svg import COLOURS, bars
 from agent.store import Store
+from agent.store import licensing as licensing_sql
 
 STYLE = (
     # overflow-wrap: a device path or an error text without spaces must not widen the page on a phone
@@ -143,6 +145,7 @@ def gather(store: Store, config: AgentConfig, zone: LocalZone, now_ns: int) -> d
         "status_messages": sent.status_messages(conn, zone),
         "budget": sent.budget(config),
         "district": my_shop_vs_district(store, limit=24),
+        "queries": licensing_sql.queries(conn),
         "forecast": forecast_words.report(conn, zone, now_ns),
         "rounds": contributions.contributions(conn, zone),
     }
@@ -158,7 +161,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
         '<nav><a href="#sensors">Sensors</a><a href="#today">Today</a><a href="#forecast">Forecast</a>'
         '<a href="#this-week">This week</a>'
         '<a href="#what-left">What left the shop</a><a href="#privacy">Privacy</a><a href="#district">District</a>'
-        '<a href="#export">Export</a></nav>',
+        '<a href="#data-requests">Data requests</a><a href="#export">Export</a></nav>',
     ]
     if signed_in:
         parts.append(
@@ -180,6 +183,7 @@ def render(data: dict[str, Any], config: AgentConfig, zone: LocalZone, csrf: str
     parts.append(_budget_html(data["budget"]))
     parts.append(_district_html(data["district"]))
     parts.append(_rounds_html(data["rounds"]))
+    parts.append(requests_html(data.get("queries", []), csrf, signed_in, config.licensing is not None))
     parts.append(
         '<h2 id="export">Export for your accountant</h2><p>Your own exact data as CSV (it never leaves this box'
         ' unless you download it): <a href="/export/sales.csv">sales, one line per item, this week</a> \u00b7 '
@@ -242,6 +246,12 @@ def _budget_html(b: dict[str, Any]) -> str:
         " anyone's odds about a single passage change by at most a factor of e (about 2.7). A person is several"
         " passages and sales, so their figure adds up:</p>"
         f'<ul>{people}</ul><p class="small">These are upper bounds (docs/privacy.md explains them).</p>'
+        + (
+            f"<p>Everything that ever touches one window together (these summaries and the data requests you"
+            f" answer) may spend at most \u03b5 {escape(b['lifetime'])} on it, for the life of this box.</p>"
+            if b.get("lifetime", b["budget"]) != b["budget"]
+            else ""
+        )
     )
 
 

@@ -37,8 +37,20 @@ def _number(f: Fraction) -> str:
     return str(f.numerator) if f.denominator == 1 else f"{float(f):g}"
 
 
+def licensing_cost(payload: dict[str, Any]) -> str:
+    if payload.get("status") != "answered":
+        return "nothing spent: refused"
+    eps = (payload.get("privacy") or {}).get("epsilon_exact")
+    return f"ε {eps} in each window of the range; credit {int(payload.get('credit_cents', 0)) / 100:.2f}"
+
+
 def describe_values(stream: str, payload: dict[str, Any], currency: str = "") -> str:
     """`front door: 23 in, 19 out`, `bakery: 12 baskets`, `whole shop: ...` from one payload."""
+    if stream.startswith("query:"):
+        what = f"data request {payload.get('query_id', '')} ({str(payload.get('kind', '')).replace('_', ' ')})"
+        if payload.get("status") == "answered":
+            return f"{what}: answered, {len(payload.get('values') or {})} figures"
+        return f"{what}: refused ({payload.get('reason', '')})"
     values = payload.get("values", {})
     if stream.startswith("footfall"):
         where = f"{payload['door']} door" if "door" in payload else "whole shop"
@@ -79,7 +91,7 @@ def summaries(conn: sqlite3.Connection, zone: LocalZone, currency: str = "", lim
     out = []
     for seq, msg_id, topic, text, delivered, rejections, reason, stream, start in rows:
         payload = json.loads(text) if text else {}
-        privacy = payload.get("privacy", {})
+        privacy = payload.get("privacy") or {}  # a licensing refusal has none
         end_ns = _iso_ns(payload["window"]["end"]) if "window" in payload else int(start)
         unit = str(privacy.get("unit", ""))
         if delivered is not None:
@@ -92,6 +104,8 @@ def summaries(conn: sqlite3.Connection, zone: LocalZone, currency: str = "", lim
             f"ε {privacy['epsilon_exact'] or privacy['epsilon']}" if privacy.get("epsilon") is not None
             else f"ρ {privacy.get('rho_exact') or privacy.get('rho')}"
         )  # fmt: skip
+        if str(stream).startswith("query:"):  # a licensing answer or refusal (docs/licensing.md)
+            cost = licensing_cost(payload)
         total = totals.get((int(start), unit), Fraction(0))
         out.append(
             {
@@ -145,6 +159,7 @@ def budget(config: AgentConfig) -> dict[str, Any]:
     ]
     return {
         "budget": _number(config.budget.epsilon),
+        "lifetime": _number(config.filter_budget.epsilon),
         "units": {UNIT_WORDS.get(u, u): _number(e) for u, e in per_unit.items()},
         "people": [(who, _number(eps), when) for who, eps, when in people if eps],
     }

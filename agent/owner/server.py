@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from agent.config import AgentConfig
+from agent.licensing.desk import decide
 from agent.owner import figures, page
 from agent.owner.localtime import LocalZone
 from agent.owner.settings import OwnerPageSettings, is_loopback, verify_password
@@ -323,6 +324,22 @@ def _handler_for(owner: OwnerPageServer) -> type[BaseHTTPRequestHandler]:
                     return
                 owner.gate.sign_out(token)
                 self._send(303, b"", Location="/login", Set_Cookie=self._cookie(SESSION_COOKIE, "", 0))
+            elif path in ("/queries/approve", "/queries/refuse"):
+                # The owner's decision on a licensing query: only a signed-in session with its CSRF token may
+                # make it (without a password the page has no session, so a page on another site cannot either).
+                _token, session = self._session()
+                if session is None or not hmac.compare_digest(session.csrf, form.get("csrf", "")):
+                    self._text(403, "Form expired", "Sign in, reload the page and try again.")
+                    return
+                outcome = decide(
+                    owner.store, form.get("query_id", ""), path.endswith("approve"), owner.now_ns(),
+                    "the shop's owner said no",
+                )  # fmt: skip
+                if outcome not in ("approved", "refused"):
+                    self._text(409, "Not decided", outcome)
+                    return
+                log.info("owner page: query %s %s by the owner", form.get("query_id", ""), outcome)
+                self._send(303, b"", Location="/#data-requests")
             else:
                 self._text(404, "Not found", "Nothing to send here.")
 

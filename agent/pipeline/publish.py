@@ -28,7 +28,9 @@ from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.contract import HUB_SEGMENT, SECAGG
+from agent.contract.licensing import query_topic
 from agent.coop import district
+from agent.licensing import inbox
 from agent.pipeline import status_log
 from agent.store import Store, outbox
 
@@ -147,6 +149,8 @@ class Publisher:
             self._status_mids.add(birth.mid)
         for topic in [*district.subscriptions(self.config), *self.round_filters]:
             client.subscribe(topic, qos=1)
+        if self.config.licensing is not None:  # the coop's signed queries (agent/licensing)
+            client.subscribe(query_topic(self.config.coop), qos=1)
         self._set_will(number + 1)
         log.info("connected to %s:%s (connection %d)", self.settings.host, self.settings.port, number)
         with self._cond:
@@ -183,6 +187,16 @@ class Publisher:
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if self.round_handler is not None and f"/{HUB_SEGMENT}/{SECAGG}/" in message.topic:
             self.round_handler(message.topic, bytes(message.payload))
+            return
+        if self.config.licensing is not None and message.topic == query_topic(self.config.coop):
+            # Verified and stored only; the release thread answers it (agent/licensing/desk.py).
+            inbox.receive(
+                self.store,
+                self.config.coop,
+                self.config.licensing.coop_public_key,
+                bytes(message.payload),
+                self.clock.wall_ns() if self.clock is not None else time.time_ns(),
+            )
             return
         district.record(self.store, message.topic, bytes(message.payload))
 

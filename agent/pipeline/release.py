@@ -88,6 +88,18 @@ class WindowReleaser:
     def release_window(self, start_ns: int, end_ns: int | None = None) -> None:
         """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
         end_ns = start_ns + self.windows.window_ns if end_ns is None else end_ns
+        # The privacy filter first, before any noise is drawn: a window whose lifetime budget another
+        # release (a query answer, a secure round) already took is refused here with nothing drawn.
+        # It is checked again inside the transaction, which is what decides.
+        conn = self.store.conn()
+        due = [p for p in self.config.streams if not releases.is_released(conn, start_ns, p.name)]
+        for charge in accountant.together(due):
+            problem = accountant.over_budget(conn, self.config.filter_budget, start_ns, charge)
+            if problem is not None:
+                raise PrivacyError(
+                    f"window {iso_utc(start_ns)}: releasing its summaries would spend {problem} per {charge.unit};"
+                    " nothing was drawn or released"
+                )
         true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
         noisy: dict[str, np.ndarray] = {}
         # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
@@ -120,7 +132,7 @@ class WindowReleaser:
     # -- the transaction's parts -------------------------------------------------------------------
     def _check_budget(self, conn: sqlite3.Connection, start_ns: int, plan: StreamPlan) -> None:
         """Fail closed: refuse the whole window if this stream would take a unit over its budget."""
-        problem = accountant.over_budget(conn, self.config.budget, start_ns, plan)
+        problem = accountant.over_budget(conn, self.config.filter_budget, start_ns, plan)
         if problem is not None:
             raise PrivacyError(
                 f"window {iso_utc(start_ns)}: releasing {plan.name} would spend {problem} "

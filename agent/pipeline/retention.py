@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 
 from agent.clock import NS_PER_S, Clock
-from agent.store import Store, outbox, raw_events
+from agent.store import Store, licensing, outbox, raw_events
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,25 @@ class Retention:
         self.max_bytes = max_bytes
         self._warned = False
 
+    @staticmethod
+    def _note_gone(
+        conn: sqlite3.Connection, where: str, args: tuple[int, ...], tables: tuple[str, ...] = ("events", "baskets")
+    ) -> None:
+        newest = licensing.newest_window_to_drop(conn, where, args, tables)
+        if newest is None:
+            return
+        before = Store.state_in(conn, licensing.RAW_GONE_KEY)
+        if before is None or int(before) < newest:
+            Store.set_state(conn, licensing.RAW_GONE_KEY, str(newest))
+
     def run(self) -> RetentionReport:
         report = RetentionReport()
         released_before = int(self.store.get_state("next_window_start_ns") or 0)
         now = self.clock.wall_ns()
         with self.store.transaction() as conn:
+            # What a licensing query can still be asked about (agent/licensing): the newest window whose
+            # raw data any delete below touches is remembered, in the same transaction as the delete.
+            self._note_gone(conn, "window_ns < ? AND wall_ns < ?", (released_before, now - self.max_age_ns))
             report.dropped_age = raw_events.drop_released_older_than(conn, released_before, now - self.max_age_ns)
             report.pruned_delivered = outbox.prune_delivered(conn, now - DELIVERED_KEEP_S * NS_PER_S)
             if report.dropped_age:
@@ -56,6 +71,12 @@ class Retention:
                 Store.bump_counter(conn, "pos_source_ids_forgotten", forgotten)
         while self.store.used_bytes() > self.max_bytes:
             with self.store.transaction() as conn:
+                self._note_gone(
+                    conn,
+                    "id IN (SELECT id FROM events WHERE window_ns < ? ORDER BY id LIMIT ?)",
+                    (released_before, CHUNK),
+                    ("events",),
+                )
                 dropped = raw_events.drop_oldest_released(conn, released_before, CHUNK)
                 if dropped:
                     Store.bump_counter(conn, "dropped_raw_size", dropped)

@@ -78,4 +78,4 @@ def charge_contribution(
         row["prev_hash"] = ledger.last_hash(conn)
         row["hash"] = ledger.row_hash(str(row["prev_hash"]), row)
         ledger_id = releases.insert_ledger_row(conn, row)
-        releases.insert_spend(conn, start, stream, plan.unit, "", str(rho), ledger_id)
+        releases.insert_spend(conn, start, stream, plan.unit, "", str(rho), ledger_id, kind=accountant.SECURE_ROUND)

@@ -92,7 +92,10 @@ def reconcile(store: Store, journal: ReleaseJournal) -> ReconcileReport:
             # the journal and restores them, which is the same state.
             journal.append(entries_for_ledger_ids(conn, missing))
             report.journaled = len(missing)
-        newest_end = max((int(e.release["window_end_ns"]) for e in entries), default=None)
+        # Query answers cover past date ranges, not the hourly grid: they never move the next window.
+        newest_end = max(
+            (int(e.release["window_end_ns"]) for e in entries if releases.is_grid_stream(e.key[1])), default=None
+        )
         current = store.get_state(NEXT_WINDOW_KEY)
         if newest_end is not None and (current is None or int(current) < newest_end):
             Store.set_state(conn, NEXT_WINDOW_KEY, str(newest_end))

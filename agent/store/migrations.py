@@ -205,6 +205,27 @@ def _secure_aggregation(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration("0012_privacy_filter")
+def _privacy_filter(db: sqlite_utils.Database) -> None:
+    # Every release that touches a window spends from that window's lifetime budget (the privacy filter,
+    # privacy/accountant.py): hourly summaries, secure-aggregation contributions and licensed query
+    # answers alike. `kind` says which; a query answer that spans many windows has one spend per window.
+    db.execute("ALTER TABLE privacy_spend ADD COLUMN kind TEXT NOT NULL DEFAULT 'summary'")
+    db.execute("CREATE INDEX privacy_spend_ledger ON privacy_spend(ledger_id)")
+    # Licensing queries the coop sent (agent/licensing): verified before they are stored; the nonce is
+    # unique, so a replayed query is refused by the database itself. `status` moves received -> pending
+    # (manual approval) -> approved -> answered | refused, once.
+    db.execute(
+        """CREATE TABLE licensing_queries (
+            query_id TEXT PRIMARY KEY, nonce TEXT NOT NULL UNIQUE, kind TEXT NOT NULL, params TEXT NOT NULL,
+            requester TEXT NOT NULL, purpose TEXT NOT NULL, epsilon TEXT NOT NULL, credit_cents INTEGER NOT NULL,
+            expires_wall_ns INTEGER NOT NULL, signed TEXT NOT NULL, received_wall_ns INTEGER NOT NULL,
+            status TEXT NOT NULL, reason TEXT NOT NULL DEFAULT '', ledger_id INTEGER,
+            decided_wall_ns INTEGER)"""
+    )
+    db.execute("CREATE INDEX licensing_queries_status ON licensing_queries(status)")
+
+
 @migration("0014_forecasts")
 def _forecasts(db: sqlite_utils.Database) -> None:
     # The shop's own forecasts (agent/forecast), local only. `forecast_history` keeps hourly footfall and

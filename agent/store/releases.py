@@ -39,12 +39,30 @@ def insert_ledger_row(conn: sqlite3.Connection, row: dict[str, Any]) -> int:
 
 
 def insert_spend(
-    conn: sqlite3.Connection, window_start_ns: int, stream: str, unit: str, epsilon: str, rho: str, ledger_id: int
+    conn: sqlite3.Connection,
+    window_start_ns: int,
+    stream: str,
+    unit: str,
+    epsilon: str,
+    rho: str,
+    ledger_id: int,
+    kind: str = "summary",
 ) -> None:
+    """Record what one release costs one unit in one window (the privacy filter sums these per window)."""
     conn.execute(
-        "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id, rho) VALUES (?, ?, ?, ?, ?, ?)",
-        (window_start_ns, stream, unit, epsilon, ledger_id, rho),
+        "INSERT INTO privacy_spend (window_start_ns, stream, unit, epsilon, ledger_id, rho, kind)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (window_start_ns, stream, unit, epsilon, ledger_id, rho, kind),
     )
+
+
+# Ledger rows whose stream has this prefix are licensed query answers or refusals (agent/licensing),
+# not windows of the hourly grid: the grid's bookkeeping (next window, window length) skips them.
+QUERY_PREFIX = "query:"
+
+
+def is_grid_stream(stream: str) -> bool:
+    return not stream.startswith(QUERY_PREFIX)
 
 
 # Every ledger column but the id: the hash-chained fields, then the chain itself.
@@ -64,11 +82,21 @@ def release_record(
 ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
     """One release as committed: its ledger row, its spend and its outbox messages."""
     row = conn.execute(f"SELECT {', '.join(LEDGER_COLUMNS)} FROM release_ledger WHERE id = ?", (ledger_id,)).fetchone()
-    spend_row = conn.execute(
-        "SELECT unit, epsilon, rho FROM privacy_spend WHERE ledger_id = ?", (ledger_id,)
-    ).fetchone()
+    spend_rows = conn.execute(
+        "SELECT unit, epsilon, rho, kind, window_start_ns FROM privacy_spend WHERE ledger_id = ?"
+        " ORDER BY window_start_ns",
+        (ledger_id,),
+    ).fetchall()
     messages = outbox.messages_of(conn, ledger_id)
-    spend = dict(zip(("unit", "epsilon", "rho"), spend_row, strict=True)) if spend_row else {}
+    spend: dict[str, Any] = {}
+    if spend_rows:
+        unit, epsilon, rho, kind, _start = spend_rows[0]
+        spend = {"unit": unit, "epsilon": epsilon, "rho": rho}
+        # An hourly release keeps the journal's original spend shape; only other kinds say what they are,
+        # and a release over many windows (a query answer) lists every window it spent in.
+        if kind != "summary":
+            spend["kind"] = kind
+            spend["windows"] = [int(r[4]) for r in spend_rows]
     return dict(zip(LEDGER_COLUMNS, row, strict=True)), spend, messages
 
 
@@ -78,22 +106,26 @@ def restore_release(
     """Put a release back as it was committed (same hashes, seqs and message ids); returns how many of
     its messages could not be put back because their seq or msg_id is taken."""
     ledger_id = insert_ledger_row(conn, {k: release[k] for k in LEDGER_COLUMNS})
-    if spend:
+    for window in spend.get("windows", [release["window_start_ns"]] if spend else []):
         insert_spend(
             conn,
-            release["window_start_ns"],
+            int(window),
             release["stream"],
             spend["unit"],
             spend["epsilon"],
             spend.get("rho", ""),
             ledger_id,
+            spend.get("kind", "summary"),
         )
     return sum(not outbox.restore(conn, m, ledger_id) for m in messages)
 
 
 def windows_per_stream(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """How many windows each stream has released."""
-    return [(str(s), int(n)) for s, n in conn.execute("SELECT stream, count(*) FROM privacy_spend GROUP BY stream")]
+    return [
+        (str(s), int(n))
+        for s, n in conn.execute("SELECT stream, count(*) FROM privacy_spend WHERE kind = 'summary' GROUP BY stream")
+    ]
 
 
 def last_window_spends(conn: sqlite3.Connection) -> dict[str, list[str]]:
@@ -101,7 +133,7 @@ def last_window_spends(conn: sqlite3.Connection) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for unit, epsilon in conn.execute(
         "SELECT unit, epsilon FROM privacy_spend"
-        " WHERE window_start_ns = (SELECT max(window_start_ns) FROM privacy_spend)"
+        " WHERE window_start_ns = (SELECT max(window_start_ns) FROM privacy_spend WHERE kind = 'summary')"
     ):
         out.setdefault(str(unit), []).append(str(epsilon))
     return out
@@ -109,5 +141,8 @@ def last_window_spends(conn: sqlite3.Connection) -> dict[str, list[str]]:
 
 def last_window_length_ns(conn: sqlite3.Connection) -> int | None:
     """The length of the newest released window (None before the first release)."""
-    row = conn.execute("SELECT window_end_ns - window_start_ns FROM release_ledger ORDER BY id DESC LIMIT 1").fetchone()
+    row = conn.execute(
+        "SELECT window_end_ns - window_start_ns FROM release_ledger WHERE stream NOT LIKE 'query:%'"
+        " ORDER BY id DESC LIMIT 1"
+    ).fetchone()
     return None if row is None else int(row[0])

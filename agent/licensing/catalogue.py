@@ -1,0 +1,168 @@
+"""The fixed catalogue of queries a coop may ask, each with its exact sensitivity, and their true answers.
+
+Every kind's answer is a table of integer counts over public keys, so it takes discrete Laplace noise
+with scale L1/epsilon (privacy/sampler.py). The privacy unit is the same as the hourly summaries' (one
+door event, one basket), and each unit lies in exactly one window, so a query over a date range costs its
+epsilon once in every window of the range (the privacy filter, privacy/accountant.py).
+
+- footfall_hour_of_week {start, end}: entries per hour of the week (168 cells, mon-00 .. sun-23) summed
+  over the UTC dates [start, end). One door event is one entry or one exit: it adds at most 1 to one
+  cell, so L1 = 1.
+- category_shares_by_month {month}: baskets that touched each category of the public taxonomy in one UTC
+  month, after the basket bounds (privacy/bounds.py); the requester divides by the sum for shares. One
+  basket adds 1 to at most `max_categories` categories, so L1 = max_categories.
+- basket_value_bins {start, end}: how many baskets fall in each fixed value bin (cents, after the
+  revenue clamp per basket). One basket is in exactly one bin, so L1 = 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from agent.clock import NS_PER_S
+from agent.contract import BASKET, DOOR_EVENT
+from agent.privacy.bounds import BasketBounds, LineItem, bound_basket
+
+FOOTFALL_HOUR_OF_WEEK = "footfall_hour_of_week"
+CATEGORY_SHARES_BY_MONTH = "category_shares_by_month"
+BASKET_VALUE_BINS = "basket_value_bins"
+KINDS = (FOOTFALL_HOUR_OF_WEEK, CATEGORY_SHARES_BY_MONTH, BASKET_VALUE_BINS)
+UNITS = {FOOTFALL_HOUR_OF_WEEK: DOOR_EVENT, CATEGORY_SHARES_BY_MONTH: BASKET, BASKET_VALUE_BINS: BASKET}
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOUR_OF_WEEK_KEYS = tuple(f"{d}-{h:02d}" for d in DAYS for h in range(24))
+BIN_EDGES_CENTS = (0, 500, 1000, 2000, 5000, 10000, 20000)  # the last bin is open: 20000 and above
+BIN_KEYS = tuple(
+    f"{lo}-{hi - 1}" if hi else f"{lo}+" for lo, hi in zip(BIN_EDGES_CENTS, (*BIN_EDGES_CENTS[1:], 0), strict=True)
+)
+MAX_RANGE_DAYS = 366
+
+
+class BadQuery(ValueError):
+    """A query that is not a well-formed member of the catalogue; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+    """One verified query from the coop."""
+
+    query_id: str
+    kind: str
+    params: dict[str, str]
+    requester: str
+    purpose: str
+    epsilon: Fraction
+    credit_cents: int
+    expires_ns: int
+    nonce: str
+    start_ns: int  # the UTC range the answer covers, [start, end)
+    end_ns: int
+
+    @property
+    def unit(self) -> str:
+        return UNITS[self.kind]
+
+    @property
+    def stream(self) -> str:
+        """The ledger's stream name of this query's answer (or refusal)."""
+        return f"query:{self.query_id}"
+
+    def windows(self, window_ns: int) -> Iterator[int]:
+        """The start of every window of the grid the range touches (each spends the query's epsilon)."""
+        first = self.start_ns - self.start_ns % window_ns
+        return iter(range(first, self.end_ns, window_ns))
+
+
+def query_range(kind: str, params: dict[str, Any]) -> tuple[int, int]:
+    """[start, end) in ns of a kind's parameters; BadQuery naming what is wrong."""
+    if not isinstance(params, dict):
+        raise BadQuery("params is not an object")
+    try:
+        if kind == CATEGORY_SHARES_BY_MONTH:
+            if set(params) != {"month"}:
+                raise BadQuery("category_shares_by_month takes exactly {month: YYYY-MM}")
+            first = dt.datetime.strptime(str(params["month"]), "%Y-%m").replace(tzinfo=dt.UTC)
+            after = (first + dt.timedelta(days=32)).replace(day=1)
+            return int(first.timestamp()) * NS_PER_S, int(after.timestamp()) * NS_PER_S
+        if kind in (FOOTFALL_HOUR_OF_WEEK, BASKET_VALUE_BINS):
+            if set(params) != {"start", "end"}:
+                raise BadQuery(f"{kind} takes exactly {{start, end}} as UTC dates YYYY-MM-DD, end excluded")
+            start = dt.datetime.strptime(str(params["start"]), "%Y-%m-%d").replace(tzinfo=dt.UTC)
+            end = dt.datetime.strptime(str(params["end"]), "%Y-%m-%d").replace(tzinfo=dt.UTC)
+        else:
+            raise BadQuery(f"kind {str(kind)[:40]!r} is not in the catalogue ({', '.join(KINDS)})")
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, BadQuery):
+            raise
+        raise BadQuery(f"params: {exc}") from None
+    if not start < end or (end - start).days > MAX_RANGE_DAYS:
+        raise BadQuery(f"the date range must be 1 to {MAX_RANGE_DAYS} days, start before end")
+    return int(start.timestamp()) * NS_PER_S, int(end.timestamp()) * NS_PER_S
+
+
+def keys_of(kind: str, taxonomy: tuple[str, ...]) -> tuple[str, ...]:
+    """The public keys of a kind's answer, all released (zeros included)."""
+    if kind == FOOTFALL_HOUR_OF_WEEK:
+        return HOUR_OF_WEEK_KEYS
+    if kind == BASKET_VALUE_BINS:
+        return BIN_KEYS
+    return taxonomy
+
+
+def l1_sensitivity(kind: str, bounds: BasketBounds | None) -> int:
+    """How much one privacy unit can move the answer's table in L1 (derivations in the module docstring)."""
+    if kind == CATEGORY_SHARES_BY_MONTH:
+        assert bounds is not None
+        return bounds.max_categories
+    return 1
+
+
+def hour_of_week(ns: int) -> int:
+    when = dt.datetime.fromtimestamp(ns // NS_PER_S, dt.UTC)
+    return when.weekday() * 24 + when.hour
+
+
+def footfall_hour_of_week(rows: list[tuple[int, int]]) -> np.ndarray:
+    """Entries per hour of the week from (window start ns, entries) rows of windows at most an hour long."""
+    table = np.zeros(len(HOUR_OF_WEEK_KEYS), dtype=np.int64)
+    for window_ns, entries in rows:
+        table[hour_of_week(window_ns)] += entries
+    return table
+
+
+def category_baskets(
+    lines: list[tuple[int, str, int, int]], taxonomy: tuple[str, ...], bounds: BasketBounds
+) -> np.ndarray:
+    """Baskets that touched each category, each basket bounded first (at most max_categories of them)."""
+    index = {c: i for i, c in enumerate(taxonomy)}
+    table = np.zeros(len(taxonomy), dtype=np.int64)
+    for items in _baskets(lines).values():
+        for category, c in bound_basket(items, taxonomy, bounds).items():
+            table[index[category]] += c.baskets
+    return table
+
+
+def basket_value_bins(
+    lines: list[tuple[int, str, int, int]], taxonomy: tuple[str, ...], bounds: BasketBounds
+) -> np.ndarray:
+    """How many bounded baskets fall in each value bin."""
+    table = np.zeros(len(BIN_KEYS), dtype=np.int64)
+    for items in _baskets(lines).values():
+        contributions = bound_basket(items, taxonomy, bounds)
+        if not contributions:
+            continue
+        value = sum(c.revenue_cents for c in contributions.values())
+        table[int(np.searchsorted(BIN_EDGES_CENTS, value, side="right")) - 1] += 1
+    return table
+
+
+def _baskets(lines: list[tuple[int, str, int, int]]) -> dict[int, list[LineItem]]:
+    out: dict[int, list[LineItem]] = {}
+    for basket_id, category, quantity, total in lines:
+        out.setdefault(basket_id, []).append(LineItem(category, quantity, total))
+    return out

@@ -1,0 +1,53 @@
+"""`shopkeeper queries list|approve|refuse CONFIG [ID]`: the owner's say on the coop's queries."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    queries = sub.add_parser("queries", help="the coop's licensing queries: list, approve or refuse them")
+    queries.add_argument("action", choices=("list", "approve", "refuse"))
+    queries.add_argument("config", help="the agent's TOML file")
+    queries.add_argument("query_id", nargs="?", help="the query to approve or refuse")
+    queries.add_argument("--reason", default="", help="why you refuse (sent to the coop)")
+    queries.add_argument("--json", action="store_true")
+    queries.set_defaults(func=run)
+
+
+def describe(row: dict[str, Any]) -> str:
+    params = ", ".join(f"{k} {v}" for k, v in sorted(json.loads(row["params"]).items()))
+    line = (
+        f"{row['query_id']}  {row['status']:<13} {row['kind']} ({params}) for {row['requester']}:"
+        f" {row['purpose']!r}; epsilon {row['epsilon']}, credit {row['credit_cents'] / 100:.2f}"
+    )
+    return line + (f"; {row['reason']}" if row["reason"] else "")
+
+
+def run(args: argparse.Namespace) -> int:
+    from agent.config import load_config  # here, so that `shopkeeper --help` stays quick
+    from agent.licensing.desk import decide
+    from agent.store import Store
+    from agent.store import licensing as licensing_sql
+
+    config = load_config(args.config)
+    store = Store(config.db_path)
+    try:
+        if args.action == "list":
+            rows = licensing_sql.queries(store.conn())
+            if args.json:
+                print(json.dumps([{k: v for k, v in r.items() if k != "signed"} for r in rows], indent=2))
+            else:
+                print("\n".join(describe(r) for r in rows) or "no queries yet")
+            return 0
+        if not args.query_id:
+            print(f"error: `shopkeeper queries {args.action}` needs the query's id (see `shopkeeper queries list`)")
+            return 2
+        outcome = decide(store, args.query_id, args.action == "approve", time.time_ns(), args.reason)
+        print(outcome if outcome in ("approved", "refused") else f"error: {outcome}")
+        return 0 if outcome in ("approved", "refused") else 1
+    finally:
+        store.close()
