@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TypeVar
 
+from agent.config.home_assistant import HomeAssistantSettings, read_home_assistant
 from agent.config.pos import PosSettings, read_pos
 from agent.config.reader import NAME_RE, TableReader, parse_duration
 from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_topic, stream_by_segment, summary_topic
@@ -66,6 +67,7 @@ class AgentConfig:
     health_listen: tuple[str, int] | None = None
     pos: PosSettings | None = None
     owner_page: OwnerPageSettings | None = None  # the owner's local page (agent/owner); None: off
+    home_assistant: HomeAssistantSettings | None = None  # exact figures to the shop's own broker; None: off
 
     @property
     def db_path(self) -> Path:
@@ -320,6 +322,9 @@ def _read(path: Path, root: TableReader, drivers: Mapping[str, type[Driver]] | N
     raw_max_age_s, raw_max_bytes = _section(problems, lambda: _storage_section(root.table_at("storage")), (0, 0))
     health_listen = _section(problems, lambda: _health_section(root.table_at("health")), None)
     owner_page = _section(problems, lambda: read_owner_page(root.table_at("owner_page")), None)
+    home_assistant = _section(
+        problems, lambda: read_home_assistant(root.table_at("home_assistant"), agent.store, mqtt), None
+    )
     known = installed_drivers() if drivers is None else drivers
     built = _drivers_section(root.table_at("drivers"), known, agent.doors)
     root.reject_unknown()
@@ -345,6 +350,7 @@ def _read(path: Path, root: TableReader, drivers: Mapping[str, type[Driver]] | N
         health_listen=health_listen,
         pos=pos,
         owner_page=owner_page,
+        home_assistant=home_assistant,
     )
 
 
