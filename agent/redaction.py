@@ -16,9 +16,9 @@ from typing import Any
 # The last dotted part of the key, compared in lower case: "password", "password_hash", "signature_key",
 # "access_token", "auth_code", "secret", "api_key", "private_key", "credentials".
 _SECRET_PART = re.compile(r"(^|_)(password|passwd|passphrase|secret|token|key|auth|credentials?)(_|$)")
-# Keys that end in "key" but name a file or a public label, not a secret (the TLS key file's path is
-# not the key itself, and a path in an error message is what the operator needs to see).
-_NOT_SECRET = frozenset({"tls_key_file", "key_file", "public_key", "kind"})
+# Keys that hold a public value though their name says "key"; any key ending in "_file" holds a path
+# (the TLS key file's path is not the key itself, and a path is what the operator needs to see).
+_NOT_SECRET = frozenset({"public_key"})
 HIDDEN = "<hidden>"
 _MIN_SCRUB = 4  # shorter values are not scrubbed from free text: "1" would mangle every number (and leak by absence)
 
@@ -26,7 +26,7 @@ _MIN_SCRUB = 4  # shorter values are not scrubbed from free text: "1" would mang
 def is_secret_key(key: str) -> bool:
     """True when the configuration key (dotted or bare) holds a secret."""
     last = key.rsplit(".", 1)[-1].split("[", 1)[0].lower()
-    return last not in _NOT_SECRET and bool(_SECRET_PART.search(last))
+    return last not in _NOT_SECRET and not last.endswith("_file") and bool(_SECRET_PART.search(last))
 
 
 def shown(key: str, value: Any) -> str:
