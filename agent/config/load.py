@@ -143,7 +143,9 @@ class _AgentSection:
 
 
 def _agent_section(agent: TableReader, config_dir: Path) -> _AgentSection:
-    coop, store = agent.name("coop"), agent.name("store")
+    # A missing coop or store is recorded and the rest of the section still checked.
+    coop = _section(agent.problems, lambda: agent.name("coop"), "invalid")
+    store = _section(agent.problems, lambda: agent.name("store"), "invalid")
     data_dir = Path(agent.get("data_dir", str, "/var/lib/shopkeeper"))
     if not data_dir.is_absolute():
         data_dir = (config_dir / data_dir).resolve()

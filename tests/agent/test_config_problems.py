@@ -61,13 +61,14 @@ def test_check_config_lists_every_problem_with_file_key_and_fix(tmp_path: Path) 
     assert f"{path}: {len(EXPECTED_KEYS)} problems" in result.stderr
 
 
-def test_load_config_raises_one_error_holding_every_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = (
-        replace('coop = "riverside"\n', "").replace("epsilon = 0.5", "epsilon = -1") + "\n[storage]\nraw_max_mb = 0\n"
-    )
+def test_load_config_raises_one_error_holding_every_problem(tmp_path: Path) -> None:
+    text = replace('coop = "riverside"\n', "").replace('doors = ["front", "back"]', 'doors = ["front", "front"]')
+    text = text.replace("epsilon = 0.5", "epsilon = -1") + "\n[storage]\nraw_max_mb = 0\n"
     with pytest.raises(ConfigProblems) as caught:
         load_config(write(tmp_path, text), DRIVERS)
-    assert [e.key for e in caught.value.errors] == ["agent.coop", "privacy.footfall_door.epsilon", "storage.raw_max_mb"]
+    keys = [e.key for e in caught.value.errors]
+    # The same section's next key is checked too: a missing coop does not hide the doubled door.
+    assert keys == ["agent.coop", "agent.doors", "privacy.footfall_door.epsilon", "storage.raw_max_mb"]
     assert caught.value.key == "agent.coop"  # the first problem is still the error's own
 
 
