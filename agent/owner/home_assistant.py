@@ -140,10 +140,16 @@ class HomeAssistantBridge:
         self.client.will_set(availability_topic(settings), "offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
         self._lock = threading.Lock()
         self._sent: dict[str, str] = {}  # state topic -> value last handed to paho on this connection
         self.connected = False
+        self._down_reported = False  # one log line per outage, not one per retry
+
+    @property
+    def where(self) -> str:
+        return f"{self.settings.host}:{self.settings.port}"
 
     def start(self) -> None:
         self.client.connect_async(self.settings.host, self.settings.port, keepalive=30)
@@ -180,18 +186,27 @@ class HomeAssistantBridge:
     # -- paho callbacks (network thread) ---------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
         if reason_code.is_failure:
-            log.warning("home assistant broker %s:%d refused the connection: %s", self.settings.host,
-                        self.settings.port, reason_code)  # fmt: skip
+            if not self._down_reported:
+                log.warning("home assistant: the shop's broker %s refused the connection: %s", self.where, reason_code)
+                self._down_reported = True
             return
-        log.info("home assistant: connected to the shop's broker %s:%d", self.settings.host, self.settings.port)
+        log.info("home assistant: connected to the shop's broker %s", self.where)
+        self._down_reported = False
         client.subscribe(f"{self.settings.discovery_prefix}/status", qos=1)
         self._announce()
         self.connected = True
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
         if self.connected:
-            log.warning("home assistant: lost the shop's broker (%s); reconnecting", reason_code)
+            log.warning("home assistant: lost the shop's broker %s (%s); reconnecting", self.where, reason_code)
+            self._down_reported = True
         self.connected = False
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._down_reported:
+            log.warning("home assistant: cannot reach the shop's broker %s; retrying (check [home_assistant])",
+                        self.where)  # fmt: skip
+            self._down_reported = True
 
     def _on_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         if message.payload == b"online":  # Home Assistant restarted: it asks for the configs again
