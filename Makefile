@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba-cache
 
-.PHONY: setup demo test lint unit bench clean
+.PHONY: setup demo test lint unit torture bench clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,11 @@ test: setup lint unit
 
 unit: setup
 	$(PY) -m pytest -q
+
+# The torture tests at their full counts (200 SIGKILLs, 60 durability trials, 30 restarts; about 15 min, estimated).
+# `make test` runs the same tests, seeded the same way, at the counts their issues demand.
+torture: setup
+	SHOPKEEPER_TORTURE=full $(PY) -m pytest -q -m torture
 
 lint: setup
 	$(VENV)/bin/ruff check agent drivers firmware_sim hub devtools tests bench

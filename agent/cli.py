@@ -11,7 +11,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.errors import AgentError, ConfigError
+from agent.errors import AgentError, ConfigError, ConfigProblems
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -26,26 +26,39 @@ def _load(path: str) -> AgentConfig:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Every problem of the file, one line each (file, key, fix), then exit 2; or one ok line."""
     from pathlib import Path
 
+    from agent.config import load_config
     from agent.config.secrets import ENV_FILE_NAME, unset_env_secrets
     from agent.privacy.plan import plan_warnings
 
-    config = _load(args.config)
-    problems = []
+    path = Path(args.config)
+    problems: list[str] = []
+    config = None
+    try:
+        config = load_config(path)
+    except ConfigProblems as exc:
+        problems.extend(str(error) for error in exc.errors)
     sample = resources.files("agent").joinpath("sample-agent.toml").read_text(encoding="utf-8")
-    if Path(args.config).read_text(encoding="utf-8") == sample:
+    try:
+        unedited = path.read_text(encoding="utf-8") == sample
+    except OSError:
+        unedited = False  # load_config said why
+    if unedited:
         problems.append(f"{args.config}: is still the unedited sample; fix: set agent.coop, agent.store, agent.doors"
                         " and the [drivers] of this shop")  # fmt: skip
-    env_file = Path(args.config).parent / ENV_FILE_NAME
-    for key, variable in unset_env_secrets(Path(args.config)):
+    env_file = path.parent / ENV_FILE_NAME
+    for key, variable in unset_env_secrets(path):
         problems.append(
             f"{args.config}: {key}: env:{variable} is not set; fix: add {variable}=... to {env_file} (the unit's"
             " EnvironmentFile) or set it in the environment"
         )
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    if problems:
+    if problems or config is None:
+        if len(problems) > 1:
+            print(f"{args.config}: {len(problems)} problems", file=sys.stderr)
         return EXIT_CONFIG
     for warning in plan_warnings(config.streams):
         print(f"warning: {args.config}: privacy: {warning}", file=sys.stderr)
@@ -226,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except ConfigProblems as exc:  # every problem of the file, one line each
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -13,6 +13,19 @@ class ConfigError(AgentError):
         super().__init__(f"{path}: {key}: {problem}; fix: {fix}")
 
 
+class ConfigProblems(ConfigError):
+    """Every problem found in one configuration file (at least one); str() is one line per problem."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.path, first.key, first.problem, first.fix)
+        self.errors = list(errors)
+        self.args = ("\n".join(str(e) for e in self.errors),)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+
 class DriverError(AgentError):
     """A driver cannot start or cannot talk to its device; the message names the driver or the device.
 

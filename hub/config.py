@@ -135,6 +135,13 @@ def is_postgres_dsn(database: str) -> bool:
     return database.startswith(("postgresql://", "postgres://")) or database.startswith("host=")
 
 
+def _secret(key: str) -> bool:
+    # The agent's rule (agent/redaction.py), restated: the hub imports nothing of the agent but its contract.
+    # A key naming a file holds a path (tls_key_file), which the operator needs to see.
+    pattern = r"(^|_)(password|passwd|passphrase|secret|token|key|auth|credentials?)(_|$)"
+    return not key.endswith("_file") and bool(re.search(pattern, key.lower()))
+
+
 class _Table:
     """Typed access to one TOML table that turns every mistake into a HubConfigError."""
 
@@ -158,7 +165,8 @@ class _Table:
                 {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}.get(k, k.__name__)
                 for k in kinds
             )
-            raise self.fail(key, f"expected {names}, got {value!r}", fix or "use a value of the right type")
+            shown = f"a {type(value).__name__} (not printed: {key} is a secret)" if _secret(key) else repr(value)
+            raise self.fail(key, f"expected {names}, got {shown}", fix or "use a value of the right type")
         return value
 
     def int_in(self, key: str, default: int, low: int, high: int) -> int:

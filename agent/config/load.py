@@ -8,25 +8,29 @@ own options without touching devices).
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from fractions import Fraction
 from pathlib import Path
+from typing import TypeVar
 
-from agent.config.pos import CategoryRule, PosSettings
+from agent.config.home_assistant import HomeAssistantSettings, read_home_assistant
+from agent.config.pos import PosSettings, read_pos
 from agent.config.reader import NAME_RE, TableReader, parse_duration
 from agent.config.secagg import SecAggSettings, read_secagg
 from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_topic, stream_by_segment, summary_topic
 from agent.contract import window_name as contract_window_name
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
-from agent.errors import ConfigError
+from agent.errors import ConfigError, ConfigProblems
 from agent.licensing.policy import LicensingPolicy, read_licensing
 from agent.owner.settings import OwnerPageSettings, read_owner_page
-from agent.privacy.bounds import OTHER, BasketBounds
 from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
+from agent.redaction import scrub, secret_values
 
 SYNC_SOURCES = ("auto", "timesyncd", "timedatectl", "always", "never")
 MECHANISMS = ("discrete_laplace", "discrete_gaussian")
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +72,7 @@ class AgentConfig:
     secagg: SecAggSettings | None = None  # secure-aggregation rounds (agent/coop/round_participant); None: off
     lifetime: UnitBudget | None = None  # the privacy filter's budget per unit and window; None: `budget`
     licensing: LicensingPolicy | None = None  # which coop queries this shop answers (agent/licensing)
+    home_assistant: HomeAssistantSettings | None = None  # exact figures to the shop's own broker; None: off
 
     @property
     def filter_budget(self) -> UnitBudget:
@@ -97,34 +102,80 @@ class AgentConfig:
 
 
 def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = None) -> AgentConfig:
-    """Read and validate `path`; raises ConfigError on the first problem."""
+    """Read and validate `path`; raises ConfigProblems listing every problem found (secrets never shown)."""
     path = Path(path)
     where = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            where, "(file)", f"cannot be read ({exc.strerror})", "check the path and permissions"
-        ) from None
+        error = ConfigError(where, "(file)", f"cannot be read ({exc.strerror})", "check the path and permissions")
+        raise ConfigProblems([error]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, "(syntax)", f"is not valid TOML ({exc})", "fix the TOML syntax at that line") from None
-    root = TableReader(where, data, "")
-    agent = root.table_at("agent")
-    coop, store = agent.name("coop"), agent.name("store")
+        error = ConfigError(where, "(syntax)", f"is not valid TOML ({exc})", "fix the TOML syntax at that line")
+        raise ConfigProblems([error]) from None
+    problems: list[ConfigError] = []
+    config = None
+    try:
+        config = _read(path, TableReader(where, data, "", problems), drivers)
+    except ConfigError as exc:  # a problem outside any section's reach: still reported with the rest
+        problems.append(exc)
+    if problems or config is None:
+        # A second line of defence behind TableReader.show and the options' own redaction: a value under
+        # a secret key never reaches a message, whichever path wrote the message.
+        secrets = secret_values(data)
+        errors = problems or [ConfigError(where, "(file)", "could not be read", "check it with check-config")]
+        raise ConfigProblems(
+            [ConfigError(e.path, e.key, scrub(e.problem, secrets), scrub(e.fix, secrets)) for e in errors]
+        )
+    return config
+
+
+def _section(problems: list[ConfigError] | None, read: Callable[[], T], fallback: T) -> T:
+    """`read()`, or `fallback` after recording the problem that stopped it, so later sections are checked too."""
+    try:
+        return read()
+    except ConfigError as exc:
+        if problems is None:
+            raise
+        problems.append(exc)
+        return fallback
+
+
+@dataclasses.dataclass(frozen=True)
+class _AgentSection:
+    coop: str
+    store: str
+    data_dir: Path
+    doors: tuple[str, ...] | None  # None: the doors could not be read, so nothing is checked against them
+    log_level: str
+
+
+def _agent_section(agent: TableReader, config_dir: Path) -> _AgentSection:
+    # A missing coop or store is recorded and the rest of the section still checked.
+    coop = _section(agent.problems, lambda: agent.name("coop"), "invalid")
+    store = _section(agent.problems, lambda: agent.name("store"), "invalid")
     data_dir = Path(agent.get("data_dir", str, "/var/lib/shopkeeper"))
     if not data_dir.is_absolute():
-        data_dir = (path.parent / data_dir).resolve()
-    doors_raw = agent.get("doors", list, fix='list the public door names, e.g. doors = ["front"]')
+        data_dir = (config_dir / data_dir).resolve()
+    doors: tuple[str, ...] | None = None
+    doors_raw: list[object] = _section(
+        agent.problems, lambda: agent.get("doors", list, fix='list the public door names, e.g. doors = ["front"]'), []
+    )
     if not doors_raw or not all(isinstance(d, str) and NAME_RE.match(d) for d in doors_raw):
-        raise agent.fail("doors", "must be a non-empty list of names", 'write e.g. doors = ["front", "back"]')
-    if len(set(doors_raw)) != len(doors_raw):
-        raise agent.fail("doors", "lists a door twice", "list each door once")
+        if "doors" in agent.table:
+            agent.note(agent.fail("doors", "must be a non-empty list of names", 'write e.g. doors = ["front", "back"]'))
+    elif len(set(doors_raw)) != len(doors_raw):
+        agent.note(agent.fail("doors", "lists a door twice", "list each door once"))
+    else:
+        doors = tuple(str(d) for d in doors_raw)
     log_level = agent.choice("log_level", "info", ("debug", "info", "warning", "error"))
     agent.reject_unknown()
+    return _AgentSection(coop, store, data_dir, doors, log_level)
 
-    windows = root.table_at("windows")
+
+def _windows_section(windows: TableReader) -> tuple[int, int, float]:
     window_s = parse_duration(windows, "length", "1h")
     if not is_window_length(window_s):
         raise windows.fail(
@@ -134,28 +185,47 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
         )
     grace_s = parse_duration(windows, "grace", "2m")
     if grace_s >= window_s:
-        raise windows.fail("grace", "is not shorter than the window", "use a grace shorter than the window length")
+        windows.note(
+            windows.fail("grace", "is not shorter than the window", "use a grace shorter than the window length")
+        )
     tick_raw = windows.get("tick_s", (int, float), 5)
     if not 0 < tick_raw <= 60:
-        raise windows.fail("tick_s", f"{tick_raw} is out of range", "use a number of seconds above 0 and at most 60")
+        windows.note(
+            windows.fail("tick_s", f"{tick_raw} is out of range", "use a number of seconds above 0 and at most 60")
+        )
     windows.reject_unknown()
+    return window_s, grace_s, float(tick_raw)
 
-    clock = root.table_at("clock")
-    sync_source = clock.choice("sync_source", "auto", SYNC_SOURCES)
-    clock.reject_unknown()
 
-    privacy = root.table_at("privacy")
+def _privacy_section(
+    privacy: TableReader, doors: tuple[str, ...], pos: PosSettings | None
+) -> tuple[UnitBudget, tuple[StreamPlan, ...], UnitBudget]:
+    problems = privacy.problems
     budget = UnitBudget(
-        epsilon=privacy.epsilon("budget_epsilon_per_window", "1"),
-        rho=privacy.epsilon("budget_rho_per_window") if "budget_rho_per_window" in privacy.table else None,
+        epsilon=_section(problems, lambda: privacy.epsilon("budget_epsilon_per_window", "1"), Fraction(1)),
+        rho=_section(problems, lambda: privacy.epsilon("budget_rho_per_window"), None)
+        if "budget_rho_per_window" in privacy.table
+        else None,
     )
     privacy.used.add("budget_rho_per_window")
     lifetime = UnitBudget(
-        epsilon=privacy.epsilon("lifetime_epsilon_per_window", str(budget.epsilon)),
-        rho=privacy.epsilon("lifetime_rho_per_window") if "lifetime_rho_per_window" in privacy.table else budget.rho,
+        epsilon=_section(
+            problems, lambda: privacy.epsilon("lifetime_epsilon_per_window", str(budget.epsilon)), budget.epsilon
+        ),
+        rho=_section(problems, lambda: privacy.epsilon("lifetime_rho_per_window"), budget.rho)
+        if "lifetime_rho_per_window" in privacy.table
+        else budget.rho,
     )
     privacy.used.add("lifetime_rho_per_window")
-    pos = _pos_settings(root.table_at("pos"))
+    if lifetime.epsilon < budget.epsilon or (budget.rho is not None and (lifetime.rho or 0) < budget.rho):
+        privacy.note(
+            privacy.fail(
+                "lifetime_epsilon_per_window",
+                f"{lifetime.epsilon} is below budget_epsilon_per_window ({budget.epsilon}) (or its rho below the"
+                " rho budget): the hourly summaries alone could not be released",
+                "set the lifetime budget at least as large as the hourly budget",
+            )
+        )
     stream_settings = {}
     for spec in STREAMS:
         section = privacy.table_at(spec.name)
@@ -163,108 +233,160 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
             section.reject_unknown()
             continue
         if spec.needs_pos and pos is None:
-            raise section.fail("enabled", "needs the public category taxonomy", "add a [pos] section with taxonomy")
-        stream_settings[spec.name] = _stream_settings(section, spec.default_epsilon, spec.tier)
-    streams = tuple(footfall_plans(doors_raw, stream_settings))
+            section.note(
+                section.fail("enabled", "needs the public category taxonomy", "add a [pos] section with taxonomy")
+            )
+            continue
+        read = functools.partial(_stream_settings, section, spec.default_epsilon, spec.tier)
+        settings: dict[str, object] | None = _section(problems, read, None)
+        if settings is not None:
+            stream_settings[spec.name] = settings
+    streams = tuple(footfall_plans(list(doors), stream_settings))
     if pos is not None:
         streams += tuple(sales_plans(pos.taxonomy, pos.bounds, stream_settings))
     if not streams:
         raise privacy.fail("footfall_door", "every stream is disabled", "enable at least one stream")
     privacy.reject_unknown()
-    problems = plan_problems(streams, budget)
-    if problems:
-        key = "budget_rho_per_window" if "rho" in problems[0] else "budget_epsilon_per_window"
-        raise privacy.fail(key, "; ".join(problems), "lower the streams' epsilon (or rho) or raise the budget")
-    if lifetime.epsilon < budget.epsilon or (budget.rho is not None and (lifetime.rho or 0) < budget.rho):
-        raise privacy.fail(
-            "lifetime_epsilon_per_window",
-            f"{lifetime.epsilon} is below budget_epsilon_per_window ({budget.epsilon}) (or its rho below the rho"
-            " budget): the hourly summaries alone could not be released",
-            "set the lifetime budget at least as large as the hourly budget",
-        )
-    licensing = read_licensing(root.table_at("licensing"))
+    plan = plan_problems(streams, budget)
+    if plan:
+        key = "budget_rho_per_window" if "rho" in plan[0] else "budget_epsilon_per_window"
+        privacy.note(privacy.fail(key, "; ".join(plan), "lower the streams' epsilon (or rho) or raise the budget"))
+    return budget, streams, lifetime
 
-    mqtt = _mqtt_settings(root.table_at("mqtt"), f"{coop}-{store}")
-    storage = root.table_at("storage")
+
+def _storage_section(storage: TableReader) -> tuple[int, int]:
     raw_max_age_s = parse_duration(storage, "raw_max_age", "30d")
     raw_max_mb = storage.int_in("raw_max_mb", 512, 1, 1_000_000)
     storage.reject_unknown()
+    return raw_max_age_s, raw_max_mb * 1024 * 1024
 
-    health = root.table_at("health")
+
+def _health_section(health: TableReader) -> tuple[str, int] | None:
     listen = health.get("listen", str, "127.0.0.1:9465")
-    health_listen: tuple[str, int] | None = None
-    if listen:
-        host, _, port_text = listen.rpartition(":")
-        if host not in ("127.0.0.1", "::1", "localhost") or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-            raise health.fail(
-                "listen",
-                f"{listen!r} is not a loopback host:port",
-                'use e.g. "127.0.0.1:9465" (the endpoint is for this box only), or "" to turn it off',
-            )
-        health_listen = (host, int(port_text))
     health.reject_unknown()
-    owner_page = read_owner_page(root.table_at("owner_page"))
-    secagg = read_secagg(root.table_at("secagg"), data_dir, streams)
+    if not listen:
+        return None
+    host, _, port_text = listen.rpartition(":")
+    if host not in ("127.0.0.1", "::1", "localhost") or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise health.fail(
+            "listen",
+            f"{listen!r} is not a loopback host:port",
+            'use e.g. "127.0.0.1:9465" (the endpoint is for this box only), or "" to turn it off',
+        )
+    return host, int(port_text)
 
-    driver_table = root.table_at("drivers")
-    known = installed_drivers() if drivers is None else drivers
+
+def _drivers_section(
+    driver_table: TableReader, known: Mapping[str, type[Driver]], doors: tuple[str, ...] | None
+) -> tuple[Driver, ...]:
+    """Every [drivers.<name>] table built; each driver's problems recorded and the next one checked."""
     built = []
     door_owner: dict[str, str] = {}
     for name in driver_table.table:
+        driver: Driver | None = _section(
+            driver_table.problems, functools.partial(_one_driver, driver_table, name, known), None
+        )
+        if driver is None:
+            continue
         section = driver_table.table_at(name)
-        if not NAME_RE.match(name):
-            raise driver_table.fail(
-                name, "is not a valid driver instance name", "use lowercase letters, digits, '-', '_'"
-            )
-        kind = section.get("kind", str, fix='add kind = "terabee" (see `shopkeeper drivers`)')
-        if kind not in known:
-            raise section.fail(
-                "kind",
-                f"no installed driver is called {kind!r}",
-                f"use one of {', '.join(sorted(known)) or '(none installed)'}",
-            )
-        options = {k: v for k, v in section.table.items() if k != "kind"}
-        try:
-            driver = known[kind].from_options(name, options)
-        except DriverOptionError as exc:
-            raise ConfigError(where, f"drivers.{name}.{exc.key}", exc.problem, exc.fix) from None
         for door in driver.doors():
-            if door not in doors_raw:
-                raise section.fail("door", f"{door!r} is not in agent.doors", f'add "{door}" to agent.doors')
+            if doors is not None and door not in doors:
+                section.note(section.fail("door", f"{door!r} is not in agent.doors", f'add "{door}" to agent.doors'))
             # Two counters on one door would count each passage twice (twice the sensitivity the noise
             # was sized for, and a wrong footfall); there is no merge rule, so each door has one driver.
-            if door in door_owner:
-                raise section.fail(
-                    "door",
-                    f"door {door!r} is already counted by driver {door_owner[door]!r}: every passage would count twice",
-                    "give each door one counting driver; name a second entrance as its own door in agent.doors",
+            elif door in door_owner:
+                section.note(
+                    section.fail(
+                        "door",
+                        f"door {door!r} is already counted by driver {door_owner[door]!r}: every passage would count"
+                        " twice",
+                        "give each door one counting driver; name a second entrance as its own door in agent.doors",
+                    )
                 )
-            door_owner[door] = name
+            else:
+                door_owner[door] = name
         built.append(driver)
+    return tuple(built)
+
+
+def _one_driver(driver_table: TableReader, name: str, known: Mapping[str, type[Driver]]) -> Driver | None:
+    section = driver_table.table_at(name)
+    if not NAME_RE.match(name):
+        raise driver_table.fail(name, "is not a valid driver instance name", "use lowercase letters, digits, '-', '_'")
+    kind = section.get("kind", str, fix='add kind = "terabee" (see `shopkeeper drivers`)')
+    if kind not in known:
+        raise section.fail(
+            "kind",
+            f"no installed driver is called {kind!r}",
+            f"use one of {', '.join(sorted(known)) or '(none installed)'}",
+        )
+    options = {k: v for k, v in section.table.items() if k != "kind"}
+    try:
+        return known[kind].from_options(name, options)
+    except DriverOptionError as exc:
+        # Options.parse lists every bad key of the table in `problems` (the error itself first).
+        for problem in exc.problems:
+            driver_table.note(
+                ConfigError(driver_table.path, f"drivers.{name}.{problem.key}", problem.problem, problem.fix)
+            )
+        return None
+
+
+def _read(path: Path, root: TableReader, drivers: Mapping[str, type[Driver]] | None) -> AgentConfig | None:
+    """The configuration from the parsed file, or None when `root.problems` has any; every section is read."""
+    problems = root.problems
+    unknown = _AgentSection("invalid", "invalid", path.parent, None, "info")
+    agent = _section(problems, lambda: _agent_section(root.table_at("agent"), path.parent), unknown)
+    window_s, grace_s, tick_s = _section(problems, lambda: _windows_section(root.table_at("windows")), (3600, 0, 5.0))
+    clock = root.table_at("clock")
+    sync_source = clock.choice("sync_source", "auto", SYNC_SOURCES)
+    clock.reject_unknown()
+    pos = _section(problems, lambda: read_pos(root.table_at("pos")), None)
+    no_budget = UnitBudget(epsilon=Fraction(1), rho=None)
+    no_plan: tuple[UnitBudget, tuple[StreamPlan, ...], UnitBudget] = (no_budget, (), no_budget)
+    budget, streams, lifetime = _section(
+        problems,
+        lambda: _privacy_section(root.table_at("privacy"), agent.doors or ("unknown",), pos),
+        no_plan,
+    )
+    mqtt = _section(problems, lambda: _mqtt_settings(root.table_at("mqtt"), f"{agent.coop}-{agent.store}"), None)
+    raw_max_age_s, raw_max_bytes = _section(problems, lambda: _storage_section(root.table_at("storage")), (0, 0))
+    health_listen = _section(problems, lambda: _health_section(root.table_at("health")), None)
+    owner_page = _section(problems, lambda: read_owner_page(root.table_at("owner_page")), None)
+    home_assistant = _section(
+        problems, lambda: read_home_assistant(root.table_at("home_assistant"), agent.store, mqtt), None
+    )
+    licensing = _section(problems, lambda: read_licensing(root.table_at("licensing")), None)
+    secagg = _section(problems, lambda: read_secagg(root.table_at("secagg"), agent.data_dir, streams), None)
+    known = installed_drivers() if drivers is None else drivers
+    built = _drivers_section(root.table_at("drivers"), known, agent.doors)
     root.reject_unknown()
+    if problems or mqtt is None or agent.doors is None:
+        return None
     return AgentConfig(
         path=path,
-        coop=coop,
-        store=store,
-        data_dir=data_dir,
-        doors=tuple(doors_raw),
+        coop=agent.coop,
+        store=agent.store,
+        data_dir=agent.data_dir,
+        doors=agent.doors,
         window_s=window_s,
         grace_s=grace_s,
-        tick_s=float(tick_raw),
+        tick_s=tick_s,
         sync_source=sync_source,
         budget=budget,
         streams=streams,
         mqtt=mqtt,
-        drivers=tuple(built),
+        drivers=built,
         raw_max_age_s=raw_max_age_s,
-        raw_max_bytes=raw_max_mb * 1024 * 1024,
-        log_level=log_level,
+        raw_max_bytes=raw_max_bytes,
+        log_level=agent.log_level,
         health_listen=health_listen,
         pos=pos,
         owner_page=owner_page,
         secagg=secagg,
         lifetime=lifetime,
         licensing=licensing,
+        home_assistant=home_assistant,
     )
 
 
@@ -286,57 +408,6 @@ def _stream_settings(section: TableReader, default_epsilon: str, default_tier: s
             raise section.fail("epsilon", "does not apply to discrete_gaussian", "use rho instead")
     section.reject_unknown()
     return settings
-
-
-def _pos_settings(pos: TableReader) -> PosSettings | None:
-    """The [pos] section: taxonomy, mapping rules and contribution bounds; None when absent."""
-    if not pos.table:
-        return None
-    taxonomy = pos.get("taxonomy", list, fix='list the public categories, e.g. taxonomy = ["bakery", "dairy"]')
-    if not taxonomy or not all(isinstance(c, str) and NAME_RE.match(c) for c in taxonomy):
-        raise pos.fail("taxonomy", "must be a non-empty list of names", 'write e.g. taxonomy = ["bakery", "dairy"]')
-    if len(set(taxonomy)) != len(taxonomy):
-        raise pos.fail("taxonomy", "lists a category twice", "list each category once")
-    categories = (*tuple(c for c in taxonomy if c != OTHER), OTHER)
-    rules = []
-    raw_rules = pos.get("category_rules", list, [])
-    for i, raw in enumerate(raw_rules):
-        rule = TableReader(pos.path, raw if isinstance(raw, dict) else {}, f"pos.category_rules[{i}].")
-        category = rule.get("category", str, fix='add category = "<one of pos.taxonomy>"')
-        if category not in categories:
-            raise rule.fail("category", f"{category!r} is not in pos.taxonomy", "use a category from the taxonomy")
-        kinds = [k for k in ("sku", "name_pattern", "pos_category") if k in rule.table]
-        if len(kinds) != 1:
-            raise rule.fail(
-                "sku", "a rule needs exactly one of sku, name_pattern, pos_category", "give each rule one matcher"
-            )
-        pattern = None
-        if kinds[0] == "name_pattern":
-            try:
-                pattern = re.compile(rule.get("name_pattern", str), re.IGNORECASE)
-            except re.error as exc:
-                raise rule.fail(
-                    "name_pattern", f"is not a valid regular expression ({exc})", "fix the pattern"
-                ) from None
-        rules.append(
-            CategoryRule(
-                category=category,
-                sku=rule.get("sku", str, ""),
-                name_pattern=pattern,
-                pos_category=rule.get("pos_category", str, ""),
-            )
-        )
-        rule.reject_unknown()
-    bounds_table = pos.table_at("bounds")
-    bounds = BasketBounds(
-        max_categories=bounds_table.int_in("max_categories", 3, 1, len(categories)),
-        max_items_per_category=bounds_table.int_in("max_items_per_category", 10, 1, 10_000),
-        max_revenue_per_category_cents=bounds_table.int_in("max_revenue_per_category_cents", 10_000, 1, 10**9),
-        max_revenue_per_basket_cents=bounds_table.int_in("max_revenue_per_basket_cents", 20_000, 1, 10**9),
-    )
-    bounds_table.reject_unknown()
-    pos.reject_unknown()
-    return PosSettings(taxonomy=categories, rules=tuple(rules), bounds=bounds)
 
 
 def _mqtt_settings(mqtt: TableReader, default_client: str) -> MqttSettings:

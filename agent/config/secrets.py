@@ -48,5 +48,9 @@ def unset_env_secrets(config_path: Path, environ: Mapping[str, str] | None = Non
     except (OSError, tomllib.TOMLDecodeError):
         return []  # load_config reports those
     env = {**read_env_file(config_path.parent / ENV_FILE_NAME), **(os.environ if environ is None else environ)}
-    refs = list(_env_refs(data.get("drivers", {}), "drivers.")) + list(_env_refs(data.get("mqtt", {}), "mqtt."))
+    refs = [
+        ref
+        for section in ("drivers", "mqtt", "home_assistant")
+        for ref in _env_refs(data.get(section, {}), f"{section}.")
+    ]
     return [(key, var) for key, var in refs if not env.get(var)]

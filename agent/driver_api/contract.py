@@ -73,6 +73,7 @@ class DriverOptionError(ValueError):
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
         self.key, self.problem, self.fix = key, problem, fix
+        self.problems: list[DriverOptionError] = [self]  # Options.parse puts every bad key of a table here
         super().__init__(f"{key}: {problem}; fix: {fix}")
 
 

@@ -1,9 +1,11 @@
 """Declarative driver options: each option is declared once (key, type, default, allowed values, fix text).
 
 A driver lists its options in one `Options(...)` table; `Options.parse` validates a `[drivers.<name>]`
-table without I/O, fills in the defaults and raises `DriverOptionError(key, problem, fix)` on the first
-bad key, unknown keys included. The same declaration is what `sample.toml` is checked against
-(`agent.driver_api.sample_toml`), so the code, the defaults and the docs cannot drift apart.
+table without I/O, fills in the defaults and raises `DriverOptionError(key, problem, fix)` for the first
+bad key, unknown keys included, with every bad key of the table in its `problems` (so `check-config`
+lists them all). A value under a secret key (agent.redaction) is never part of a message. The same
+declaration is what `sample.toml` is checked against (`agent.driver_api.sample_toml`), so the code,
+the defaults and the docs cannot drift apart.
 
     OPTIONS = Options(
         text("port", fix='set port = "/dev/serial/by-id/usb-..."'),
@@ -21,6 +23,7 @@ from typing import Any, Final
 
 from agent.contract.names import NAME_RE
 from agent.driver_api.contract import DriverOptionError
+from agent.redaction import hidden, shown
 
 
 class _Required:
@@ -52,6 +55,7 @@ class Option:
     fields: Options | None = None  # a table of sub-options (or, with many=True, a list of such tables)
     many: bool = False
     sample_lists_all: bool = True  # False: sample.toml may show only some of the sub-options
+    sensitive: bool = False  # a secret: its value never appears in a message (secret() sets it)
 
     @property
     def required(self) -> bool:
@@ -88,14 +92,20 @@ class Option:
         if isinstance(value, str) and not value.strip() and self.required:
             raise self._missing(key)
         if not self.accept(value):
-            raise DriverOptionError(key, f"{value!r} is not {self.what}", self.fix_text())
+            raise DriverOptionError(key, f"{self._shown(key, value)} is not {self.what}", self.fix_text())
         return value
+
+    def _shown(self, key: str, value: Any) -> str:
+        # A secret option is hidden whatever its key is called; others follow the one naming rule.
+        return hidden(key, value) if self.sensitive else shown(key, value)
 
     def _sub(self, value: Any, key: str) -> Any:
         assert self.fields is not None
         if not self.many:
             if not isinstance(value, Mapping):
-                raise DriverOptionError(key, f"{value!r} is not a table", f"write it as [drivers.<name>.{self.key}]")
+                raise DriverOptionError(
+                    key, f"{self._shown(key, value)} is not a table", f"write it as [drivers.<name>.{self.key}]"
+                )
             return self.fields.parse(value, where=self.key, prefix=f"{key}.")
         if not isinstance(value, list) or not value:
             raise self._missing(key)
@@ -124,14 +134,27 @@ class Options:
         return list(self.by_key)
 
     def parse(self, table: Mapping[str, Any], where: str = "", prefix: str = "") -> dict[str, Any]:
-        """Every declared option's value (defaults filled in); DriverOptionError on the first bad key."""
+        """Every declared option's value (defaults filled in); DriverOptionError listing every bad key."""
+        problems: list[DriverOptionError] = []
         for key in table:
             if key not in self.by_key and not (key == "kind" and not prefix):
                 takes = ", ".join(self.by_key)
-                raise DriverOptionError(
-                    prefix + key, "unknown option", f"remove it; {where or 'this table'} takes {takes}"
+                problems.append(
+                    DriverOptionError(
+                        prefix + key, "unknown option", f"remove it; {where or 'this table'} takes {takes}"
+                    )
                 )
-        values = {option.key: option.read(table, prefix) for option in self.options}
+        values = {}
+        for option in self.options:
+            try:
+                values[option.key] = option.read(table, prefix)
+            except DriverOptionError as exc:
+                problems.extend(exc.problems)  # a sub-table lists all of its own
+        if problems:
+            first = problems[0]
+            error = DriverOptionError(first.key, first.problem, first.fix)
+            error.problems = problems
+            raise error
         for check in self.checks:
             try:
                 check(values)
@@ -239,6 +262,7 @@ def secret(key: str, what: str) -> Option:
         lambda v: isinstance(v, str) and bool(v) and v != "env:",
         f'the {what} or "env:VARIABLE"',
         f'set {key} = "env:VARIABLE" holding the {what}',
+        sensitive=True,
     )
 
 

@@ -141,6 +141,8 @@ def health_report(agent: Agent) -> dict[str, Any]:
     reasons = []
     if not agent.publisher.connected:
         reasons.append("not connected to the coop broker")
+    if agent.home_assistant is not None and not agent.home_assistant.connected:
+        reasons.append(f"not connected to the shop's Home Assistant broker {agent.home_assistant.where}")
     if not agent.clock.synced():
         reasons.append("clock not synchronised: windows are held")
     store_error = agent.ingest.stats()["store_error"]

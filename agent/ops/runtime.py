@@ -21,6 +21,7 @@ from agent.ops.health import HealthServer
 from agent.ops.sdnotify import notify, watchdog_interval_s
 from agent.ops.supervisor import DriverSupervisor
 from agent.owner import sensors as owner_sensors
+from agent.owner.home_assistant import HomeAssistantBridge
 from agent.owner.server import OwnerPageServer
 from agent.pipeline.ingest import IngestWriter
 from agent.pipeline.publish import Publisher
@@ -72,6 +73,7 @@ class Agent:
         self.scheduler = BackgroundScheduler(timezone="UTC")
         self.health_server: HealthServer | None = None
         self.owner_page: OwnerPageServer | None = None
+        self.home_assistant: HomeAssistantBridge | None = None  # exact figures to the shop's own broker
         self.sensor_recorder = owner_sensors.SensorRecorder()
         self.rounds: RoundParticipant | None = None
         if config.secagg is not None:
@@ -125,6 +127,16 @@ class Agent:
             self.scheduler.add_job(
                 self._round_tick, "interval", seconds=0.2, id="secagg_rounds", max_instances=1, coalesce=True
             )
+        if self.config.home_assistant is not None:
+            # A client of its own, to the shop's broker (never the coop's: the config refuses that).
+            self.home_assistant = HomeAssistantBridge(
+                self.store, self.config, self.config.home_assistant, self.clock.wall_ns
+            )
+            self.home_assistant.start()
+            self.scheduler.add_job(
+                self._home_assistant_states, "interval", seconds=max(0.5, tick_s), id="home_assistant",
+                max_instances=1, coalesce=True,
+            )  # fmt: skip
         self.scheduler.start()
         self._persist_sensors()
         if self.config.health_listen is not None:
@@ -186,6 +198,13 @@ class Agent:
         except Exception:
             log.exception("secure-aggregation job failed; will retry")
 
+    def _home_assistant_states(self) -> None:
+        try:
+            if self.home_assistant is not None:
+                self.home_assistant.publish_states()
+        except Exception:
+            log.exception("could not send the figures to Home Assistant; will retry")
+
     def _persist_sensors(self) -> None:
         try:
             self.sensor_recorder.persist(self)
@@ -234,6 +253,8 @@ class Agent:
             self.health_server.stop()
         if self.owner_page is not None:
             self.owner_page.stop()
+        if self.home_assistant is not None:
+            self.home_assistant.stop()
         self.ingest.stop()
         self.publisher.stop()
         with contextlib.suppress(Exception):  # a clean stop says so to `status`; never blocks the stop

@@ -160,3 +160,23 @@ def drop_oldest_released(conn: sqlite3.Connection, released_before_ns: int, limi
         "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE window_ns < ? ORDER BY id LIMIT ?)",
         (released_before_ns, limit),
     ).rowcount
+
+
+def door_totals_between(conn: sqlite3.Connection, lo_ns: int, hi_ns: int) -> dict[str, tuple[int, int]]:
+    """door -> exact (entries, exits) read on a synchronised clock in [lo_ns, hi_ns): local figures only."""
+    rows = conn.execute(
+        "SELECT door, sum(entries), sum(exits) FROM events WHERE synced = 1 AND wall_ns >= ? AND wall_ns < ?"
+        " GROUP BY door",
+        (lo_ns, hi_ns),
+    )
+    return {str(d): (int(e), int(x)) for d, e, x in rows}
+
+
+def sales_between(conn: sqlite3.Connection, lo_ns: int, hi_ns: int) -> tuple[int, int]:
+    """Exact (baskets, revenue in cents) of completed, unflagged sales in [lo_ns, hi_ns): local figures only."""
+    baskets, cents = conn.execute(
+        "SELECT count(*), coalesce(sum(total_cents), 0) FROM baskets WHERE synced = 1 AND kind = 'sale'"
+        " AND flagged = '' AND wall_ns >= ? AND wall_ns < ?",
+        (lo_ns, hi_ns),
+    ).fetchone()
+    return int(baskets), int(cents)

@@ -3,11 +3,12 @@
 Every entry is judged on its own, so one bad or unsafe file never stops the driver or holds up the next:
 it is refused (moved to failed/ with its reason, or, when it cannot be read at all, left in place and
 reported once), counted by reason in health, logged once, and shown in /health as `degraded` until the
-owner clears failed/. A file is taken only when complete (see `_ready_files`), read in bounded memory,
-and stored in chunks that are committed one after another. A crash or stop mid-file leaves the file in the
-folder; it is read again from the start, which is safe because the agent stores a basket once per
-(driver, source_id) for life (agent/store/raw_events.py insert_basket): what was committed is not counted
-twice, and the rest is stored.
+owner clears failed/. The open refusals are kept in the agent's driver state (refusal_state.py), so a
+restart keeps /health degraded and does not read a file left in place again. A file is taken only when
+complete (see `_ready_files`), read in bounded memory, and stored in chunks that are committed one after
+another. A crash or stop mid-file leaves the file in the folder; it is read again from the start, which
+is safe because the agent stores a basket once per (driver, source_id) for life
+(agent/store/raw_events.py insert_basket): what was committed is not counted twice, and the rest is stored.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from drivers.pos_dropfolder.exportfile import ExportFile, Identity, identity, re
 from drivers.pos_dropfolder.folder_moves import move_to
 from drivers.pos_dropfolder.presets import PRESETS
 from drivers.pos_dropfolder.protocol import FIELDS, DropFileError, ExportFormat
+from drivers.pos_dropfolder.refusal_state import refusals_from, state_for
 from drivers.pos_dropfolder.stream import Limits, Plan, plan, receipt_baskets
 from drivers.pos_dropfolder.writers import open_for_writing
 
@@ -132,6 +134,7 @@ class PosDropFolderDriver(BackgroundDriver):
         self._in_place: dict[Path, tuple[int, ...]] = {}  # refused but not movable: reported once, until it changes
         self._open_refusals: dict[str, tuple[str, Path]] = {}  # name -> (reason, where it lies) while it lies there
         self._writing: set[str] = set()
+        self._restored = False  # the open refusals of the last run, read from the driver state once
         self._log = RateLimitedLog(log, interval_s=3600.0)
 
     def _health_extra(self) -> dict[str, Any]:
@@ -151,6 +154,29 @@ class PosDropFolderDriver(BackgroundDriver):
 
     def _connect(self, sink: Sink) -> None:
         self._check_folder()
+        if not self._restored:  # a DriverError from the store here is an outage: reported and retried
+            self._restore(sink)
+
+    def _restore(self, sink: Sink) -> None:
+        """The refusals the last run left open: health stays degraded, files left in place are not retried."""
+        restored = refusals_from(lambda key: sink.load_state(self.name, key))
+        with self._health.lock:
+            for name, reason, where, key in restored:
+                self._open_refusals.setdefault(name, (reason, where))
+                if key is not None:
+                    self._in_place.setdefault(where, key)
+        self._restored = True
+        if restored:
+            log.info("drop folder %s: %d refused file(s) still open from the last run", self.name, len(restored))
+
+    def _persist(self, sink: Sink) -> None:
+        """Save the open refusals (in emission order, so after the readings of the files before them)."""
+        with self._health.lock:
+            refusals = [
+                (name, reason, where, self._in_place.get(where))
+                for name, (reason, where) in self._open_refusals.items()
+            ]
+        self._save_state(sink, state_for(refusals))
 
     def _check_folder(self) -> None:
         if not self.folder.is_dir():
@@ -164,7 +190,8 @@ class PosDropFolderDriver(BackgroundDriver):
                 if self._stop.is_set():
                     return
                 self._take(sink, path)
-            self._forget_settled()
+            if self._forget_settled():
+                self._persist(sink)
             if self._stop.wait(self.poll_interval_s):
                 return
             self._check_folder()  # an unmounted share is an outage: reported once, retried
@@ -332,13 +359,21 @@ class PosDropFolderDriver(BackgroundDriver):
                 del self._open_refusals[next(iter(self._open_refusals))]
         self._log.warning(f"refused:{path}", "drop folder %s: refused %s", self.name, text)
         self._report(sink, "bad_frame", f"refused_file: {reason}")
+        self._persist(sink)
 
-    def _forget_settled(self) -> None:
-        """A refusal stops degrading health once the owner has dealt with the file (removed or fixed it)."""
+    def _forget_settled(self) -> bool:
+        """A refusal stops degrading health once the owner has dealt with the file (removed or fixed it).
+
+        True when one was forgotten (the saved list is then out of date)."""
         with self._health.lock:
-            for name, (_, where) in list(self._open_refusals.items()):
-                if not os.path.lexists(where) or (where.parent == self.folder and where not in self._in_place):
-                    del self._open_refusals[name]
+            settled = [
+                name
+                for name, (_, where) in self._open_refusals.items()
+                if not os.path.lexists(where) or (where.parent == self.folder and where not in self._in_place)
+            ]
+            for name in settled:
+                del self._open_refusals[name]
+        return bool(settled)
 
     def _move(self, path: Path, target: Path, reason: str) -> Path:
         destination = move_to(path, target, reason)

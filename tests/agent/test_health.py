@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from agent.demo.local_broker import LocalBroker
 from agent.ops.runtime import Agent
@@ -62,4 +66,29 @@ def test_metrics_and_health_over_http(tmp_path: Path, broker: LocalBroker, clock
         assert get(base + "/nope")[0] == 404
     finally:
         sub.close()
+        agent.stop()
+
+
+def test_an_unreachable_home_assistant_broker_degrades_health_and_is_logged_once(
+    tmp_path: Path, broker: LocalBroker, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent.demo.local_broker import free_port
+
+    nobody = free_port()  # the shop's broker is down: nothing listens there
+    extra = f'\n[health]\nlisten = "127.0.0.1:0"\n\n[home_assistant]\nenabled = true\nport = {nobody}\n'
+    agent = Agent(make_config(tmp_path, broker.port, extra=extra), clock)
+    caplog.set_level(logging.WARNING, logger="agent.owner.home_assistant")
+    agent.start()
+    try:
+        assert agent.health_server is not None
+        url = f"http://127.0.0.1:{agent.health_server.port}/health"
+        deadline = time.monotonic() + 10
+        while "cannot reach" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        code, body = get(url)
+        assert code == 503
+        assert f"not connected to the shop's Home Assistant broker 127.0.0.1:{nobody}" in json.loads(body)["reasons"]
+        time.sleep(2.5)  # paho retries (1 s, then 2 s): still one line
+        assert caplog.text.count("cannot reach the shop's broker") == 1
+    finally:
         agent.stop()

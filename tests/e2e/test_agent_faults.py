@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -16,9 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from agent.demo import DAY_START
 from agent.demo.local_broker import LocalBroker
 from agent.threads import FAILPOINT_ENV
 from tests.e2e.harness import Shop, wait_until
+
+# The shop opens at 08:00: a day started there has readings within a second, where one started at
+# midnight spent 40 real seconds (eight empty hours at x720) before its first.
+OPENING = DAY_START + dt.timedelta(hours=8)
 
 
 @pytest.fixture
@@ -67,7 +73,7 @@ def fill(disk: Path) -> Path:
 def test_a_full_disk_is_one_clear_error_and_loses_no_accepted_reading(
     tmp_path: Path, broker: LocalBroker, small_disk: Path
 ) -> None:
-    shop = Shop(tmp_path / "shop", broker.port, factor=720, hours=48, lead_s=600)
+    shop = Shop(tmp_path / "shop", broker.port, factor=720, hours=48, lead_s=600, start=OPENING)
     data = small_disk / "data"
     config = shop.config_path.read_text().replace(f'data_dir = "{shop.workdir / "data"}"', f'data_dir = "{data}"')
     shop.config_path.write_text(config)
@@ -110,7 +116,7 @@ def pos_config(shop: Shop, folder: Path) -> None:
 
 @pytest.mark.slow
 def test_an_absurd_amount_is_refused_alone_while_door_counts_flow(tmp_path: Path, broker: LocalBroker) -> None:
-    shop = Shop(tmp_path / "shop", broker.port, factor=720, hours=48, lead_s=600)
+    shop = Shop(tmp_path / "shop", broker.port, factor=720, hours=48, lead_s=600, start=OPENING)
     folder = tmp_path / "pos"
     folder.mkdir()
     pos_config(shop, folder)

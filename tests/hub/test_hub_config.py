@@ -60,3 +60,11 @@ def test_sample_config_validates(tmp_path: Path) -> None:
     ).stdout
     (tmp_path / "hub.toml").write_text(out)
     assert main(["check-config", str(tmp_path / "hub.toml")]) == 0
+
+
+def test_a_password_written_as_a_number_is_never_printed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text('[hub]\ncoop = "r"\n[mqtt]\nusername = "hub"\npassword = 918273645\n')
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "mqtt.password" in err and "918273645" not in err

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,12 @@ class HookedSink:
 
     def problem(self, driver: str, message: str) -> None:
         self.inner.problem(driver, message)
+
+    def save_state(self, driver: str, state: Mapping[str, str]) -> None:
+        self.inner.save_state(driver, state)
+
+    def load_state(self, driver: str, key: str) -> str | None:
+        return self.inner.load_state(driver, key)
 
     def flush(self, timeout: float = 10.0) -> bool:
         self.flushes += 1
