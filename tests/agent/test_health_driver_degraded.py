@@ -24,6 +24,7 @@ def stub_agent(drivers: dict[str, dict[str, Any]], store: Store) -> Any:
         store=store,
         ingest=SimpleNamespace(stats=lambda: {"store_error": ""}),
         supervisor=SimpleNamespace(health=lambda: drivers),
+        home_assistant=None,
     )
 
 
