@@ -28,8 +28,10 @@ from agent.contract import (
     alert_topic,
     benchmark_topic,
     parse_summary_topic,
+    sales_position_topic,
     schema_document,
     schema_files,
+    watermark_topic,
 )
 from agent.contract import iso_seconds as iso
 from agent.contract import parse_iso as parse_iso
@@ -39,7 +41,16 @@ from hub.wire import Refusal, decode_payload
 log = logging.getLogger(__name__)
 
 STATUS_SCHEMA = STATUS_SCHEMA_FILE
-__all__ = ["HUB_SEGMENT", "alert_topic", "benchmark_topic", "iso", "parse_iso", "parse_message"]
+__all__ = [
+    "HUB_SEGMENT",
+    "alert_topic",
+    "benchmark_topic",
+    "iso",
+    "parse_iso",
+    "parse_message",
+    "sales_position_topic",
+    "watermark_topic",
+]
 
 
 @cache

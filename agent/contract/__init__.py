@@ -49,8 +49,10 @@ from agent.contract.topics import (
     benchmark_topic,
     msg_id,
     parse_summary_topic,
+    sales_position_topic,
     status_topic,
     summary_topic,
+    watermark_topic,
 )
 from agent.contract.windows import (
     DEFAULT_WINDOW_S,
@@ -112,6 +114,7 @@ __all__ = [
     "msg_id",
     "parse_iso",
     "parse_summary_topic",
+    "sales_position_topic",
     "schema_document",
     "schema_files",
     "shipped_schema_files",
@@ -121,6 +124,7 @@ __all__ = [
     "stream_by_segment",
     "summary_schema",
     "summary_topic",
+    "watermark_topic",
     "window_name",
     "window_seconds",
 ]

@@ -4,6 +4,11 @@ coop/v1/<coop>/<store>/<tier>/<segment>/<window name>    a shop's summaries
 coop/v1/<coop>/<store>/status                            a shop's retained birth and last will
 coop/v1/<coop>/_hub/t1/benchmarks/<metric>/[<window name>/]<window start>   district benchmarks
 coop/v1/<coop>/_hub/t2/alerts/<store>                    alerts about one shop
+coop/v1/<coop>/_hub/t2/sales-position/<store>            one shop's own position among the district's sales
+coop/v1/<coop>/_hub/t2/watermark/<store>                 the newest window end the hub holds of one shop
+
+The three `_hub/t2/.../<store>` topics are private to their store: only the hub writes them and only that
+store (and the hub) reads them (deploy/mosquitto/coop.acl).
 """
 
 from __future__ import annotations
@@ -80,3 +85,13 @@ def benchmark_filter(coop: str, window_s: int) -> str:
 
 def alert_topic(coop: str, store: str) -> str:
     return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/alerts/{store}"
+
+
+def sales_position_topic(coop: str, store: str) -> str:
+    """Retained: this shop's own band among the district's POS sales figures (tier 2, this store only)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/sales-position/{store}"
+
+
+def watermark_topic(coop: str, store: str) -> str:
+    """Retained: `released_through`, the newest window end the hub has stored for this store (this store only)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/watermark/{store}"
