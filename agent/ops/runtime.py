@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
+from agent.coop.watermark import WatermarkGate
 from agent.errors import InternalThreadDied, PrivacyError
 from agent.ops.health import HealthServer
 from agent.ops.sdnotify import notify, watchdog_interval_s
@@ -53,8 +54,12 @@ class Agent:
         self.ingest = IngestWriter(
             self.store, self.clock, categorize=config.pos.categorize if config.pos is not None else None
         )
-        self.releaser = WindowReleaser(config, self.store, self.clock, flush_ingest=self.ingest.flush)
-        self.publisher = Publisher(config, self.store, self.clock)
+        # Nothing is released after a start before the coop's watermark is read (agent/coop/watermark.py).
+        self.watermark = WatermarkGate(self.store, config.coop, config.store, config.mqtt.watermark_wait_s)
+        self.releaser = WindowReleaser(
+            config, self.store, self.clock, flush_ingest=self.ingest.flush, watermark=self.watermark
+        )
+        self.publisher = Publisher(config, self.store, self.clock, watermark=self.watermark)
         self.retention = Retention(self.store, self.clock, config.raw_max_age_s, config.raw_max_bytes)
         self.supervisor = DriverSupervisor()
         self.scheduler = BackgroundScheduler(timezone="UTC")

@@ -180,3 +180,15 @@ def _driver_state(db: sqlite_utils.Database) -> None:
             driver TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated_wall_ns INTEGER NOT NULL,
             PRIMARY KEY (driver, key)) WITHOUT ROWID"""
     )
+
+
+@migration("0013_watermark")
+def _watermark(db: sqlite_utils.Database) -> None:
+    # Windows the coop's watermark says were released but that neither the database nor the release
+    # journal holds (both lost): skipped, never drawn again, and recorded here as one row per run of
+    # windows, so `shopkeeper ledger` and `ledger verify` can account for every window up to the watermark.
+    db.execute(
+        """CREATE TABLE lost_windows (
+            from_ns INTEGER NOT NULL PRIMARY KEY, to_ns INTEGER NOT NULL, windows INTEGER NOT NULL,
+            watermark_ns INTEGER NOT NULL, recorded_wall_ns INTEGER NOT NULL)"""
+    )
