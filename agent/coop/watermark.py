@@ -88,6 +88,8 @@ class WatermarkGate:
 
     def ready(self) -> bool:
         """True once the watermark was read, the broker says there is none, or the wait is over."""
+        if self.wait_s <= 0:  # mqtt.watermark_wait_s = 0: not waited for (one that arrives is still applied)
+            return True
         with self._lock:
             done = self._received or self._answered or time.monotonic() >= self._deadline
             if done and not self._logged:
@@ -110,6 +112,12 @@ class WatermarkGate:
     def describe(self) -> dict[str, Any]:
         """What /health shows."""
         stored = self.store.get_state(WATERMARK_KEY)
+        if self.wait_s <= 0:
+            return {
+                "state": "off",
+                "detail": "not waited for (mqtt.watermark_wait_s = 0); applied when one arrives",
+                "released_through_ns": int(stored) if stored is not None else None,
+            }
         with self._lock:
             received, answered = self._received, self._answered
             waiting = not (received or answered or time.monotonic() >= self._deadline)

@@ -177,7 +177,7 @@ def health_report(agent: Agent) -> dict[str, Any]:
         "reasons": reasons,
         "drivers": agent.supervisor.health(),
         "outbox_refused": [dataclasses.asdict(r) for r in refused],
-        "watermark": watermark,
+        **({"watermark": watermark} if watermark is not None else {}),
     }
 
 

@@ -99,10 +99,16 @@ def test_another_stores_or_a_malformed_watermark_is_refused_and_counted(config: 
     store.close()
 
 
-def test_the_wait_is_bounded(config: AgentConfig) -> None:
+def test_the_wait_is_bounded_and_zero_turns_it_off(config: AgentConfig) -> None:
     store = Store(config.db_path)
-    gate = WatermarkGate(store, config.coop, config.store, wait_s=0)
+    gate = WatermarkGate(store, config.coop, config.store, wait_s=0.2)
+    assert not gate.ready()
+    time.sleep(0.3)
     assert gate.ready() and gate.describe()["state"] == "unreadable"
+    gate.answered()  # the broker answers later: there is none, and /health stops saying it was not read
+    assert gate.describe()["state"] == "none"
+    off = WatermarkGate(store, config.coop, config.store, wait_s=0)
+    assert off.ready() and off.describe()["state"] == "off"
     store.close()
 
 
