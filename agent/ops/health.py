@@ -146,10 +146,12 @@ def health_report(agent: Agent) -> dict[str, Any]:
         elif health.get("degraded"):  # a driver's own reason, e.g. a webhook's upstream refusing its token
             reasons.append(f"driver {name}: {health['degraded']}")
     refused: list[outbox.Rejection] = []
-    watermark = agent.watermark.describe() if getattr(agent, "watermark", None) is not None else None
-    if watermark is not None and watermark["state"] in ("waiting", "unreadable"):
-        reasons.append(f"coop watermark {watermark['detail']}")
+    watermark: dict[str, Any] | None = None
     try:
+        # Inside the try: on a full or damaged disk even these reads fail, and every other reason must still show.
+        watermark = agent.watermark.describe() if getattr(agent, "watermark", None) is not None else None
+        if watermark is not None and watermark["state"] in ("waiting", "unreadable"):
+            reasons.append(f"coop watermark {watermark['detail']}")
         lost = agent.store.counters().get(LOST_COUNTER, 0)
         if watermark is not None:
             watermark["lost_windows"] = lost
