@@ -13,11 +13,12 @@ from hub.tasks import PeriodicTasks
 from tests.hub.test_hub_storage import T0, sale, summary
 
 
-def test_each_store_gets_its_newest_window_end_over_every_stream_and_only_when_it_moves(tmp_path: Path) -> None:
-    (tmp_path / "hub.toml").write_text(f'[hub]\ncoop = "riverside"\ndatabase = "{tmp_path / "hub.db"}"\n')
+def test_each_store_gets_its_newest_window_end_over_every_stream_and_only_when_it_moves(
+    tmp_path: Path, database: Database
+) -> None:
+    """On SQLite and PostgreSQL (the `database` fixture)."""
+    (tmp_path / "hub.toml").write_text(f'[hub]\ncoop = "riverside"\ndatabase = "{tmp_path / "unused.db"}"\n')
     config = load_hub_config(tmp_path / "hub.toml")
-    database = Database(config.database)
-    database.migrate()
     conn = database.connect()
     published: list[tuple[str, str, bool]] = []
     tasks = PeriodicTasks(config, database, lambda t, p, r: published.append((t, p, r)))
