@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # is larger than the threshold, so a small journal is never rewritten.
 JOURNAL_MESSAGES_KEEP_S = 30 * 86400
 JOURNAL_COMPACT_ABOVE_BYTES = 16 * 1024 * 1024
+WATERMARK_AHEAD_MAX_NS = 7 * 86400 * NS_PER_S  # a coop watermark further ahead than this is refused
 __all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
 
 
@@ -92,6 +93,18 @@ class WindowReleaser:
         """Skip to after the coop's watermark when it is ahead of the next window; returns windows lost."""
         stored = self.store.get_state(WATERMARK_KEY)
         if stored is None or stored == self.store.get_state(APPLIED_KEY):
+            return 0
+        if int(stored) > self.clock.wall_ns() + WATERMARK_AHEAD_MAX_NS:
+            # A synced clock a week behind the coop is not this box's: a hub bug or a wrong store id. Skipping
+            # to it would throw away every window until then, so it is refused, loudly, and nothing is skipped.
+            log.error(
+                "the coop's watermark %s is more than 7 days ahead of this box's clock: ignored (check the hub and"
+                " agent.store)",
+                iso_utc(int(stored)),
+            )
+            with self.store.transaction() as conn:
+                Store.bump_counter(conn, "watermark_ahead_ignored")
+                Store.set_state(conn, APPLIED_KEY, stored)
             return 0
         if self.store.get_state(NEXT_WINDOW_KEY) is None:  # as run_due does on a first start
             self.windows.rebase()

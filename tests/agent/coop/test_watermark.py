@@ -88,6 +88,19 @@ def test_a_watermark_behind_the_database_changes_nothing(config: AgentConfig, cl
     store.close()
 
 
+def test_a_watermark_a_week_ahead_of_the_clock_is_refused_not_skipped_to(
+    config: AgentConfig, clock: ManualClock
+) -> None:
+    store = Store(config.db_path)
+    gate = WatermarkGate(store, config.coop, config.store, wait_s=60)
+    releaser = WindowReleaser(config, store, clock, watermark=gate)
+    gate.record(watermark(config, T0_NS + 8 * 24 * HOUR))
+    clock.advance(2 * 3600 + 121)
+    assert releaser.tick() == 2 and released_windows(store) == [T0_NS, T0_NS + HOUR]
+    assert store.counters()["watermark_ahead_ignored"] == 1 and LOST_COUNTER not in store.counters()
+    store.close()
+
+
 def test_another_stores_or_a_malformed_watermark_is_refused_and_counted(config: AgentConfig) -> None:
     store = Store(config.db_path)
     gate = WatermarkGate(store, config.coop, config.store, wait_s=60)
