@@ -109,17 +109,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    from agent.ops.status import format_ledger, ledger_rows, round_sentences, verify_ledger
+    from agent.ops.status import format_ledger, ledger_rows, round_sentences, verify_ledger, watermark_summary
 
     config = _load(args.config)
     if args.action == "verify":
         problems = verify_ledger(config)
         for problem in problems:
             print(problem)
+        print(watermark_summary(config))
         print(
-            "ledger chain intact; database and release journal agree"
+            "ledger chain intact; database, release journal and coop watermark agree"
             if not problems
-            else f"{len(problems)} problem(s) in the ledger or between it and the release journal"
+            else f"{len(problems)} problem(s) in the ledger, or between it, the release journal and the coop watermark"
         )
         return 0 if not problems else 1
     rows = ledger_rows(config)

@@ -8,15 +8,16 @@ shops contributed, and published retained on `coop/v1/<coop>/_hub/t1/benchmarks/
 (hourly windows) or `.../benchmarks/footfall/<window name>/<window start>` (agent/contract/topics.py).
 
 From the t2 POS streams, per window: each shop's category sales shares (revenue per category, negatives
-clamped to 0, over the clamped total) and their district quartiles per category in `categories`, on
-`.../benchmarks/sales-share/<window start>`; and the district quartiles of the average basket value
-(total revenue / `all` baskets) on `.../benchmarks/basket-value/<window start>`. Both need k_min shops.
+clamped to 0, over the clamped total) and their district quartiles per category in `categories` (metric
+`sales-share`), and the district quartiles of the average basket value (total revenue / `all` baskets,
+metric `basket-value`). Both need k_min shops, and both are stored for the coop admin only: they are
+quartiles of tier-2 values, so they are never published to members (with few shops they ARE shops' values).
+Members get only their own band, on their private topic (hub/sales_position.py).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -25,8 +26,11 @@ from typing import Any
 from agent.contract import FOOTFALL_STREAMS, SALES_REVENUE, SALES_STREAMS, StreamSpec
 from hub.contract import benchmark_topic, iso, parse_iso
 from hub.db import Connection
+from hub.quantiles import quantile
 from hub.queries import shop_sales, shop_windows
+from hub.sales_position import position_messages, positions
 
+__all__ = ["quantile", "refresh_benchmarks", "refresh_sales_benchmarks", "weekday_hour_profile"]
 BENCHMARK_SCHEMA = "shopkeeper.hub-benchmark.v1"
 FOOTFALL_UNIT = "entries per window, summed over a shop's doors (released noisy values)"
 SALES_SHARE = "sales-share"
@@ -36,16 +40,6 @@ SALES_SHARE_UNIT = (
 )
 BASKET_VALUE = "basket-value"
 BASKET_VALUE_UNIT = "average basket value in cents: a shop's total revenue / its basket count (`all`)"
-
-
-def quantile(sorted_values: Sequence[float], p: float) -> float:
-    """The p-quantile by linear interpolation between order statistics (numpy's default)."""
-    if not sorted_values:
-        raise ValueError("quantile of no values")
-    pos = (len(sorted_values) - 1) * p
-    low = math.floor(pos)
-    high = min(low + 1, len(sorted_values) - 1)
-    return float(sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low))
 
 
 def _window(window_start_s: int, window_seconds: int) -> dict[str, Any]:
@@ -183,38 +177,55 @@ def refresh_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[in
 
 
 def refresh_sales_benchmarks(conn: Connection, coop: str, k_min: int, windows: list[int]) -> list[tuple[str, str]]:
-    """Category sales shares and average basket value for the given windows (t2 sales streams, >= k_min shops);
-    returns (topic, payload) of every benchmark that is new or changed."""
-    shares: dict[tuple[int, int], list[dict[str, float]]] = defaultdict(list)
-    basket_values: dict[tuple[int, int], list[float]] = defaultdict(list)
+    """Category sales shares and average basket value for the given windows (t2 sales streams, >= k_min shops),
+    stored for the admin; returns (private topic, payload) of each shop's position in the newest changed window
+    of each window length (retained: one per store), never a district figure (hub/sales_position.py)."""
+    shares: dict[tuple[int, int], dict[str, dict[str, float]]] = defaultdict(dict)
+    basket_values: dict[tuple[int, int], dict[str, float]] = defaultdict(dict)
     seen: set[tuple[int, int]] = set()
     for sales in shop_sales(conn, windows):
         key = (sales.window_seconds, sales.window_start_s)
         seen.add(key)
         share = sales.shares()
-        if share is not None:
-            shares[key].append(share)
+        if share:
+            shares[key][sales.store] = share
         value = sales.basket_value()
         if value is not None:
-            basket_values[key].append(value)
-    changed: list[tuple[str, str]] = []
+            basket_values[key][sales.store] = value
+    changed: dict[int, int] = {}  # window length -> newest changed window start
     for seconds, start in sorted(seen):
-        changed += _published(conn, coop, sales_share_payload(coop, start, seconds, shares[(seconds, start)], k_min))
-        changed += _published(
-            conn,
+        share_doc = sales_share_payload(coop, start, seconds, list(shares[(seconds, start)].values()), k_min)
+        value_doc = benchmark_payload(
             coop,
-            benchmark_payload(
-                coop,
-                start,
-                seconds,
-                basket_values[(seconds, start)],
-                k_min,
-                metric=BASKET_VALUE,
-                streams=SALES_STREAMS,
-                unit=BASKET_VALUE_UNIT,
-            ),
+            start,
+            seconds,
+            list(basket_values[(seconds, start)].values()),
+            k_min,
+            metric=BASKET_VALUE,
+            streams=SALES_STREAMS,
+            unit=BASKET_VALUE_UNIT,
         )
-    return changed
+        updated = [_upsert(conn, doc, start) for doc in (share_doc, value_doc) if doc is not None]
+        if any(text is not None for text in updated):
+            changed[seconds] = start
+    messages: list[tuple[str, str]] = []
+    for seconds, start in sorted(changed.items()):
+        if start < _newest_sales_window(conn, seconds):
+            continue  # a late old window: the retained position stays that of the newest window
+        found = positions(coop, start, seconds, shares[(seconds, start)], basket_values[(seconds, start)], k_min)
+        messages += [
+            (topic, json.dumps(doc, sort_keys=True, separators=(",", ":")))
+            for topic, doc in position_messages(found, coop)
+        ]
+    return messages
+
+
+def _newest_sales_window(conn: Connection, window_s: int) -> int:
+    rows = conn.query(
+        "SELECT MAX(window_start_s) FROM benchmarks WHERE metric IN (?, ?) AND window_seconds = ?",
+        (SALES_SHARE, BASKET_VALUE, window_s),
+    )
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
 
 
 def weekday_hour_profile(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

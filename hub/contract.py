@@ -28,8 +28,10 @@ from agent.contract import (
     alert_topic,
     benchmark_topic,
     parse_summary_topic,
+    sales_position_topic,
     schema_document,
     schema_files,
+    watermark_topic,
 )
 from agent.contract import iso_seconds as iso
 from agent.contract import parse_iso as parse_iso
@@ -39,7 +41,16 @@ from hub.wire import Refusal, decode_payload
 log = logging.getLogger(__name__)
 
 STATUS_SCHEMA = STATUS_SCHEMA_FILE
-__all__ = ["HUB_SEGMENT", "alert_topic", "benchmark_topic", "iso", "parse_iso", "parse_message"]
+__all__ = [
+    "HUB_SEGMENT",
+    "alert_topic",
+    "benchmark_topic",
+    "iso",
+    "parse_iso",
+    "parse_message",
+    "sales_position_topic",
+    "watermark_topic",
+]
 
 
 @cache
@@ -214,6 +225,9 @@ def _parse(coop: str, topic: str, payload: bytes, size: int, now: float) -> Pars
         raise Refusal("payload's coop/store/tier/stream do not match its topic", f"{doc['store']} {doc['stream']}")
     if doc["schema"] != spec.schema_id:
         raise Refusal("schema is not the one of its stream", f"{spec.segment} carries {spec.schema_id}")
+    key = "" if spec.key_field is None else str(doc[spec.key_field])
+    if "scope" in doc and doc["scope"] != spec.scope(key):  # optional in v1: agents before it omit the field
+        raise Refusal("scope does not match its stream and key", f"{spec.segment} {key[:40]}: {doc['scope']}")
     msg_id = bounds.text("msg_id", doc["msg_id"])
     if not msg_id.startswith(f"{coop}/{store}/"):
         # The contract's ids name their coop and store (agent/contract/topics.py): a store cannot squat another's.
@@ -222,7 +236,6 @@ def _parse(coop: str, topic: str, payload: bytes, size: int, now: float) -> Pars
     released = bounds.values(doc["values"], spec)
     privacy = doc["privacy"]
     bounds.privacy(privacy, spec)
-    key = "" if spec.key_field is None else str(doc[spec.key_field])
     return Summary(
         msg_id=msg_id,
         schema=doc["schema"],

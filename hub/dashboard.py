@@ -179,7 +179,7 @@ class DashboardApp:
                 data.pop("counters", None)
             return _json(data)
         if path == "/api/district":
-            return _json(district_data(conn, cfg))
+            return _json(district_data(conn, cfg, admin=user.role == "admin"))
         if path == "/api/alerts":
             return _json({"alerts": visible_alerts(conn, user, self.tz)})
         for prefix in ("/shop/", "/api/shop/"):
@@ -188,9 +188,9 @@ class DashboardApp:
                 if not NAME_RE.match(store) or not user.may_see(store):
                     break
                 if prefix == "/api/shop/":
-                    shop = shop_data(conn, cfg, store)
+                    shop = shop_data(conn, cfg, store, admin=user.role == "admin")
                     return _json(shop) if shop is not None else text(404, "not found")
-                body = shop_body(conn, cfg, store, self._range(conn, request), self.tz)
+                body = shop_body(conn, cfg, store, self._range(conn, request), self.tz, user.role == "admin")
                 if body is None:
                     break
                 return self._html(store, body, session)

@@ -32,6 +32,7 @@ from hub.queries import (
     stores,
     window_lengths,
 )
+from hub.sales_position import positions
 from hub.storage import counters
 
 RECENT_WINDOWS = 24 * 7
@@ -111,9 +112,29 @@ def footfall_reason(conn: Connection, config: HubConfig, window_s: int, n_shops:
     )
 
 
-def district_section(conn: Connection, config: HubConfig, window_s: int, n_shops: int) -> dict[str, Any]:
-    """The district view of one window length."""
+T2_HIDDEN = (
+    "District quartiles of POS sales (tier 2) are shown to the coop admin only: with few shops they are"
+    " single shops' values. Each shop sees its own position among the district on its own page."
+)
+
+
+def district_section(
+    conn: Connection, config: HubConfig, window_s: int, n_shops: int, admin: bool = True
+) -> dict[str, Any]:
+    """The district view of one window length; tier-2 quartiles only for the admin (`admin`)."""
     rows = benchmarks(conn, window_s=window_s, limit=HISTORY)
+    if not admin:
+        return {
+            "window_seconds": window_s,
+            "window": window_name(window_s),
+            "shops": n_shops,
+            "benchmarks": rows,
+            "weekday_hour": weekday_hour_profile(rows),
+            "categories": None,
+            "basket_value": [],
+            "sales_note": T2_HIDDEN,
+            "reason": None if rows else footfall_reason(conn, config, window_s, n_shops),
+        }
     return {
         "window_seconds": window_s,
         "window": window_name(window_s),
@@ -127,13 +148,14 @@ def district_section(conn: Connection, config: HubConfig, window_s: int, n_shops
     }
 
 
-def district_data(conn: Connection, config: HubConfig) -> dict[str, Any]:
-    """One section per window length; the top-level fields repeat the section most shops use."""
+def district_data(conn: Connection, config: HubConfig, admin: bool = True) -> dict[str, Any]:
+    """One section per window length; the top-level fields repeat the section most shops use. A shop account
+    (`admin` false) gets no figure derived from other shops' tier-2 values."""
     per_length: dict[int, int] = {}
     for shop in stores(conn):
         if shop["window_seconds"] is not None:
             per_length[int(shop["window_seconds"])] = per_length.get(int(shop["window_seconds"]), 0) + 1
-    sections = [district_section(conn, config, s, per_length.get(s, 0)) for s in window_lengths(conn)]
+    sections = [district_section(conn, config, s, per_length.get(s, 0), admin) for s in window_lengths(conn)]
     main = max(sections, key=lambda s: (s["shops"], -s["window_seconds"]), default=None)
     return {
         "coop": config.coop,
@@ -144,13 +166,17 @@ def district_data(conn: Connection, config: HubConfig) -> dict[str, Any]:
         "categories": main["categories"] if main else None,
         "basket_value": main["basket_value"] if main else [],
         "windows": sections,
+        "sales_note": None if admin else T2_HIDDEN,
         "reason": main["reason"] if main else nothing_received_reason(conn, config),
     }
 
 
-def shop_categories(conn: Connection, store: str, window_s: int | None = None) -> dict[str, Any] | None:
+def shop_categories(
+    conn: Connection, store: str, window_s: int | None = None, k_min: int = 5, admin: bool = True
+) -> dict[str, Any] | None:
     """The shop's own category shares (its own t2 figures) for its newest window that has a district
-    benchmark (else its newest window), next to the district quartiles; never another shop's figures."""
+    benchmark (else its newest window), with its own band among the district (hub/sales_position.py); the
+    district quartiles only for the admin (`admin`), never for a shop account."""
     own = [s for s in shop_sales(conn, store=store, window_s=window_s) if s.shares() is not None]
     if not own:
         return None
@@ -158,9 +184,11 @@ def shop_categories(conn: Connection, store: str, window_s: int | None = None) -
     own = [s for s in own if s.window_seconds == seconds]
     published = {int(b["window_start_s"]) for b in benchmarks(conn, SALES_SHARE, window_s=seconds)}
     chosen = next((s for s in reversed(own) if s.window_start_s in published), own[-1])
-    district = _district_shares(latest_benchmark_payload(conn, SALES_SHARE, chosen.window_start_s, seconds))
-    value = latest_benchmark_payload(conn, BASKET_VALUE, chosen.window_start_s, seconds)
-    return {
+    everyone = shop_sales(conn, [chosen.window_start_s], window_s=seconds)
+    shares = {s.store: share for s in everyone if (share := s.shares())}
+    values = {s.store: basket for s in everyone if (basket := s.basket_value()) is not None}
+    position = positions("", chosen.window_start_s, seconds, shares, values, k_min).get(store)
+    out: dict[str, Any] = {
         "window": iso(chosen.window_start_s),
         "window_start_s": chosen.window_start_s,
         "window_seconds": seconds,
@@ -168,9 +196,18 @@ def shop_categories(conn: Connection, store: str, window_s: int | None = None) -
         "own_revenue_cents": chosen.revenue,
         "own_baskets": chosen.baskets,
         "own_basket_value": chosen.basket_value(),
-        "district": district,
-        "district_basket_value": {k: value[k] for k in ("n_shops", "p25", "median", "p75")} if value else None,
+        "position": None
+        if position is None
+        else {"categories": position["categories"], "basket_value": position["basket_value"]},
+        "district": None,
+        "district_basket_value": None,
     }
+    if admin:
+        district = _district_shares(latest_benchmark_payload(conn, SALES_SHARE, chosen.window_start_s, seconds))
+        dv = latest_benchmark_payload(conn, BASKET_VALUE, chosen.window_start_s, seconds)
+        out["district"] = district
+        out["district_basket_value"] = {k: dv[k] for k in ("n_shops", "p25", "median", "p75")} if dv else None
+    return out
 
 
 def _shop_reason(
@@ -196,7 +233,8 @@ def _shop_reason(
     return None
 
 
-def shop_data(conn: Connection, config: HubConfig, store: str) -> dict[str, Any] | None:
+def shop_data(conn: Connection, config: HubConfig, store: str, admin: bool = True) -> dict[str, Any] | None:
+    """One shop's page; a shop account (`admin` false) sees no other shop's tier-2 figure, not even a quartile."""
     status = next((s for s in status_data(conn, config)["stores"] if s["store"] == store), None)
     if status is None:
         return None
@@ -223,5 +261,5 @@ def shop_data(conn: Connection, config: HubConfig, store: str) -> dict[str, Any]
         "released": shop_streams(conn, store),
         "alerts": [{**a, "payload": json.loads(a["payload"])} for a in alerts(conn, store)],
         "gaps": open_gaps(conn, store),
-        "categories": shop_categories(conn, store, window_s),
+        "categories": shop_categories(conn, store, window_s, config.k_min, admin),
     }

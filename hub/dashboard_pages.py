@@ -21,6 +21,7 @@ from hub.dashboard_secagg import secagg_section
 from hub.dashboard_series import district_series, shop_series
 from hub.dashboard_time import TimeRange, label, money, stamp
 from hub.db import Connection
+from hub.sales_position import BAND_WORDS
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -108,6 +109,8 @@ def _ordered(categories: dict[str, Any], own: dict[str, float] | None = None) ->
 
 
 def _district_shares(data: dict[str, Any], config: HubConfig, tz: ZoneInfo) -> str:
+    if data.get("sales_note"):  # a shop account: no quartile of other shops' tier-2 values
+        return f'<h2>Category sales shares</h2><p class="reason">{esc(data["sales_note"])}</p>'
     shares = data["categories"]
     if not shares or not shares["categories"]:
         return (
@@ -161,7 +164,7 @@ def status_table(conn: Connection, config: HubConfig, session: Session, tz: Zone
 
 
 def district_body(conn: Connection, config: HubConfig, session: Session, rng: TimeRange, tz: ZoneInfo) -> str:
-    data = district_data(conn, config)
+    data = district_data(conn, config, admin=session.user.role == "admin")
     sections = "".join(_district_section(conn, config, s, rng, tz) for s in data["windows"])
     if not sections:
         sections = f'<p class="reason">{esc(data["reason"])}</p>'
@@ -175,6 +178,21 @@ def district_body(conn: Connection, config: HubConfig, session: Session, rng: Ti
     )
 
 
+def _positions(cats: dict[str, Any]) -> str:
+    """The shop's own band per category and for its basket value, in words (hub/sales_position.py)."""
+    position = cats.get("position")
+    if not position:
+        return "<p>No district position yet: fewer than k_min shops reported sales in this window.</p>"
+    items = [
+        f"<li>{esc(name)}: your share is {BAND_WORDS[p['band']]} ({p['n_shops']} shops)</li>"
+        for name, p in position["categories"].items()
+    ]
+    if position["basket_value"]:
+        b = position["basket_value"]
+        items.append(f"<li>average basket value: {BAND_WORDS[b['band']]} ({b['n_shops']} shops)</li>")
+    return f'<ul class="positions">{"".join(items)}</ul>'
+
+
 def _shop_shares(store: str, cats: dict[str, Any] | None, currency: str, tz: ZoneInfo) -> str:
     if cats is None:
         return "<h2>Category sales shares</h2><p>No complete POS sales (t2) window from this shop yet.</p>"
@@ -185,8 +203,9 @@ def _shop_shares(store: str, cats: dict[str, Any] | None, currency: str, tz: Zon
     def q(name: str, key: str) -> float | None:
         return district[name][key] if name in district else None
 
+    against = ", against the district band" if district else ""
     chart = share_chart(
-        f"{store}: category sales shares, {stamp(cats['window_start_s'], tz)}, against the district band",
+        f"{store}: category sales shares, {stamp(cats['window_start_s'], tz)}{against}",
         names,
         [q(c, "p25") for c in names],
         [q(c, "median") for c in names],
@@ -201,7 +220,7 @@ def _shop_shares(store: str, cats: dict[str, Any] | None, currency: str, tz: Zon
             f" (district median {money(dv['median'], currency)}, p25–p75 {money(dv['p25'], currency)} to"
             f" {money(dv['p75'], currency)})"
         )
-    return f'<h2>Category sales shares</h2><div class="card">{chart}</div>{line}.</p>'
+    return f'<h2>Category sales shares</h2><div class="card">{chart}</div>{line}.</p>{_positions(cats)}'
 
 
 def _amount(row: dict[str, Any], currency: str) -> str:
@@ -210,8 +229,10 @@ def _amount(row: dict[str, Any], currency: str) -> str:
     return money(row["amount"], currency) if "revenue" in str(row["stream"]) else str(row["amount"])
 
 
-def shop_body(conn: Connection, config: HubConfig, store: str, rng: TimeRange, tz: ZoneInfo) -> str | None:
-    data = shop_data(conn, config, store)
+def shop_body(
+    conn: Connection, config: HubConfig, store: str, rng: TimeRange, tz: ZoneInfo, admin: bool = True
+) -> str | None:
+    data = shop_data(conn, config, store, admin)
     if data is None:
         return None
     seconds, name = data["window_seconds"], data["window"] or "window"

@@ -9,6 +9,10 @@ days, all delivered to every new subscriber): a benchmark is published once on i
 the retain flag (live subscribers get every window), and the newest benchmark of each metric and window length
 is published retained on `.../benchmarks/<metric>[/<window name>]/latest`, so a new subscriber receives one
 message per benchmark stream. Alerts are retained on one topic per store (the newest alert of that store).
+POS sales (tier 2) give no district figure to members: each shop gets its own position, retained on its
+private topic (hub/sales_position.py); the `latest` sales topics earlier hubs retained on tier 1 are
+cleared at the first pass. Each store's watermark (`released_through`, hub/watermark.py) is retained on its
+private topic whenever it moves.
 Once a minute the hub logs what it stored, rejected and alerted in that minute (not one line per message).
 """
 
@@ -29,13 +33,15 @@ from hub.forecast_task import CoopForecast
 from hub.queries import latest_benchmark_payload, sales_touched_since, touched_since
 from hub.refusals import prune
 from hub.storage import counters
+from hub.watermark import watermark_messages
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, str, bool], object]  # topic, payload, retain
 MARGIN_S = 5.0
 ACTIVITY_LOG_S = 60.0
-BENCHMARK_METRICS = ("footfall", SALES_SHARE, BASKET_VALUE)
+BENCHMARK_METRICS = ("footfall",)  # published to members; the sales quartiles stay in the database (admin)
+T2_DERIVED_METRICS = (SALES_SHARE, BASKET_VALUE)
 
 
 def latest_topic(coop: str, metric: str, window_s: int) -> str:
@@ -83,6 +89,8 @@ class PeriodicTasks:
         self.since = 0.0  # the first pass looks at everything
         self._latest: dict[str, str] = {}  # latest topic -> payload this worker last retained there
         self._alerted = 0
+        self._cleared = False  # the retained t1 sales topics of earlier hubs
+        self._watermarks: dict[str, int] = {}  # store -> released_through (s) this worker last retained
         self._activity_at = time.monotonic()
         self._activity_counters: dict[str, int] | None = None
         self.coop_forecast = CoopForecast(config.coop, config.web.timezone)
@@ -97,22 +105,33 @@ class PeriodicTasks:
         for store in touched:
             reconcile_gaps(conn, store, now)
         messages = refresh_benchmarks(conn, self.config.coop, self.config.k_min, windows)
-        messages += refresh_sales_benchmarks(
+        positions = refresh_sales_benchmarks(
             conn, self.config.coop, self.config.k_min, sales_touched_since(conn, self.since)
         )
         alerts = footfall_alerts(conn, self.config.coop, self.config.alerts, windows)
         alerts += liveness_alerts(conn, self.config.coop, self.config.alerts, now)
         for topic, payload in messages:
             self.publish(topic, payload, False)
-        for topic, payload in alerts:
+        watermarks = watermark_messages(conn, self.config.coop, touched, self._watermarks, now)
+        for topic, payload in alerts + positions + watermarks:
             self.publish(topic, payload, True)
+        if not self._cleared:
+            self._clear_t2_derived(conn)
         latest = self._publish_latest(conn) if messages else 0
         latest += int(self.coop_forecast.refresh(conn, self.publish, now))
         self._alerted += len(alerts)
         prune(conn, now)
         self.since = start
         self.log_activity(conn)
-        return len(messages) + len(alerts) + latest
+        return len(messages) + len(alerts) + len(positions) + len(watermarks) + latest
+
+    def _clear_t2_derived(self, conn: Connection) -> None:
+        """Delete the retained tier-1 sales quartiles an earlier hub left (an empty retained message)."""
+        lengths = [int(r[0]) for r in conn.query("SELECT DISTINCT window_seconds FROM benchmarks")]
+        for metric in T2_DERIVED_METRICS:
+            for window_s in lengths:
+                self.publish(latest_topic(self.config.coop, metric, window_s), "", True)
+        self._cleared = True
 
     def _publish_latest(self, conn: Connection) -> int:
         """Retain the newest benchmark of every metric and window length (from the database, so a late or

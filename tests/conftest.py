@@ -30,6 +30,9 @@ epsilon = 0.5
 
 [mqtt]
 port = {port}
+# Unit tests release on a hand-moved clock without a hub: the coop's watermark is not waited for
+# (tests/agent/coop/test_watermark.py gives its gates their own waits).
+watermark_wait_s = 0
 """
 
 T0_NS = 1_763_251_200 * 1_000_000_000  # 2025-11-16T00:00:00Z

@@ -46,6 +46,7 @@ class MqttSettings:
     keepalive_s: int = 30
     max_inflight: int = 20
     protocol: str = "v5"
+    watermark_wait_s: int = 60  # how long a start waits for the coop's watermark before releasing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,6 +424,7 @@ def _mqtt_settings(mqtt: TableReader, default_client: str) -> MqttSettings:
         keepalive_s=mqtt.int_in("keepalive_s", 30, 5, 3600),
         max_inflight=mqtt.int_in("max_inflight", 20, 1, 1000),
         protocol=mqtt.choice("protocol", "v5", ("v5", "v3.1.1")),
+        watermark_wait_s=mqtt.int_in("watermark_wait_s", 60, 0, 3600),
     )
     if settings.password and not settings.username:
         raise mqtt.fail("password", "is set without a username", "set mqtt.username too, or remove the password")

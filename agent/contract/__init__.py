@@ -56,12 +56,14 @@ from agent.contract.topics import (
     msg_id,
     parse_secagg_topic,
     parse_summary_topic,
+    sales_position_topic,
     secagg_delivery_topic,
     secagg_hub_topic,
     secagg_shop_filters,
     secagg_shop_topic,
     status_topic,
     summary_topic,
+    watermark_topic,
 )
 from agent.contract.windows import (
     DEFAULT_WINDOW_S,
@@ -130,6 +132,7 @@ __all__ = [
     "parse_iso",
     "parse_secagg_topic",
     "parse_summary_topic",
+    "sales_position_topic",
     "schema_document",
     "schema_files",
     "secagg_delivery_topic",
@@ -143,6 +146,7 @@ __all__ = [
     "stream_by_segment",
     "summary_schema",
     "summary_topic",
+    "watermark_topic",
     "window_name",
     "window_seconds",
 ]

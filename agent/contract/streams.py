@@ -58,6 +58,15 @@ class StreamSpec:
         """The payload's `stream` and the topic's last two levels, e.g. `footfall/15min`."""
         return f"{self.segment}/{window_name(window_s)}"
 
+    def scope(self, key: str) -> str:
+        """What one message covers (the payload's `scope`): `door` (one door), `store` (the whole shop: the
+        store total, or the basket count `all`) or `category` (one category of the shop's sales)."""
+        if self.key_field == "door":
+            return "door"
+        if self.key_field is None or key == ALL_KEY:
+            return "store"
+        return "category"
+
 
 _COUNT = 10**7  # more door events or baskets than this in one window is no shop
 _CENTS = 10**12  # ten thousand million currency units per category and window
@@ -116,6 +125,7 @@ STREAMS: tuple[StreamSpec, ...] = (FOOTFALL_DOOR, FOOTFALL_STORE, SALES_COUNT, S
 FOOTFALL_STREAMS = (FOOTFALL_DOOR, FOOTFALL_STORE)
 SALES_STREAMS = (SALES_COUNT, SALES_REVENUE)
 STATUS_SCHEMA_FILE = "status.v1.json"
+SCOPES = ("door", "store", "category")
 
 _BY_NAME = {s.name: s for s in STREAMS}
 _BY_SEGMENT = {s.segment: s for s in STREAMS}

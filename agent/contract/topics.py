@@ -8,6 +8,11 @@ coop/v1/<coop>/_hub/t1/queries                           signed licensing querie
 coop/v1/<coop>/<store>/licensing/answers                 one store's answers and refusals
 coop/v1/<coop>/_hub/t1/forecast/model                    the coop's forecast model (retained, one message)
 coop/v1/<coop>/_hub/t1/alerts/district                   the newest district warning against it (retained)
+coop/v1/<coop>/_hub/t2/sales-position/<store>            one shop's own position among the district's sales
+coop/v1/<coop>/_hub/t2/watermark/<store>                 the newest window end the hub holds of one shop
+
+The three `_hub/t2/.../<store>` topics are private to their store: only the hub writes them and only that
+store (and the hub) reads them (deploy/mosquitto/coop.acl).
 """
 
 from __future__ import annotations
@@ -185,3 +190,13 @@ def parse_secagg_topic(topic: str) -> SecAggTopic:
     if step not in SECAGG_SHOP_STEPS:
         raise ValueError(f"a shop sends no secure-aggregation step {step[:20]!r}")
     return SecAggTopic(coop, sender, round_id, step)
+
+
+def sales_position_topic(coop: str, store: str) -> str:
+    """Retained: this shop's own band among the district's POS sales figures (tier 2, this store only)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/sales-position/{store}"
+
+
+def watermark_topic(coop: str, store: str) -> str:
+    """Retained: `released_through`, the newest window end the hub has stored for this store (this store only)."""
+    return f"{ROOT}/{coop}/{HUB_SEGMENT}/t2/watermark/{store}"

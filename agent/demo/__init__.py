@@ -29,6 +29,11 @@ DAY_START = dt.datetime(2026, 11, 16, tzinfo=dt.UTC)  # a Monday
 DOORS = ("front", "back")
 
 
+# The demo's broker is on loopback: up, it answers the watermark subscription in milliseconds; down, the
+# agent should not hold its (accelerated) windows for the production default of a minute.
+WATERMARK_WAIT_S = 3
+
+
 def write_demo_config(
     workdir: Path, broker_port: int, links: dict[str, Path], window: str = "1h", grace: str = "2m"
 ) -> Path:
@@ -42,7 +47,8 @@ def write_demo_config(
         f'data_dir = "{workdir / "data"}"\n\n'
         f'[windows]\nlength = "{window}"\ngrace = "{grace}"\n\n[clock]\nsync_source = "always"\n\n'
         f"[privacy]\nbudget_epsilon_per_window = 1\n\n[privacy.footfall_door]\nepsilon = 0.5\n\n"
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\n\n[health]\nlisten = "127.0.0.1:0"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nwatermark_wait_s = {WATERMARK_WAIT_S}\n'
+        '\n[health]\nlisten = "127.0.0.1:0"\n'
         f'\n[owner_page]\nlisten = "127.0.0.1:0"\n{drivers}'
     )
     return path

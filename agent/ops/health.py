@@ -13,6 +13,7 @@ from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
+from agent.privacy.reconcile import LOST_COUNTER
 from agent.store import outbox, releases
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ HELP = {
     "shopkeeper_driver_problems_total": ("counter", "Problems drivers reported (logged, rate-limited)."),
     "shopkeeper_duplicate_baskets_total": ("counter", "POS baskets refused as already recorded (same source id)."),
     "shopkeeper_windows_released_total": ("counter", "Windows released, by stream."),
+    "shopkeeper_windows_lost_total": (
+        "counter",
+        "Windows at or before the coop's watermark that the database and the journal had lost: skipped, never drawn.",
+    ),
     "shopkeeper_epsilon_last_window": (
         "gauge",
         "Epsilon one privacy unit cost in the newest released window, over all its streams (per window, not summed"
@@ -60,6 +65,7 @@ HELP = {
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
 }
+LOST_LOUD_NS = 86_400 * 1_000_000_000  # a loss of windows degrades /health for a day
 
 
 def collect(agent: Agent) -> list[Sample]:
@@ -81,6 +87,7 @@ def collect(agent: Agent) -> list[Sample]:
         ("shopkeeper_mqtt_connected", {}, int(agent.publisher.connected)),
         ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
         ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
+        ("shopkeeper_windows_lost_total", {}, counters.get(LOST_COUNTER, 0)),
     ]
     for reason in ("age", "size"):
         samples.append(("shopkeeper_dropped_total", {"reason": reason}, counters.get(f"dropped_raw_{reason}", 0)))
@@ -156,7 +163,23 @@ def health_report(agent: Agent) -> dict[str, Any]:
         elif health.get("degraded"):  # a driver's own reason, e.g. a webhook's upstream refusing its token
             reasons.append(f"driver {name}: {health['degraded']}")
     refused: list[outbox.Rejection] = []
+    watermark: dict[str, Any] | None = None
     try:
+        # Inside the try: on a full or damaged disk even these reads fail, and every other reason must still show.
+        watermark = agent.watermark.describe() if getattr(agent, "watermark", None) is not None else None
+        if watermark is not None and watermark["state"] in ("waiting", "unreadable"):
+            reasons.append(f"coop watermark {watermark['detail']}")
+        lost = agent.store.counters().get(LOST_COUNTER, 0)
+        if watermark is not None:
+            watermark["lost_windows"] = lost
+        newest_loss = agent.store.conn().execute("SELECT max(recorded_wall_ns) FROM lost_windows").fetchone()[0]
+        # Loud for a day after it happened (an operator should look), then kept in `watermark` and the ledger:
+        # a past loss must not keep /health failing for ever.
+        if lost and newest_loss is not None and time.time_ns() - int(newest_loss) < LOST_LOUD_NS:
+            reasons.append(
+                f"{lost} window(s) at or before the coop's watermark were lost with the database and the release"
+                " journal and skipped, never drawn again (see `shopkeeper ledger`)"
+            )
         if agent.store.get_state("disk_bound_reached", "0") == "1":
             reasons.append("storage bound reached")
         forecast_error = agent.store.get_state("forecast_error")
@@ -185,6 +208,7 @@ def health_report(agent: Agent) -> dict[str, Any]:
         "reasons": reasons,
         "drivers": agent.supervisor.health(),
         "outbox_refused": [dataclasses.asdict(r) for r in refused],
+        **({"watermark": watermark} if watermark is not None else {}),
     }
 
 

@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from agent.clock import AcceleratedClock, Clock, SyncCheck, SystemClock
 from agent.config import AgentConfig
 from agent.contract import secagg_shop_filters
+from agent.coop.watermark import WatermarkGate
 from agent.errors import InternalThreadDied, PrivacyError
 from agent.licensing.desk import LicensingDesk
 from agent.ops.health import HealthServer
@@ -60,8 +61,12 @@ class Agent:
         self.ingest = IngestWriter(
             self.store, self.clock, categorize=config.pos.categorize if config.pos is not None else None
         )
-        self.releaser = WindowReleaser(config, self.store, self.clock, flush_ingest=self.ingest.flush)
-        self.publisher = Publisher(config, self.store, self.clock)
+        # Nothing is released after a start before the coop's watermark is read (agent/coop/watermark.py).
+        self.watermark = WatermarkGate(self.store, config.coop, config.store, config.mqtt.watermark_wait_s)
+        self.releaser = WindowReleaser(
+            config, self.store, self.clock, flush_ingest=self.ingest.flush, watermark=self.watermark
+        )
+        self.publisher = Publisher(config, self.store, self.clock, watermark=self.watermark)
         # Answers share the hourly release's journal and thread: the journal has one writer.
         self.licensing = (
             LicensingDesk(config, self.store, self.clock, self.releaser.journal)

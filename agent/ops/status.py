@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from fractions import Fraction
 from typing import Any
 
 from agent.config import AgentConfig
 from agent.contract import iso_utc
 from agent.coop.district import my_shop_vs_district
+from agent.coop.watermark import WATERMARK_KEY
 from agent.errors import StoreError
 from agent.owner import status_words as owner_status
 from agent.owner.contributions import contributions
 from agent.owner.localtime import LocalZone
+from agent.owner.sent import window_totals
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.ledger import verify_chain
+from agent.privacy.reconcile import lost_windows, watermark_problems
 from agent.privacy.reconcile import problems as journal_problems
 from agent.store import Store, outbox
 
@@ -110,28 +115,80 @@ def format_status(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _delivery(conn: sqlite3.Connection) -> dict[int, tuple[int, int, int]]:
+    """ledger id -> (delivered, pending, refused) outbox messages."""
+    out: dict[int, tuple[int, int, int]] = {}
+    for ledger_id, done, refused, total in conn.execute(
+        "SELECT ledger_id, sum(delivered_wall_ns IS NOT NULL), sum(delivered_wall_ns IS NULL AND rejections > 0),"
+        " count(*) FROM outbox GROUP BY ledger_id"
+    ):
+        out[int(ledger_id)] = (int(done), int(total) - int(done) - int(refused), int(refused))
+    return out
+
+
+def _delivery_words(counts: tuple[int, int, int] | None) -> str:
+    if counts is None:  # delivered rows are pruned with old raw data; a redraw-stopping row may have no messages
+        return "delivered (outbox rows since pruned)"
+    done, pending, refused = counts
+    if refused:
+        return f"{refused} refused by the broker, retrying; {done} delivered"
+    if pending:
+        return f"{pending} pending, {done} delivered"
+    return f"delivered ({done} message{'s' if done != 1 else ''})"
+
+
 def ledger_rows(config: AgentConfig) -> list[dict[str, Any]]:
+    """Every released (window, stream), oldest first, with the window in local time, the stream's epsilon, what
+    one unit cost in that window over all streams, and the delivery state; then any windows lost (skipped)."""
+    zone = LocalZone(config.owner_page.timezone if config.owner_page else "")
     store = _open(config)
     try:
-        cursor = store.conn().execute(
+        conn = store.conn()
+        totals = window_totals(conn)
+        delivery = _delivery(conn)
+        units = {int(i): str(u) for i, u in conn.execute("SELECT ledger_id, unit FROM privacy_spend")}
+        cursor = conn.execute(
             "SELECT id, window_start_ns, window_end_ns, stream, noisy_values, mechanism, parameters, epsilon,"
-            " sampler_version, released_wall_ns, hash FROM release_ledger ORDER BY id"
+            " sampler_version, released_wall_ns, hash FROM release_ledger ORDER BY window_start_ns, id"
         )
-        rows = []
+        rows: list[dict[str, Any]] = []
         for row_id, start, end, stream, values, mechanism, params, eps, sampler, released, digest in cursor:
+            unit = units.get(int(row_id), "")
+            total = totals.get((int(start), unit))
+            counts = delivery.get(int(row_id))
             rows.append(
                 {
                     "id": row_id,
                     "window_start": iso_utc(start),
                     "window_end": iso_utc(end),
+                    "window_local": zone.span(int(start), int(end)),
+                    "zone": zone.name,
                     "stream": stream,
                     "values": json.loads(values),
                     "mechanism": mechanism,
                     "parameters": json.loads(params),
                     "epsilon": eps,
+                    "unit": unit,
+                    "epsilon_window_total": None if total is None else _fraction_text(total),
+                    "delivery": _delivery_words(counts),
+                    "delivered": counts is None or (counts[1] == 0 and counts[2] == 0),
                     "sampler": sampler,
                     "released": iso_utc(released),
                     "hash": digest,
+                }
+            )
+        for from_ns, to_ns, windows in lost_windows(conn):
+            rows.append(
+                {
+                    "state": "lost",
+                    "window_start": iso_utc(from_ns),
+                    "window_end": iso_utc(to_ns),
+                    "window_local": zone.span(from_ns, to_ns),
+                    "zone": zone.name,
+                    "stream": None,
+                    "windows": windows,
+                    "delivery": "lost with the database and the journal; at or before the coop's watermark,"
+                    " so never drawn again",
                 }
             )
         return rows
@@ -139,18 +196,39 @@ def ledger_rows(config: AgentConfig) -> list[dict[str, Any]]:
         store.close()
 
 
+def _fraction_text(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+
+
 def format_ledger(rows: list[dict[str, Any]]) -> str:
+    """One block per window: its local time (zone named), what one unit cost in it over every stream, then each
+    stream's epsilon, delivery state and values."""
     if not rows:
         return "nothing has been released yet"
-    lines = [f"{'window start (UTC)':<21} {'stream':<15} {'epsilon':<8} noisy values as released"]
+    zone = rows[0]["zone"]
+    lines = [
+        f"windows in local time ({zone}); epsilon per unit: each stream's, and the window's total over all streams"
+    ]
+    current = None
     for row in rows:
+        if row.get("state") == "lost":
+            lines.append(
+                f"{row['window_local']} ({row['window_start']} to {row['window_end']}): {row['windows']} window(s)"
+                f" LOST: {row['delivery']}"
+            )
+            current = None
+            continue
+        if row["window_start"] != current:
+            current = row["window_start"]
+            total = f"epsilon {row['epsilon_window_total']} per {row['unit']}" if row["unit"] else "no spend recorded"
+            lines.append(f"{row['window_local']} ({row['window_start']}): {total} in this window, all streams")
         if row["mechanism"] == "distributed_discrete_gaussian":  # a secure-aggregation contribution
             values = f"masked input to round {row['values'].get('round_id', '?')} (the hub sees only the sum)"
         else:
             values = "  ".join(
                 f"{key}: " + " ".join(f"{f} {n}" for f, n in v.items()) for key, v in row["values"].items()
             )
-        lines.append(f"{row['window_start']:<21} {row['stream']:<15} {row['epsilon']:<8} {values}")
+        lines.append(f"  {row['stream']:<15} epsilon {row['epsilon']:<5} {row['delivery']:<28} {values}")
     return "\n".join(lines)
 
 
@@ -165,13 +243,31 @@ def round_sentences(config: AgentConfig) -> list[str]:
 
 
 def verify_ledger(config: AgentConfig) -> list[str]:
-    """Problems in the ledger's hash chain, in the release journal, or between the two."""
+    """Problems in the ledger's hash chain, in the release journal, between the two, or between the database and
+    the coop's watermark (as the agent last read it: `shopkeeper ledger verify` never connects as the store,
+    since the broker ties the store's identity to one session and would drop the running agent's)."""
     store = _open(config)
     try:
         journal = ReleaseJournal(config.data_dir / JOURNAL_NAME)
+        stored = store.get_state(WATERMARK_KEY)
+        found = verify_chain(store.conn()) + watermark_problems(store.conn(), int(stored) if stored else None)
         try:
-            return verify_chain(store.conn()) + journal_problems(store, journal)
+            return found + journal_problems(store, journal)
         except JournalError as exc:
-            return [*verify_chain(store.conn()), str(exc)]
+            return [*found, str(exc)]
     finally:
         store.close()
+
+
+def watermark_summary(config: AgentConfig) -> str:
+    """One line on the coop's watermark for `ledger verify`."""
+    store = _open(config)
+    try:
+        stored = store.get_state(WATERMARK_KEY)
+        lost = sum(n for _a, _b, n in lost_windows(store.conn()))
+    finally:
+        store.close()
+    if stored is None:
+        return "coop watermark: none read yet (a fresh store, or the hub has stored nothing of it)"
+    line = f"coop watermark: released through {iso_utc(int(stored))}"
+    return line + (f"; {lost} window(s) at or before it were lost and skipped, never drawn again" if lost else "")

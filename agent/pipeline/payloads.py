@@ -72,6 +72,8 @@ def queue_message(
         "window": {"start": iso_utc(start_ns), "end": iso_utc(end_ns), "seconds": window_s},
         "values": values,
         "late": outbox.is_late(end_ns, now_ns, grace_ns),
+        # door, store or category: so a reader summing over coop/v1/# can keep one scope (docs/topics.md)
+        "scope": plan.spec.scope(key),
         "privacy": {
             "mechanism": plan.mechanism,
             "epsilon": epsilon,

@@ -27,9 +27,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
-from agent.contract import HUB_SEGMENT, SECAGG
+from agent.contract import HUB_SEGMENT, SECAGG, watermark_topic
 from agent.contract.licensing import query_topic
 from agent.coop import district
+from agent.coop.watermark import WatermarkGate
 from agent.licensing import inbox
 from agent.pipeline import status_log
 from agent.store import Store, outbox
@@ -47,8 +48,12 @@ class Publisher:
         clock: Clock | None = None,
         retry_base_s: float = outbox.RETRY_BASE_S,
         retry_cap_s: float = outbox.RETRY_CAP_S,
+        watermark: WatermarkGate | None = None,
     ) -> None:
         self.config, self.store = config, store
+        self.watermark = watermark
+        self.watermark_topic = watermark_topic(config.coop, config.store)
+        self._barrier_mids: set[int] = set()  # SUBACKs that follow the watermark's retained message
         # Not used for timing: backoff and delivery times are real time, and `late` comes from the payload.
         self.clock = clock
         self.retry_base_s, self.retry_cap_s = retry_base_s, retry_cap_s
@@ -74,6 +79,7 @@ class Publisher:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self._cond = threading.Condition()
         self._connected = False
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq, until its PUBACK
@@ -147,7 +153,15 @@ class Publisher:
         birth = client.publish(self.config.status_topic, self._status("online", number), qos=1, retain=True)
         with self._cond:  # on the network thread: its PUBACK cannot be handled before this
             self._status_mids.add(birth.mid)
-        for topic in [*district.subscriptions(self.config), *self.round_filters]:
+        # The watermark first (QoS 0, so its retained copy is not held behind the broker's in-flight
+        # window): the SUBACKs of the next subscriptions then come after it (agent/coop/watermark.py).
+        client.subscribe(self.watermark_topic, qos=0)
+        for topic in district.subscriptions(self.config):
+            _rc, mid = client.subscribe(topic, qos=1)
+            if mid is not None:
+                with self._cond:
+                    self._barrier_mids.add(mid)
+        for topic in self.round_filters:
             client.subscribe(topic, qos=1)
         if self.config.licensing is not None:  # the coop's signed queries (agent/licensing)
             client.subscribe(query_topic(self.config.coop), qos=1)
@@ -184,7 +198,18 @@ class Publisher:
                 self._outcomes.append((seq, reason_code))
             self._cond.notify_all()
 
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _properties: Any) -> None:
+        with self._cond:
+            barrier = mid in self._barrier_mids
+            self._barrier_mids.discard(mid)
+        if barrier and self.watermark is not None:
+            self.watermark.answered()
+
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.watermark_topic:
+            if self.watermark is not None:
+                self.watermark.record(bytes(message.payload))
+            return
         if self.round_handler is not None and f"/{HUB_SEGMENT}/{SECAGG}/" in message.topic:
             self.round_handler(message.topic, bytes(message.payload))
             return

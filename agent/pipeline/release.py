@@ -19,6 +19,7 @@ import numpy as np
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
 from agent.contract import iso_utc
+from agent.coop.watermark import APPLIED_KEY, WATERMARK_KEY, WatermarkGate
 from agent.errors import PrivacyError
 from agent.pipeline import payloads
 from agent.pipeline.aggregate import Aggregator
@@ -27,7 +28,7 @@ from agent.privacy import accountant, ledger
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.journal import compact as compact_journal
 from agent.privacy.plan import StreamPlan
-from agent.privacy.reconcile import entries_for_ledger_ids, reconcile
+from agent.privacy.reconcile import NEXT_WINDOW_KEY, apply_watermark, entries_for_ledger_ids, reconcile
 from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
 from agent.store import Store, releases
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 # is larger than the threshold, so a small journal is never rewritten.
 JOURNAL_MESSAGES_KEEP_S = 30 * 86400
 JOURNAL_COMPACT_ABOVE_BYTES = 16 * 1024 * 1024
+WATERMARK_AHEAD_MAX_NS = 7 * 86400 * NS_PER_S  # a coop watermark further ahead than this is refused
 __all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
 
 
@@ -51,8 +53,10 @@ class WindowReleaser:
         clock: Clock,
         flush_ingest: Callable[[], object] = lambda: None,
         bits: BitSource | None = None,
+        watermark: WatermarkGate | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock
+        self.watermark = watermark  # None: no coop watermark is waited for (unit tests, tools)
         self.flush_ingest = flush_ingest
         self.bits = bits
         self.window_ns = config.window_s * NS_PER_S
@@ -71,7 +75,10 @@ class WindowReleaser:
         """Release every window whose end plus grace has passed; returns how many were released."""
         if not self.clock.synced():
             return 0
+        if self.watermark is not None and not self.watermark.ready():
+            return 0  # nothing is released after a start before the coop's watermark is read (or the wait ends)
         self.flush_ingest()
+        self.apply_watermark()
         if self._reconcile_due:  # a journal append failed: what it left decides, never a second draw
             reconcile(self.store, self.journal)
             self.windows.refresh()
@@ -81,6 +88,32 @@ class WindowReleaser:
             keep_after = self.clock.wall_ns() - JOURNAL_MESSAGES_KEEP_S * NS_PER_S
             compact_journal(self.journal, keep_after, JOURNAL_COMPACT_ABOVE_BYTES)
         return released
+
+    def apply_watermark(self) -> int:
+        """Skip to after the coop's watermark when it is ahead of the next window; returns windows lost."""
+        stored = self.store.get_state(WATERMARK_KEY)
+        if stored is None or stored == self.store.get_state(APPLIED_KEY):
+            return 0
+        if int(stored) > self.clock.wall_ns() + WATERMARK_AHEAD_MAX_NS:
+            # A synced clock a week behind the coop is not this box's: a hub bug or a wrong store id. Skipping
+            # to it would throw away every window until then, so it is refused, loudly, and nothing is skipped.
+            log.error(
+                "the coop's watermark %s is more than 7 days ahead of this box's clock: ignored (check the hub and"
+                " agent.store)",
+                iso_utc(int(stored)),
+            )
+            with self.store.transaction() as conn:
+                Store.bump_counter(conn, "watermark_ahead_ignored")
+                Store.set_state(conn, APPLIED_KEY, stored)
+            return 0
+        if self.store.get_state(NEXT_WINDOW_KEY) is None:  # as run_due does on a first start
+            self.windows.rebase()
+            self.windows.ensure_first_window()
+        lost = apply_watermark(self.store, int(stored), self.windows.window_ns)
+        with self.store.transaction() as conn:
+            Store.set_state(conn, APPLIED_KEY, stored)
+        self.windows.refresh()
+        return lost
 
     def settle_event_times(self) -> None:
         self.windows.settle_event_times()

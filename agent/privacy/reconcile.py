@@ -9,7 +9,11 @@ Run at start, and again after a failed journal append, before the first window i
   added to the journal;
 - the same (window, stream) with different contents in both is a disagreement: reported, never
   "fixed" by drawing anew;
-- the next window to release starts after the newest journaled window, whatever the clock says.
+- the next window to release starts after the newest journaled window, whatever the clock says;
+- then the coop's watermark (agent/coop/watermark.py; `apply_watermark`): a window at or before it is
+  released, whatever the database and the journal say. Those the two still hold were re-queued above
+  with their stored values; any other (both lost: a fresh disk, a restored data folder) is marked lost in
+  `lost_windows` and skipped, loudly (logged, counted, /health), never drawn.
 `problems` lists every disagreement for `shopkeeper ledger verify`, which fails on any.
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
+import time
 
 from agent.privacy.journal import JournalEntry, ReleaseJournal
 from agent.store import Store, releases
@@ -25,6 +30,7 @@ from agent.store import Store, releases
 log = logging.getLogger(__name__)
 
 NEXT_WINDOW_KEY = "next_window_start_ns"
+LOST_COUNTER = "windows_lost_below_watermark"
 
 
 @dataclasses.dataclass
@@ -113,3 +119,63 @@ def reconcile(store: Store, journal: ReleaseJournal) -> ReconcileReport:
     for problem in report.disagreements:
         log.error("%s", problem)
     return report
+
+
+def apply_watermark(store: Store, watermark_ns: int, window_ns: int) -> int:
+    """Move the next window to release past the coop's watermark; returns how many windows were lost.
+
+    Every window from the next one to release up to the watermark (rounded up to the window grid in force)
+    was released before, by this store, and its values are in neither the database nor the journal (those
+    were restored by `reconcile` first and moved the next window past them): it is recorded as lost,
+    counted, and skipped. It is never drawn again: that would be a second draw of a released window.
+    """
+    through = -(-watermark_ns // window_ns) * window_ns  # the first window start on the grid at or after it
+    with store.transaction() as conn:
+        row = conn.execute("SELECT value FROM agent_state WHERE key = ?", (NEXT_WINDOW_KEY,)).fetchone()
+        current = int(row[0]) if row is not None else None
+        if current is not None and current >= through:
+            return 0
+        windows = 0 if current is None else (through - current) // window_ns
+        if current is not None and windows:
+            conn.execute(
+                "INSERT INTO lost_windows VALUES (?, ?, ?, ?, ?) ON CONFLICT (from_ns) DO UPDATE SET"
+                " to_ns = max(to_ns, excluded.to_ns), windows = windows + excluded.windows",
+                (current, through, windows, watermark_ns, time.time_ns()),
+            )
+            Store.bump_counter(conn, LOST_COUNTER, windows)
+        Store.set_state(conn, NEXT_WINDOW_KEY, str(through))
+    if windows:
+        log.error(
+            "the coop's watermark says this store released every window up to %s, but neither the database nor"
+            " the release journal holds %d of them (both lost: a new disk or a restored data folder): they are"
+            " marked lost and skipped, never drawn again (`shopkeeper ledger` lists them)",
+            _iso(watermark_ns),
+            windows,
+        )
+    return windows
+
+
+def lost_windows(conn: sqlite3.Connection) -> list[tuple[int, int, int]]:
+    """(from_ns, to_ns, windows) of every run of windows skipped as lost, oldest first."""
+    return [(int(a), int(b), int(n)) for a, b, n in conn.execute(
+        "SELECT from_ns, to_ns, windows FROM lost_windows ORDER BY from_ns")]  # fmt: skip
+
+
+def watermark_problems(conn: sqlite3.Connection, watermark_ns: int | None) -> list[str]:
+    """Disagreement between the coop's watermark and what the database holds or recorded as lost."""
+    if watermark_ns is None:
+        return []
+    row = conn.execute("SELECT max(window_end_ns) FROM release_ledger").fetchone()
+    newest = int(row[0]) if row and row[0] is not None else 0
+    newest = max([newest, *(to_ns for _f, to_ns, _n in lost_windows(conn))])
+    if newest >= watermark_ns:
+        return []
+    return [
+        f"the coop's watermark says this store released every window up to {_iso(watermark_ns)}, but the database"
+        f" holds releases (or lost windows) only up to {_iso(newest) if newest else 'nothing'}: the database"
+        " forgot releases the coop holds (start the agent: it reconciles before releasing)"
+    ]
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns // 1_000_000_000))

@@ -226,6 +226,18 @@ def _privacy_filter(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX licensing_queries_status ON licensing_queries(status)")
 
 
+@migration("0013_watermark")
+def _watermark(db: sqlite_utils.Database) -> None:
+    # Windows the coop's watermark says were released but that neither the database nor the release
+    # journal holds (both lost): skipped, never drawn again, and recorded here as one row per run of
+    # windows, so `shopkeeper ledger` and `ledger verify` can account for every window up to the watermark.
+    db.execute(
+        """CREATE TABLE lost_windows (
+            from_ns INTEGER NOT NULL PRIMARY KEY, to_ns INTEGER NOT NULL, windows INTEGER NOT NULL,
+            watermark_ns INTEGER NOT NULL, recorded_wall_ns INTEGER NOT NULL)"""
+    )
+
+
 @migration("0014_forecasts")
 def _forecasts(db: sqlite_utils.Database) -> None:
     # The shop's own forecasts (agent/forecast), local only. `forecast_history` keeps hourly footfall and

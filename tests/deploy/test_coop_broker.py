@@ -277,18 +277,29 @@ def test_the_agents_publisher_delivers_over_tls_with_the_stores_certificate(
     assert f"{COOP}/store-a/status" in topics
 
 
-def test_a_store_cannot_read_another_stores_alerts_only_its_own(members: dict[str, Member]) -> None:
+@pytest.mark.parametrize("kind", ["alerts", "sales-position", "watermark"])
+def test_a_store_reads_only_its_own_private_hub_topics(members: dict[str, Member], kind: str) -> None:
     hub, store_a, store_b = members["_hub"], members["store-a"], members["store-b"]
     store_a.subscribe(f"{COOP}/_hub/#")
     store_b.subscribe(f"{COOP}/_hub/#")
-    hub.publish(f"{COOP}/_hub/t2/alerts/store-b", b"alert-for-b")
-    hub.publish(f"{COOP}/_hub/t2/alerts/store-a", b"alert-for-a")
+    hub.publish(f"{COOP}/_hub/t2/{kind}/store-b", f"{kind}-for-b".encode())
+    hub.publish(f"{COOP}/_hub/t2/{kind}/store-a", f"{kind}-for-a".encode())
     hub.publish(f"{COOP}/_hub/t1/benchmarks/footfall/hourly", b"benchmark-for-all")
-    for member, own in ((store_a, b"alert-for-a"), (store_b, b"alert-for-b")):
+    for member, own in ((store_a, f"{kind}-for-a".encode()), (store_b, f"{kind}-for-b".encode())):
         member.wait_for(own)
         member.wait_for(b"benchmark-for-all")
-    assert store_a.payloads() == {b"alert-for-a", b"benchmark-for-all"}
-    assert store_b.payloads() == {b"alert-for-b", b"benchmark-for-all"}
+    assert store_a.payloads() == {f"{kind}-for-a".encode(), b"benchmark-for-all"}
+    assert store_b.payloads() == {f"{kind}-for-b".encode(), b"benchmark-for-all"}
+
+
+def test_only_the_hub_writes_a_stores_watermark(members: dict[str, Member]) -> None:
+    """A store that could write its own watermark could wind it back, and a fresh disk would then redraw."""
+    hub, store_a = members["_hub"], members["store-a"]
+    hub.subscribe(f"{COOP}/#")
+    store_a.publish(f"{COOP}/_hub/t2/watermark/store-a", b"forged-watermark")
+    store_a.publish(f"{COOP}/store-a/t1/footfall/hourly", b"a-after")  # same connection, so it arrives last
+    hub.wait_for(b"a-after")
+    assert b"forged-watermark" not in hub.payloads()
 
 
 def test_a_store_cannot_write_topics_outside_the_contract_shapes(members: dict[str, Member]) -> None:

@@ -1,5 +1,6 @@
 """Release once survives a lying disk: SIGKILL plus WAL damage, a restore from an older backup and a
-deleted database, on real agent processes, a real simulator and a real Mosquitto (DESIGN.md promise 9).
+deleted database, on real agent processes, a real simulator and a real Mosquitto (DESIGN.md promise 9);
+and, with a real hub, the case the journal alone cannot save: database and journal both lost.
 
 A subscriber on `#` records everything. No (window, stream, key) may ever be published with two value
 sets; `shopkeeper ledger verify` must fail exactly when the database and the release journal disagree.
@@ -19,10 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from agent.clock import NS_PER_S
+from agent.contract import parse_iso
 from agent.demo.local_broker import LocalBroker
 from agent.privacy.journal import JOURNAL_NAME
 from tests import torture
 from tests.e2e.harness import Shop, wait_until
+from tests.hub.conftest import HubProcess, write_hub_config
 from tests.mqtt_watch import Subscriber
 
 TRIALS = torture.count(20, 60)  # issue 13: "at least 20 seeded trials"
@@ -95,9 +99,12 @@ def test_no_window_is_published_twice_with_different_values_whatever_the_disk_do
         for trial in range(TRIALS):
             shop.start_agent()
             released_before = len(journal_keys(journal))
+
             # Let this run release at least one new window (the clock runs an hour a second), then kill it.
-            wait_until(lambda n=released_before: len(journal_keys(journal)) > n, 60, f"run {trial} to release",
-                       shop.agent_log)  # fmt: skip
+            def released_more(n: int = released_before) -> bool:
+                return len(journal_keys(journal)) > n
+
+            wait_until(released_more, 60, f"run {trial} to release", shop.agent_log)
             time.sleep(rng.uniform(0.0, 1.0))  # a seeded kill point in the middle of ingest, release and publish
             shop.kill_agent(signal.SIGKILL)
             if trial == BACKUP_AT:
@@ -150,3 +157,69 @@ def test_no_window_is_published_twice_with_different_values_whatever_the_disk_do
         assert code == (1 if disagree else 0), f"trial {trial}: disagree={disagree} but ledger verify exited {code}"
     assert any(disagree for _t, disagree, _c in verdicts), "some trial made the database forget a release"
     assert final_db == final_journal and final_verify == 0, "after the last start, database and journal agree"
+
+
+def watermark_through(sub: Subscriber, store: str) -> int:
+    """The newest `released_through` (s) the hub has published for `store`, 0 before any."""
+    newest = 0
+    for topic, payload, _retained in sub.messages():
+        if topic.endswith(f"/_hub/t2/watermark/{store}") and payload:
+            newest = max(newest, parse_iso(json.loads(payload)["released_through"]))
+    return newest
+
+
+@pytest.mark.slow
+def test_the_coops_watermark_alone_stops_a_second_draw_when_database_and_journal_are_lost(
+    tmp_path: Path, broker: LocalBroker
+) -> None:
+    """A fresh disk (database AND journal gone) on a box whose clock restarts 3 hours behind: without the
+    watermark the agent would draw those 3 hours again; with it they are lost and skipped, never redrawn."""
+    hub = HubProcess(
+        write_hub_config(tmp_path / "hub.toml", broker.port, str(tmp_path / "hub.db")), tmp_path / "hub.log"
+    )
+    shop = Shop(tmp_path / "shop", broker.port, factor=600, hours=48, lead_s=300)  # 1 real second = 10 minutes
+    journal = shop.db_path.parent / JOURNAL_NAME
+    sub = Subscriber(broker.port, "coop/v1/riverside/#", client_id="watermark-watch")
+    behind = tmp_path / "clock-offset"
+    try:
+        hub.start().wait_subscribed()
+        shop.start_sim()
+        shop.start_agent()
+        first = shop.start.timestamp()
+        wait_until(lambda: watermark_through(sub, "demo-store") >= first + 3 * 3600, 60,
+                   "the hub to hold 3 windows of the shop", shop.agent_log)  # fmt: skip
+        shop.kill_agent(signal.SIGKILL)
+        through = watermark_through(sub, "demo-store")
+        for path in [*database_files(shop.db_path), journal]:
+            path.unlink(missing_ok=True)  # a new disk: nothing of the shop's own records is left
+        behind.write_text(str(-3 * 3600 * NS_PER_S))  # and the box's clock comes back 3 hours behind
+        shop.env["SHOPKEEPER_CLOCK_OFFSET_FILE"] = str(behind)
+        # A loaded test machine may take seconds to connect; the production default waits a minute.
+        text = shop.config_path.read_text().replace("watermark_wait_s = 3", "watermark_wait_s = 60")
+        shop.config_path.write_text(text)
+        shop.start_agent()
+        # Until the agent's (late) clock has passed the watermark by a window, every window it would have
+        # drawn again has come due: wait for its first release after the watermark.
+        wait_until(lambda: int(shop.scalar("SELECT count(*) FROM release_ledger")) > 0, 60,
+                   "the first release after the restart", shop.agent_log)  # fmt: skip
+        lost = int(shop.scalar("SELECT value FROM counters WHERE name = 'windows_lost_below_watermark'"))
+        first_after = int(shop.scalar("SELECT min(window_start_ns) FROM release_ledger")) // NS_PER_S
+        wait_until(lambda: shop.scalar("SELECT count(*) FROM outbox WHERE delivered_wall_ns IS NULL") == 0, 30,
+                   "the outbox to drain", shop.agent_log)  # fmt: skip
+        verify = verify_exit_code(shop.config_path)
+    finally:
+        shop.stop()
+        hub.stop()
+        sub.close()
+    assert lost >= 1, "the restarted clock was behind the watermark: windows would have been drawn again"
+    assert first_after >= through, "nothing at or before the watermark was drawn again"
+    seen: dict[tuple[str, str, str], dict[str, object]] = {}
+    for topic, payload, _retained in sub.messages():
+        if "/_hub/" in topic or topic.endswith("/status") or not payload:
+            continue
+        message = json.loads(payload)
+        key = (message["stream"], message["window"]["start"], str(message.get("door", "")))
+        previous = seen.setdefault(key, message["values"])
+        assert previous == message["values"], f"{key} was published with two value sets: {previous} and {message}"
+    assert "marked lost and skipped" in shop.agent_log_full()
+    assert verify == 0, "database (with its lost windows), journal and watermark agree"

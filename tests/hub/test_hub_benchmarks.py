@@ -17,7 +17,7 @@ from hub.benchmarks import (
 )
 from hub.contract import Summary, hub_validator
 from hub.db import Connection
-from hub.queries import ShopSales, shop_sales
+from hub.queries import ShopSales, latest_benchmark_payload, shop_sales
 from hub.storage import store_batch
 from tests.hub.test_hub_storage import T0, sale, summary
 
@@ -101,15 +101,25 @@ def test_sales_benchmarks_from_stored_t2_summaries(conn: Connection) -> None:
     store_batch(conn, "w1", rows)
     assert [s.store for s in shop_sales(conn, [T0]) if s.shares() is not None] == ["s0", "s1", "s2"]
     published = dict(refresh_sales_benchmarks(conn, "riverside", 3, [T0]))
-    shares = json.loads(published["coop/v1/riverside/_hub/t1/benchmarks/sales-share/2025-11-16T00:00:00Z"])
-    assert shares["n_shops"] == 3 and shares["streams"] == ["sales-revenue/hourly"]
+    # Nothing on tier 1: only each shop's own position, on its private topic.
+    assert sorted(published) == [f"coop/v1/riverside/_hub/t2/sales-position/s{i}" for i in (0, 1, 2, 5)]
+    shares = latest_benchmark_payload(conn, "sales-share", T0, 3600)  # the admin's quartiles, stored only
+    assert shares is not None and shares["n_shops"] == 3 and shares["streams"] == ["sales-revenue/hourly"]
     assert shares["categories"]["bakery"] == {"n_shops": 3, "p25": 0.375, "median": 0.5, "p75": 0.625}
     assert shares["categories"]["dairy"]["median"] == 0.0
     assert shares["privacy"]["post_processing"] is True
-    value = json.loads(published["coop/v1/riverside/_hub/t1/benchmarks/basket-value/2025-11-16T00:00:00Z"])
+    value = latest_benchmark_payload(conn, "basket-value", T0, 3600)
     # total revenue / baskets: s0 350/10, s1 350/20, s2 350/30; s3, s4 incomplete; s5 total clamped to 0 / 5.
-    assert value["n_shops"] == 4 and value["median"] == pytest.approx((350 / 30 + 350 / 20) / 2)
+    assert value is not None and value["n_shops"] == 4
+    assert value["median"] == pytest.approx((350 / 30 + 350 / 20) / 2)
     for doc in (shares, value):
         assert list(hub_validator("benchmark.v1.json").iter_errors(doc)) == []
+    s0 = json.loads(published["coop/v1/riverside/_hub/t2/sales-position/s0"])
+    # s0's bakery share 0.25 is below p25 (0.375); its basket value 35.0 is the highest of four.
+    assert s0["categories"]["bakery"] == {"n_shops": 3, "band": "below_p25"}
+    assert s0["basket_value"] == {"n_shops": 4, "band": "above_p75"}
+    assert list(hub_validator("sales-position.v1.json").iter_errors(s0)) == []
+    s5 = json.loads(published["coop/v1/riverside/_hub/t2/sales-position/s5"])
+    assert s5["categories"] == {} and s5["basket_value"] == {"n_shops": 4, "band": "below_p25"}
     assert refresh_sales_benchmarks(conn, "riverside", 3, [T0]) == []  # unchanged: not published again
     assert refresh_sales_benchmarks(conn, "riverside", 5, [T0]) == []  # too few shops

@@ -167,6 +167,11 @@ def test_each_streams_schema_matches_its_spec(spec) -> None:  # type: ignore[no-
     for value in spec.values:
         assert value.minimum < 0 < value.maximum  # noisy values may be negative
         assert value.holds(None) and value.holds(0) and not value.holds(value.maximum + 1)
+    # `scope` is optional in v1 (older agents omit it), and allows exactly the scopes the stream's keys have.
+    assert "scope" in props and "scope" not in schema["required"]
+    allowed = {props["scope"]["const"]} if "const" in props["scope"] else set(props["scope"]["enum"])
+    keys = ["all"] if spec.key_field is None else ["front", "all"] if spec.key_field == "door" else ["bakery", "all"]
+    assert {spec.scope(k) for k in keys} == allowed
 
 
 def test_the_contract_and_the_hub_import_nothing_else_of_the_agent() -> None:
