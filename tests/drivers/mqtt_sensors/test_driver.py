@@ -303,6 +303,7 @@ def agent_health(driver: MqttSensorsDriver, tmp_path: Path) -> dict[str, Any]:
         store=Store(tmp_path / "shopkeeper.db"),
         ingest=SimpleNamespace(stats=lambda: {"store_error": ""}),
         supervisor=SimpleNamespace(health=lambda: {driver.name: {"running": True, **driver.health()}}),
+        home_assistant=None,
     )
     return health_report(agent)  # type: ignore[arg-type]
 

@@ -210,6 +210,7 @@ def test_a_bad_file_is_refused_with_its_reason_and_later_files_are_stored(case: 
         wait(lambda: (folder / "failed" / f"{name}.reason.txt").exists(), "the refusal")
         drop(folder, "b.csv", HEADER + "G1,Tea,1,1.50\n")
         wait(lambda: (folder / "done" / "b.csv").exists(), "the later good file")
+        wait(lambda: driver.health()["files_done"] == 1, "the later file counted")  # counted after its move
         health = driver.health()
     finally:
         driver.stop()
