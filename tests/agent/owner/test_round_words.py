@@ -63,6 +63,11 @@ def test_a_refused_round_says_nothing_was_sent_and_costs_nothing(tmp_path: Path)
 def test_the_ledger_text_names_a_contribution_without_values(tmp_path: Path) -> None:
     row = {
         "window_start": "2026-11-17T10:00:00Z",
+        "window_local": "Tue 17 Nov 2026 11:00",
+        "zone": "Europe/Berlin",
+        "unit": "door_event",
+        "epsilon_window_total": "1",
+        "delivery": "sent (masked input)",
         "stream": "secagg:footfall_store",
         "epsilon": "rho=1/112",
         "mechanism": "distributed_discrete_gaussian",
@@ -70,3 +75,4 @@ def test_the_ledger_text_names_a_contribution_without_values(tmp_path: Path) -> 
     }
     text = format_ledger([row])
     assert "masked input to round r-1 (the hub sees only the sum)" in text
+    assert "Tue 17 Nov 2026 11:00 (2026-11-17T10:00:00Z)" in text and "local time (Europe/Berlin)" in text
