@@ -34,7 +34,9 @@ from agent.coop.secagg.transport import HUB_STEP_KINDS, RoundOpening, RoundResul
 from agent.errors import PrivacyError
 from agent.pipeline.aggregate import Aggregator
 from agent.privacy.contribution import charge_contribution, charged_rho
+from agent.privacy.journal import JOURNAL_NAME, ReleaseJournal
 from agent.privacy.plan import StreamPlan
+from agent.privacy.reconcile import entries_for_ledger_ids
 from agent.privacy.sampler import discrete_gaussian
 from agent.store import Store, releases
 from agent.store import secagg as rounds_sql
@@ -67,7 +69,7 @@ class _Contribution(WindowLedger):
             if taken:
                 raise Refused(f"windows already entered round(s) {sorted(set(taken.values()))}; refusing a second")
             wall = self.owner.clock.wall_ns()
-            charge_contribution(
+            ledger_ids = charge_contribution(
                 conn,
                 config.filter_budget,  # the window's lifetime budget: the hourly release already spent in it
                 self.plan,
@@ -79,6 +81,10 @@ class _Contribution(WindowLedger):
                 wall,
             )
             rounds_sql.mark_input_sent(conn, round_id, self.values, wall)
+            # In the release journal before COMMIT, like every release: a lost or rolled-back database then
+            # gets the charge and the trap back at the next start (reconcile), so the window never enters a
+            # second round and its lifetime budget still counts this round.
+            self.owner.journal.append(entries_for_ledger_ids(conn, ledger_ids))
 
 
 class _Live:
@@ -92,9 +98,18 @@ class _Live:
 class RoundParticipant:
     """Answers the hub's round messages with this shop's protocol steps."""
 
-    def __init__(self, config: AgentConfig, store: Store, clock: Clock, send: Callable[[str, bytes], None]) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        store: Store,
+        clock: Clock,
+        send: Callable[[str, bytes], None],
+        journal: ReleaseJournal | None = None,
+    ) -> None:
         assert config.secagg is not None
         self.config, self.settings, self.store, self.clock, self.send = config, config.secagg, store, clock, send
+        # The agent passes the release thread's journal (one instance, one lock); alone (tests), its own.
+        self.journal = journal if journal is not None else ReleaseJournal(config.data_dir / JOURNAL_NAME)
         self.identity = identity.load_or_create(self.settings.identity_key)
         self.aggregator = Aggregator(config, store)
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=INBOX_MAX)

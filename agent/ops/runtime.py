@@ -86,7 +86,9 @@ class Agent:
 
             # On the publisher's connection: the coop broker ties a client id to the certificate, so a second
             # client of this shop would disconnect the first (agent/coop/round_participant.py).
-            self.rounds = RoundParticipant(config, self.store, self.clock, self.publisher.send_round_message)
+            self.rounds = RoundParticipant(
+                config, self.store, self.clock, self.publisher.send_round_message, journal=self.releaser.journal
+            )
             self.publisher.round_handler = self.rounds.on_message
             self.publisher.round_filters = secagg_shop_filters(config.coop, config.store)
         self.stopped = threading.Event()

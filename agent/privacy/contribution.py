@@ -52,9 +52,10 @@ def charge_contribution(
     rho: Fraction,
     parameters: dict[str, object],
     wall_ns: int,
-) -> None:
+) -> list[int]:
     """Charge `rho` to each window of the round for `plan`'s unit; PrivacyError (nothing written) if any
-    window would go over the budget. Must run inside the transaction that marks the input sent."""
+    window would go over the budget. Must run inside the transaction that marks the input sent. Returns the
+    ledger ids written, for the release journal (the caller appends them before it commits)."""
     cost = dataclasses.replace(plan, mechanism="discrete_gaussian", epsilon=None, rho=rho)
     for start in window_starts_ns:
         problem = accountant.over_budget(conn, budget, start, cost)
@@ -62,6 +63,7 @@ def charge_contribution(
             raise PrivacyError(f"round {round_id}: contributing {plan.name} would spend {problem} per {plan.unit}")
     stream = rounds_sql.SPEND_PREFIX + plan.name
     rounds_sql.spend_windows(conn, plan.name, window_starts_ns, round_id)
+    ledger_ids = []
     for start in window_starts_ns:
         row: dict[str, object] = {
             "window_start_ns": start,
@@ -78,4 +80,6 @@ def charge_contribution(
         row["prev_hash"] = ledger.last_hash(conn)
         row["hash"] = ledger.row_hash(str(row["prev_hash"]), row)
         ledger_id = releases.insert_ledger_row(conn, row)
+        ledger_ids.append(ledger_id)
         releases.insert_spend(conn, start, stream, plan.unit, "", str(rho), ledger_id, kind=accountant.SECURE_ROUND)
+    return ledger_ids

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ class ReleaseJournal:
         self.path = Path(path)
         self._last_hash: str | None = None
         self._known_size = -1  # the file's size when _last_hash was taken; another size means re-read
+        # Two threads write releases: the release thread (hourly windows, query answers, compaction) and the
+        # secure-aggregation job (contributions). Each append happens inside its SQLite write transaction, so
+        # journal order is ledger order; the lock keeps an append out of the middle of another or of compact().
+        self.lock = threading.RLock()
 
     def read(self, repair: bool = True) -> list[JournalEntry]:
         """Every entry, oldest first; a torn last line is dropped, and cut from the file when `repair`.
@@ -112,6 +117,10 @@ class ReleaseJournal:
         """Write entries as whole lines and fsync them; raises JournalError (nothing is released) on failure."""
         if not entries:
             return
+        with self.lock:
+            self._append(entries)
+
+    def _append(self, entries: list[JournalEntry]) -> None:
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -160,6 +169,11 @@ def compact(journal: ReleaseJournal, keep_messages_after_ns: int, min_bytes: int
     (what stops a redraw) but drop their outbox messages (delivered long ago), once the file is larger than
     `min_bytes`. The file is rewritten whole, re-chained, fsynced and renamed over the old one, so a crash
     leaves either file intact. Returns how many entries lost their messages."""
+    with journal.lock:
+        return _compact(journal, keep_messages_after_ns, min_bytes)
+
+
+def _compact(journal: ReleaseJournal, keep_messages_after_ns: int, min_bytes: int) -> int:
     try:
         if journal.path.stat().st_size <= min_bytes:
             return 0

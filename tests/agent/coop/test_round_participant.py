@@ -254,3 +254,26 @@ def test_a_hub_opening_more_rounds_than_the_daily_cap_is_ignored(setup: Setup) -
     )
     assert setup.sent == [] and state(setup, "r-1") == {}  # not even recorded: the ledger cannot be flooded
     assert setup.store.counters().get("secagg_rounds_over_daily_cap") == 1
+
+
+def test_a_contribution_is_journaled_so_a_lost_database_keeps_its_charge_and_its_trap(setup: Setup) -> None:
+    from agent.privacy.journal import JOURNAL_NAME, ReleaseJournal
+    from agent.privacy.reconcile import reconcile
+    from agent.store import secagg as rounds_sql
+
+    run_round(setup, setup.participant(), setup.round("r-1", range(3)), [0, 0, 0])
+    starts = [(DAY_S + w * WINDOW_S) * NS_PER_S for w in range(3)]
+    journal = ReleaseJournal(setup.config.data_dir / JOURNAL_NAME)
+    journaled = [e.key for e in journal.read(repair=False)]
+    assert journaled == [(s, "secagg:footfall_store") for s in starts]  # before COMMIT, one entry per window
+    charged = secagg_spends(setup)
+    # The database is lost (a fresh file), the journal survives: reconcile puts the charge back, and the
+    # trap (a window enters one round, ever) holds on the restored ledger rows alone.
+    setup.store.close()
+    setup.config.db_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{setup.config.db_path}{suffix}").unlink(missing_ok=True)
+    setup.store = Store(setup.config.db_path)
+    assert reconcile(setup.store, journal).restored == 3
+    assert secagg_spends(setup) == charged
+    assert rounds_sql.spent_windows(setup.store.conn(), "footfall_store", starts) == {s: "r-1" for s in starts}
