@@ -49,6 +49,8 @@ HELP = {
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
+    "shopkeeper_kernel_worker_starts_total": ("counter", "Kernel worker processes started (one per release tick)."),
+    "shopkeeper_kernel_worker_failures_total": ("counter", "Kernel worker deaths, hangs and failed requests."),
 }
 
 
@@ -71,6 +73,8 @@ def collect(agent: Agent) -> list[Sample]:
         ("shopkeeper_mqtt_connected", {}, int(agent.publisher.connected)),
         ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
         ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
+        ("shopkeeper_kernel_worker_starts_total", {}, getattr(agent.releaser.kernels, "starts", 0)),
+        ("shopkeeper_kernel_worker_failures_total", {}, getattr(agent.releaser.kernels, "failures", 0)),
     ]
     for reason in ("age", "size"):
         samples.append(("shopkeeper_dropped_total", {"reason": reason}, counters.get(f"dropped_raw_{reason}", 0)))
@@ -128,6 +132,8 @@ def health_report(agent: Agent) -> dict[str, Any]:
         reasons.append("not connected to the coop broker")
     if not agent.clock.synced():
         reasons.append("clock not synchronised: windows are held")
+    if agent.release_error:
+        reasons.append(f"window release failing (retried every tick): {agent.release_error}")
     store_error = agent.ingest.stats()["store_error"]
     if store_error:
         reasons.append(f"readings are not being stored: {store_error}")

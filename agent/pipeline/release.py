@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,14 +22,16 @@ from agent.config import AgentConfig
 from agent.contract import iso_utc
 from agent.errors import PrivacyError
 from agent.pipeline import payloads
+from agent.kernels.worker_process import InProcessKernels, KernelWorker, Kernels
 from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.journal import compact as compact_journal
-from agent.privacy.plan import StreamPlan
 from agent.privacy.reconcile import entries_for_ledger_ids, reconcile
-from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
+from agent.privacy.bit_source import BitSource
+from agent.privacy.plan import StreamPlan
+from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.store import Store, releases
 
 log = logging.getLogger(__name__)
@@ -51,10 +54,17 @@ class WindowReleaser:
         clock: Clock,
         flush_ingest: Callable[[], object] = lambda: None,
         bits: BitSource | None = None,
+        kernels: Kernels | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock
         self.flush_ingest = flush_ingest
         self.bits = bits
+        # Counting and noise run in a kernel worker process started per release (no numba resident);
+        # a given bit source (tests only) cannot cross a process, so it keeps the kernels in process.
+        if kernels is None:
+            kernels = KernelWorker() if bits is None else InProcessKernels(bits)
+        self.kernels = kernels
+        self.last_release_s = 0.0  # window start of the release to its commit, for logs and benchmarks
         self.window_ns = config.window_s * NS_PER_S
         self.grace_ns = config.grace_s * NS_PER_S
         # The journal is reconciled before the window grid is read: it may move the next window on.
@@ -76,7 +86,8 @@ class WindowReleaser:
             reconcile(self.store, self.journal)
             self.windows.refresh()
             self._reconcile_due = False
-        released = self.windows.run_due(self.release_window)
+        with self.kernels.session():  # one worker for every window due now; none started if none is due
+            released = self.windows.run_due(self.release_window)
         if released:  # in this thread, between appends: the journal has one writer
             keep_after = self.clock.wall_ns() - JOURNAL_MESSAGES_KEEP_S * NS_PER_S
             compact_journal(self.journal, keep_after, JOURNAL_COMPACT_ABOVE_BYTES)
@@ -88,12 +99,14 @@ class WindowReleaser:
     def release_window(self, start_ns: int, end_ns: int | None = None) -> None:
         """Aggregate, draw all noise once, and commit ledger + spends + outbox + next window together."""
         end_ns = start_ns + self.windows.window_ns if end_ns is None else end_ns
-        true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
-        noisy: dict[str, np.ndarray] = {}
-        # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
-        for plan in self.config.streams:
-            true = true_tables[plan.name]
-            noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
+        began = time.monotonic()
+        with self.kernels.session():
+            true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
+            noisy: dict[str, np.ndarray] = {}
+            # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
+            for plan in self.config.streams:
+                true = true_tables[plan.name]
+                noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
         with self.store.transaction() as conn:
             recorded = []
             for plan in self.config.streams:
@@ -109,13 +122,19 @@ class WindowReleaser:
                 self._reconcile_due = True
                 raise
         self.windows.refresh()
-        log.info("released window %s (%s)", iso_utc(start_ns), ", ".join(p.name for p in self.config.streams))
+        self.last_release_s = time.monotonic() - began
+        log.info(
+            "released window %s (%s) in %.3f s",
+            iso_utc(start_ns),
+            ", ".join(p.name for p in self.config.streams),
+            self.last_release_s,
+        )
 
     def _noise(self, plan: StreamPlan, count: int) -> np.ndarray:
         num, den = plan.noise_parameters()
         if plan.mechanism == "discrete_laplace":
-            return discrete_laplace(num, den, count, self.bits)
-        return discrete_gaussian(num, den, count, self.bits)
+            return self.kernels.discrete_laplace(num, den, count)
+        return self.kernels.discrete_gaussian(num, den, count)
 
     # -- the transaction's parts -------------------------------------------------------------------
     def _check_budget(self, conn: sqlite3.Connection, start_ns: int, plan: StreamPlan) -> None:

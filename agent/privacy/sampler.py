@@ -25,6 +25,7 @@ import numpy as np
 
 from agent.errors import PrivacyError
 from agent.kernels.numba_shim import njit
+from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.privacy.bits import (
     ERROR_BOUND,
     ERROR_NONE,
@@ -57,8 +58,6 @@ __all__ = [
     "laplace_tail_bound",
 ]
 
-#: Recorded in the release ledger next to every noisy value; bump when the output stream changes.
-SAMPLER_VERSION = "cks20-numba-1"
 
 #: Caps (after reducing the fraction) that keep every kernel product below 2**62.
 MAX_LAPLACE_SCALE_PART = 1 << 48
