@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -162,6 +163,18 @@ def health_report(agent: Agent) -> dict[str, Any]:
         "reasons": reasons,
         "drivers": agent.supervisor.health(),
         "outbox_refused": [dataclasses.asdict(r) for r in refused],
+        "kernels": kernel_state(agent),
+    }
+
+
+def kernel_state(agent: Agent) -> dict[str, Any]:
+    """Whether this (resident) process holds the JIT, and the kernel worker's record; numba belongs in the worker."""
+    kernels = agent.releaser.kernels
+    return {
+        "jit_loaded_here": any(m in sys.modules for m in ("numba", "llvmlite")),
+        "worker_pid": getattr(kernels, "pid", None),
+        "worker_starts": getattr(kernels, "starts", 0),
+        "worker_failures": getattr(kernels, "failures", 0),
     }
 
 

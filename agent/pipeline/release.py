@@ -72,7 +72,7 @@ class WindowReleaser:
         reconcile(store, self.journal)
         self._reconcile_due = False
         self.windows = WindowClose(config, store, clock)
-        self.aggregate = Aggregator(config, store)
+        self.aggregate = Aggregator(config, store, self.kernels)
 
     def next_window_start(self) -> int:
         return self.windows.next_window_start()
