@@ -21,16 +21,16 @@ from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
 from agent.contract import iso_utc
 from agent.errors import PrivacyError
+from agent.kernels.worker_process import InProcessKernels, Kernels, KernelWorker
 from agent.pipeline import payloads
-from agent.kernels.worker_process import InProcessKernels, KernelWorker, Kernels
 from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
+from agent.privacy.bit_source import BitSource
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.journal import compact as compact_journal
-from agent.privacy.reconcile import entries_for_ledger_ids, reconcile
-from agent.privacy.bit_source import BitSource
 from agent.privacy.plan import StreamPlan
+from agent.privacy.reconcile import entries_for_ledger_ids, reconcile
 from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.store import Store, releases
 

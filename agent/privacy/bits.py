@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.kernels.numba_shim import njit
+
 # The byte source lives in bit_source (no numba there); re-exported for the samplers' old imports.
 from agent.privacy.bit_source import BitSource, DeterministicBitSource, Word32Array  # noqa: F401
 

@@ -25,7 +25,6 @@ import numpy as np
 
 from agent.errors import PrivacyError
 from agent.kernels.numba_shim import njit
-from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.privacy.bits import (
     ERROR_BOUND,
     ERROR_NONE,
@@ -43,6 +42,7 @@ from agent.privacy.bits import (
     draw_uniform_below,
     new_state,
 )
+from agent.privacy.sampler_version import SAMPLER_VERSION
 
 __all__ = [
     "MAX_GAUSSIAN_SIGMA2_DEN",
