@@ -34,6 +34,8 @@ REQUEST_TIMEOUT_S = 600.0
 class Kernels(Protocol):
     """What the release needs from the numba kernels, wherever they run."""
 
+    keep_alive: bool  # True: a worker is kept between sessions (the next release is only seconds away)
+
     def count_footfall(
         self, window_idx: Int64Array, door_idx: Int64Array, entries: Int64Array, exits: Int64Array, nw: int, nd: int
     ) -> Int64Array: ...
@@ -54,7 +56,8 @@ class KernelWorker:
         self.timeout_s = timeout_s
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
-        self._holders = 0  # open sessions and thermal streams; the child is stopped when this drops to 0
+        self._holders = 0  # open sessions; the child is stopped when this drops to 0 (unless keep_alive)
+        self.keep_alive = False
         self.starts = 0  # children started (for /metrics and the footprint benchmark)
         self.failures = 0
         self.last_start_s = 0.0
@@ -76,11 +79,11 @@ class KernelWorker:
     def release(self) -> None:
         with self._lock:
             self._holders = max(0, self._holders - 1)
-            if self._holders == 0:
+            if self._holders == 0 and not self.keep_alive:
                 self.close()
 
     def close(self) -> None:
-        """Stop the child (end of input, then a kill if it lingers)."""
+        """Stop the child now, whatever keep_alive says (end of input, then a kill if it lingers)."""
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is None:
@@ -134,7 +137,7 @@ class KernelWorker:
                     f"kernel worker (pid {proc.pid}) failed during {op}: {exc} (exit code {code}); "
                     "nothing was released, the window is retried at the next tick"
                 ) from exc
-            if self._holders == 0:  # a request outside any session: do not keep the child
+            if self._holders == 0 and not self.keep_alive:  # a request outside any session
                 self.close()
         status, *rest = answer
         if status == "ok":
@@ -174,6 +177,7 @@ class InProcessKernels:
 
     def __init__(self, bits: Any = None) -> None:
         self.bits = bits
+        self.keep_alive = False  # nothing to keep: the kernels are already here
 
     def count_footfall(
         self, window_idx: Int64Array, door_idx: Int64Array, entries: Int64Array, exits: Int64Array, nw: int, nd: int

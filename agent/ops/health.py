@@ -74,8 +74,8 @@ def collect(agent: Agent) -> list[Sample]:
         ("shopkeeper_mqtt_connected", {}, int(agent.publisher.connected)),
         ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
         ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
-        ("shopkeeper_kernel_worker_starts_total", {}, getattr(agent.releaser.kernels, "starts", 0)),
-        ("shopkeeper_kernel_worker_failures_total", {}, getattr(agent.releaser.kernels, "failures", 0)),
+        ("shopkeeper_kernel_worker_starts_total", {}, kernel_state(agent)["worker_starts"]),
+        ("shopkeeper_kernel_worker_failures_total", {}, kernel_state(agent)["worker_failures"]),
     ]
     for reason in ("age", "size"):
         samples.append(("shopkeeper_dropped_total", {"reason": reason}, counters.get(f"dropped_raw_{reason}", 0)))
@@ -133,7 +133,7 @@ def health_report(agent: Agent) -> dict[str, Any]:
         reasons.append("not connected to the coop broker")
     if not agent.clock.synced():
         reasons.append("clock not synchronised: windows are held")
-    if agent.release_error:
+    if getattr(agent, "release_error", None):
         reasons.append(f"window release failing (retried every tick): {agent.release_error}")
     store_error = agent.ingest.stats()["store_error"]
     if store_error:
@@ -169,7 +169,7 @@ def health_report(agent: Agent) -> dict[str, Any]:
 
 def kernel_state(agent: Agent) -> dict[str, Any]:
     """Whether this (resident) process holds the JIT, and the kernel worker's record; numba belongs in the worker."""
-    kernels = agent.releaser.kernels
+    kernels = getattr(getattr(agent, "releaser", None), "kernels", None)
     return {
         "jit_loaded_here": any(m in sys.modules for m in ("numba", "llvmlite")),
         "worker_pid": getattr(kernels, "pid", None),

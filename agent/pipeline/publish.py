@@ -6,6 +6,11 @@ restart every undelivered row is sent again under its stable message id, which t
 A PUBACK whose reason code is a failure (MQTT v5: 0x87 Not authorized from an ACL, 0x97 Quota
 exceeded, ...) is a refusal, never a delivery (promise 8): the row stays pending and is retried with
 backoff, and its topic waits behind it (agent/store/outbox.py says why the order is per topic).
+
+Sending and recording are two threads: the sender refills paho's in-flight window as soon as PUBACKs
+free it, while the recorder writes every PUBACK that arrived since its last commit in ONE transaction
+(one fsync per burst). A row whose PUBACK is not yet committed stays pending in SQLite (so a crash
+re-sends it, which the hub de-duplicates) but is never handed to paho twice.
 """
 
 from __future__ import annotations
@@ -29,8 +34,13 @@ from agent.config import AgentConfig
 from agent.coop import district
 from agent.pipeline import status_log
 from agent.store import Store, outbox
+from agent.threads import start_guarded
 
 log = logging.getLogger(__name__)
+
+# Rows handed to paho whose outcome is not committed yet: the sender waits above this many (the
+# recorder is behind, e.g. a slow disk), which also bounds next_batch's exclusion list.
+MAX_OUTSTANDING = 2000
 
 
 class Publisher:
@@ -80,7 +90,8 @@ class Publisher:
         self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs that beat publish() to the bookkeeping
         self._status_mids: set[int] = set()  # birth messages: not outbox rows
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._recorder: threading.Thread | None = None
         self.delivered = 0
         # topic -> reason the broker refuses it, as last logged: one log line per cause, not per message.
         held = outbox.rejections(store.conn())
@@ -99,14 +110,17 @@ class Publisher:
     def start(self) -> None:
         self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
         self.client.loop_start()
-        self._thread.start()
+        self._thread = start_guarded("publisher", self._run)
+        self._recorder = start_guarded("publisher-acks", self._record_loop)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say goodbye (retained offline status), disconnect and stop the threads."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        for thread in (self._thread, self._recorder):
+            if thread is not None:
+                thread.join(timeout)
         if self._connected:
             goodbye = self._status("offline", self._connections())
             info = self.client.publish(self.config.status_topic, goodbye, qos=1, retain=True)
@@ -173,19 +187,32 @@ class Publisher:
 
     # -- the drain loop (publisher thread) -------------------------------------------------
     def _run(self) -> None:
+        """Sender: keep paho's in-flight window full; recording the PUBACKs is the recorder's."""
         while True:
             with self._cond:
                 if self._stopping:
                     return
-                outcomes, self._outcomes = self._outcomes, []
                 room = self.settings.max_inflight - len(self._inflight) if self._connected else 0
-            if outcomes:
-                self._record(outcomes)
+                room = min(room, MAX_OUTSTANDING - len(self._outstanding))
             sent = self._send_next(room) if room > 0 else 0
             with self._cond:
-                # The timeout also notices a refused row whose backoff has passed.
-                if not self._outcomes and not self._stopping and (sent == 0 or not self._connected):
+                # Woken by a PUBACK (room), a commit (fewer outstanding), new rows or a reconnect; the
+                # timeout also notices a refused row whose backoff has passed.
+                if not self._stopping and (sent == 0 or not self._connected):
                     self._cond.wait(timeout=0.5)
+
+    def _record_loop(self) -> None:
+        """Recorder: every PUBACK that arrived since the last commit, in one transaction."""
+        while True:
+            with self._cond:
+                while not self._outcomes and not self._stopping:
+                    self._cond.wait(timeout=0.5)
+                outcomes, self._outcomes = self._outcomes, []
+                stopping = self._stopping
+            if outcomes:
+                self._record(outcomes)
+            if stopping:
+                return  # what arrived was recorded; anything later is re-sent and de-duplicated
 
     def _send_next(self, room: int) -> int:
         with self._cond:
@@ -215,6 +242,7 @@ class Publisher:
                 outbox.reject(conn, seq, code.value, str(code), now_ns, self.retry_base_s, self.retry_cap_s)
         with self._cond:
             topics = {seq: self._outstanding.pop(seq, "") for seq, _code in outcomes}
+            self._cond.notify_all()  # the sender may be waiting for outstanding rows to clear
         self.delivered += len(accepted)
         self._log_causes(topics, refused)
 

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 # is larger than the threshold, so a small journal is never rewritten.
 JOURNAL_MESSAGES_KEEP_S = 30 * 86400
 JOURNAL_COMPACT_ABOVE_BYTES = 16 * 1024 * 1024
+# The kernel worker (numba) is started per release and stopped after it, unless the next release is due
+# within this many real seconds (an accelerated clock: the demo, the tests): restarting it that often
+# would cost more than keeping it. Windows are at least minutes apart on a real clock.
+KEEP_WORKER_BELOW_S = 10.0
 __all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
 
 
@@ -88,10 +92,15 @@ class WindowReleaser:
             self._reconcile_due = False
         with self.kernels.session():  # one worker for every window due now; none started if none is due
             released = self.windows.run_due(self.release_window)
+            self.kernels.keep_alive = self._next_release_in_real_s() < KEEP_WORKER_BELOW_S
         if released:  # in this thread, between appends: the journal has one writer
             keep_after = self.clock.wall_ns() - JOURNAL_MESSAGES_KEEP_S * NS_PER_S
             compact_journal(self.journal, keep_after, JOURNAL_COMPACT_ABOVE_BYTES)
         return released
+
+    def _next_release_in_real_s(self) -> float:
+        due_ns = self.windows.next_window_start() + self.windows.window_ns + self.grace_ns
+        return self.clock.real_seconds(max(0, due_ns - self.clock.wall_ns()) / NS_PER_S)
 
     def settle_event_times(self) -> None:
         self.windows.settle_event_times()

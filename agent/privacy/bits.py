@@ -13,6 +13,8 @@ checked against `PRODUCT_LIMIT` before it is formed.
 
 from __future__ import annotations
 
+import os  # noqa: F401 - tests patch bits.os.urandom; the read itself is in bit_source
+
 import numpy as np
 import numpy.typing as npt
 
