@@ -50,6 +50,10 @@ HELP = {
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
+    "shopkeeper_jit_resident": (
+        "gauge",
+        "1 when numba or llvmlite is loaded in the agent process (it belongs in the worker).",
+    ),
     "shopkeeper_kernel_worker_starts_total": ("counter", "Kernel worker processes started (one per release tick)."),
     "shopkeeper_kernel_worker_failures_total": ("counter", "Kernel worker deaths, hangs and failed requests."),
 }
@@ -74,6 +78,7 @@ def collect(agent: Agent) -> list[Sample]:
         ("shopkeeper_mqtt_connected", {}, int(agent.publisher.connected)),
         ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
         ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
+        ("shopkeeper_jit_resident", {}, int(kernel_state(agent)["jit_loaded_here"])),
         ("shopkeeper_kernel_worker_starts_total", {}, kernel_state(agent)["worker_starts"]),
         ("shopkeeper_kernel_worker_failures_total", {}, kernel_state(agent)["worker_failures"]),
     ]
@@ -163,7 +168,6 @@ def health_report(agent: Agent) -> dict[str, Any]:
         "reasons": reasons,
         "drivers": agent.supervisor.health(),
         "outbox_refused": [dataclasses.asdict(r) for r in refused],
-        "kernels": kernel_state(agent),
     }
 
 
