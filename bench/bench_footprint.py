@@ -1,10 +1,11 @@
 """The agent's footprint: resident memory (steady and peak during a release), start time, release time.
 
-Usage: .venv/bin/python bench/bench_footprint.py [--seconds 45]
+Usage: .venv/bin/python bench/bench_footprint.py [--seconds 64]
 
 The numba cache is warmed first (one kernel worker session runs every release kernel), so no figure
-includes a compile. The demo configuration's agent then runs on an accelerated clock (x360: an hour
-window closes every 10 s) with the live simulator; every 10 ms the resident process's RSS and its
+includes a compile. The demo configuration's agent then runs on an accelerated clock (x240: an hour
+window closes every 15 s, so each release starts its own kernel worker, as on a real clock) with the
+live simulator; every 10 ms the resident process's RSS and its
 kernel worker's high-water mark are sampled. Figures, each with a same-run baseline:
 - agent.rss_mb: resident RSS, the largest sample of the last third of the run (after several releases);
   baselines: a bare Python importing numpy, and the resident imports plus the numba kernels loaded
@@ -46,7 +47,7 @@ from agent.kernels.worker_process import InProcessKernels, Kernels, KernelWorker
 from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 
-FACTOR = 360.0
+FACTOR = 240.0  # an hour window closes every 15 s: above KEEP_WORKER_BELOW_S, so a worker per release
 RELEASED = re.compile(r"released window \S+ \(.*\) in (\d+\.\d+) s")
 
 
@@ -105,6 +106,15 @@ def health_answers(log: Path) -> bool:
         return False
 
 
+def metric(log: Path, name: str) -> float:
+    """One unlabelled sample of the agent's /metrics."""
+    match = re.search(r"health and metrics on (http://\S+)/health", log.read_text(errors="replace"))
+    assert match is not None
+    with urllib.request.urlopen(match.group(1) + "/metrics", timeout=5) as response:
+        found = re.search(rf"^{name} (\S+)$", response.read().decode(), re.M)
+    return float(found.group(1)) if found else float("nan")
+
+
 def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
     with LocalBroker(workdir / "broker") as broker:
         links = {door: workdir / "dev" / f"terabee-{door}" for door in ("front", "back")}
@@ -135,6 +145,8 @@ def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
         time.sleep(seconds)
         sampler.stop.set()
         sampler.join()
+        worker_starts = metric(log, "shopkeeper_kernel_worker_starts_total")
+        jit_resident = metric(log, "shopkeeper_jit_resident")
         agent.terminate()
         agent.wait(30)
         sim.terminate()
@@ -151,6 +163,8 @@ def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
         "agent.start_s": round(start_s, 2),
         "agent.release_s": round(statistics.median(releases), 3),
         "agent.releases_measured": len(releases),
+        "agent.kernel_worker_starts": int(worker_starts),
+        "agent.jit_resident": int(jit_resident),
     }
 
 
@@ -218,7 +232,7 @@ def baselines(workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=45.0)
+    parser.add_argument("--seconds", type=float, default=64.0)
     args = parser.parse_args()
     warm_numba_cache()
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:

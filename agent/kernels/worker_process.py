@@ -105,8 +105,17 @@ class KernelWorker:
         return None if proc is None else proc.pid
 
     def _started(self) -> subprocess.Popen[bytes]:
-        if self._proc is not None and self._proc.poll() is None:
-            return self._proc
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                return self._proc
+            # Died between requests: nothing was lost (each request stands alone), but it is not normal.
+            self.failures += 1
+            log.error(
+                "kernel worker (pid %d) died between requests (exit code %s); starting a new one",
+                self._proc.pid,
+                self._proc.returncode,
+            )
+            self._kill(self._proc)
         t0 = time.monotonic()
         # -m from the same interpreter and install; stderr is the agent's, so the child's errors are logged.
         self._proc = subprocess.Popen(
