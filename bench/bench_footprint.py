@@ -171,7 +171,7 @@ def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
 def release_seconds(kernels: Kernels, workdir: Path, windows: int = 5) -> float:
     """Median release of a window holding 500 events, through `kernels`, on the demo configuration."""
     workdir.mkdir(parents=True)
-    config = load_config(write_demo_config(workdir, 1, {"front": workdir / "f", "back": workdir / "b"}), drivers={})
+    config = load_config(write_demo_config(workdir, 1, {"front": workdir / "f", "back": workdir / "b"}))
     store = Store(config.db_path)
     t0 = int(DAY_START.timestamp()) * NS_PER_S
     with store.transaction() as conn:

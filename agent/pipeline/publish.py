@@ -15,6 +15,7 @@ re-sends it, which the hub de-duplicates) but is never handed to paho twice.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import sqlite3
@@ -24,7 +25,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -33,6 +33,7 @@ from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.coop import district
 from agent.pipeline import status_log
+from agent.pipeline.mqtt_properties import SummaryProperties
 from agent.store import Store, outbox
 from agent.threads import start_guarded
 
@@ -41,6 +42,16 @@ log = logging.getLogger(__name__)
 # Rows handed to paho whose outcome is not committed yet: the sender waits above this many (the
 # recorder is behind, e.g. a slow disk), which also bounds next_batch's exclusion list.
 MAX_OUTSTANDING = 2000
+# Rows handed to paho at once, per slot of its in-flight window: refilling the window from this thread
+# after every PUBACK costs a thread hand-over per message, most of the drain's time. A refused topic may
+# have this many newer rows already with paho (it had max_inflight before); they are refused or accepted
+# by the broker on their own, and nothing newer is handed over until the refusal is recorded.
+HANDOFF_PER_INFLIGHT = 12
+# How long the recorder waits for the rest of a PUBACK burst before it commits what it has.
+RECORD_GATHER_S = 0.005
+# Rows read ahead from the outbox in one query; the sender hands them to paho as PUBACKs free the
+# window, instead of one query per message. Bounded, so memory does not grow with a backlog.
+PREFETCH_ROWS = 256
 
 
 class Publisher:
@@ -83,12 +94,17 @@ class Publisher:
         self._cond = threading.Condition()
         self._connected = False
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq, until its PUBACK
+        self.handoff = HANDOFF_PER_INFLIGHT * self.settings.max_inflight
         # seq -> topic of every row handed to paho whose outcome is not yet written to SQLite: such a
         # row is still pending there, but must not be sent a second time.
         self._outstanding: dict[int, str] = {}
         self._outcomes: list[tuple[int, ReasonCode]] = []  # PUBACKs to record, in arrival order
         self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs that beat publish() to the bookkeeping
         self._status_mids: set[int] = set()  # birth messages: not outbox rows
+        self._ahead: collections.deque[outbox.OutboxRow] = collections.deque()  # read, not yet handed to paho
+        # Refusals (failed PUBACKs) not yet committed: while any is, nothing is sent, and the rows read ahead
+        # are dropped, so no newer row of a refused topic goes out (as when one thread did both).
+        self._refusals_unrecorded = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._recorder: threading.Thread | None = None
@@ -179,8 +195,14 @@ class Publisher:
             if seq is None:
                 self._early_acks[mid] = reason_code
             else:
-                self._outcomes.append((seq, reason_code))
+                self._outcome(seq, reason_code)
             self._cond.notify_all()
+
+    def _outcome(self, seq: int, reason_code: ReasonCode) -> None:
+        """Queue a PUBACK for the recorder (caller holds self._cond); a refusal stops the sender until recorded."""
+        self._outcomes.append((seq, reason_code))
+        if reason_code.is_failure:
+            self._refusals_unrecorded += 1
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         district.record(self.store, message.topic, bytes(message.payload))
@@ -192,7 +214,9 @@ class Publisher:
             with self._cond:
                 if self._stopping:
                     return
-                room = self.settings.max_inflight - len(self._inflight) if self._connected else 0
+                # paho holds up to `handoff` rows: max_inflight in flight, the rest queued in paho, which sends
+                # each as a PUBACK frees its slot on its own network thread (no hand-over per message).
+                room = self.handoff - len(self._inflight) if self._connected else 0
                 room = min(room, MAX_OUTSTANDING - len(self._outstanding))
             sent = self._send_next(room) if room > 0 else 0
             with self._cond:
@@ -207,6 +231,12 @@ class Publisher:
             with self._cond:
                 while not self._outcomes and not self._stopping:
                     self._cond.wait(timeout=0.5)
+                # A burst is still arriving: gather it for a moment, so one commit (and fsync) covers it.
+                deadline = time.monotonic() + RECORD_GATHER_S
+                while len(self._outcomes) < self.settings.max_inflight and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._cond.wait(timeout=left):
+                        break
                 outcomes, self._outcomes = self._outcomes, []
                 stopping = self._stopping
             if outcomes:
@@ -216,9 +246,17 @@ class Publisher:
 
     def _send_next(self, room: int) -> int:
         with self._cond:
-            busy = list(self._outstanding)
-        rows = outbox.next_batch(self.store.conn(), room, time.time_ns(), busy, self.retry_cap_s)
-        for row in rows:
+            if self._refusals_unrecorded:  # a topic was just refused: its newer rows must wait (re-read)
+                self._ahead.clear()
+                return 0
+            busy = list(self._outstanding) if not self._ahead else []
+        if not self._ahead:
+            self._ahead.extend(
+                outbox.next_batch(self.store.conn(), max(room, PREFETCH_ROWS), time.time_ns(), busy, self.retry_cap_s)
+            )
+        sent = 0
+        while sent < room and self._ahead:
+            row = self._ahead.popleft()
             # Not under self._cond: paho calls on_publish while holding its own message lock, so
             # holding ours across publish() would invert the lock order and deadlock.
             info = self.client.publish(row.topic, row.payload, qos=1, properties=self._properties(row.msg_id, row.late))
@@ -226,10 +264,13 @@ class Publisher:
                 self._outstanding[row.seq] = row.topic
                 early = self._early_acks.pop(info.mid, None)
                 if early is not None:
-                    self._outcomes.append((row.seq, early))
+                    self._outcome(row.seq, early)
                 else:
                     self._inflight[info.mid] = row.seq
-        return len(rows)
+                if self._refusals_unrecorded:  # newer rows of a refused topic must wait: read again later
+                    self._ahead.clear()
+            sent += 1
+        return sent
 
     def _record(self, outcomes: list[tuple[int, ReasonCode]]) -> None:
         """Write a burst of PUBACKs in one transaction: successes delivered, failures refused."""
@@ -242,6 +283,7 @@ class Publisher:
                 outbox.reject(conn, seq, code.value, str(code), now_ns, self.retry_base_s, self.retry_cap_s)
         with self._cond:
             topics = {seq: self._outstanding.pop(seq, "") for seq, _code in outcomes}
+            self._refusals_unrecorded -= len(refused)
             self._cond.notify_all()  # the sender may be waiting for outstanding rows to clear
         self.delivered += len(accepted)
         self._log_causes(topics, refused)
@@ -271,11 +313,9 @@ class Publisher:
     def _properties(self, msg_id: str, late: bool) -> Properties | None:
         if not self.v5:
             return None
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = "application/json"
-        # `late` copies the stored payload's flag (agent/store/outbox.py `is_late`): one answer per message.
-        props.UserProperty = [("msg_id", msg_id), ("late", "true" if late else "false")]
-        return props
+        # Content type, msg_id and `late` (copied from the stored payload, agent/store/outbox.py `is_late`),
+        # packed once per message by hand (mqtt_properties.py says why).
+        return SummaryProperties(msg_id, late)
 
     def _connections(self) -> int:
         return int(self.store.get_state("mqtt_connections", "0") or 0)
