@@ -1,8 +1,8 @@
 """The kernel worker: a short-lived child process that runs the numba kernels for the resident agent.
 
 `python -m agent.kernels.worker` reads requests from stdin and answers on its own copy of stdout
-(agent.kernels.frames). The resident agent starts it for a release, and keeps it while a thermal
-array streams, so numba and llvmlite (most of the agent's memory) are loaded only while they work.
+(agent.kernels.frames). The resident agent starts it for a release and stops it after, so numba and
+llvmlite (most of the agent's memory) are loaded only while they work.
 Noise drawn here comes from this process's `os.urandom` (BitSource), exactly as in-process.
 
 A request is (op, args); the answer is ("ok", result) or ("error", exception class name, message).
@@ -20,8 +20,7 @@ from agent.kernels.frames import PipeClosed, read_frame, write_frame
 
 
 def _ops() -> dict[str, Callable[..., Any]]:
-    # Each kernel module is imported on first use: a release never loads the thermal kernels.
-    counters: dict[int, Any] = {}
+    # Each kernel module is imported on first use: a request loads only the kernels it runs.
 
     def count_footfall(*args: Any) -> Any:
         from agent.kernels.footfall import count_footfall
@@ -38,25 +37,11 @@ def _ops() -> dict[str, Callable[..., Any]]:
 
         return discrete_gaussian(num, den, count)  # a seeded bit source is never sent over
 
-    def thermal_open(counter_id: int, rows: int, cols: int, params: Any, rate_hz: float) -> None:
-        from agent.kernels.thermal import ThermalCounter
-
-        counters[counter_id] = ThermalCounter(rows, cols, params, rate_hz=rate_hz)
-
-    def thermal_feed(counter_id: int, frame: Any) -> tuple[int, int]:
-        return counters[counter_id].feed(frame)
-
-    def thermal_close(counter_id: int) -> None:
-        counters.pop(counter_id, None)
-
     return {
         "ping": os.getpid,
         "count_footfall": count_footfall,
         "discrete_laplace": discrete_laplace,
         "discrete_gaussian": discrete_gaussian,
-        "thermal_open": thermal_open,
-        "thermal_feed": thermal_feed,
-        "thermal_close": thermal_close,
     }
 
 

@@ -1,7 +1,7 @@
 """The resident agent's handle on the kernel worker (agent.kernels.worker): start, ask, stop.
 
 The resident process never imports numba: it asks a child process to count and to draw noise, and
-keeps that child only for a release (a `session`) or while a thermal array streams. A child that
+keeps that child only for a release (a `session`). A child that
 dies or hangs is a KernelWorkerError (logged by the caller, counted, retried at the next tick),
 never an answer: a release without its noise does not happen.
 """
