@@ -44,3 +44,7 @@ class PrivacyError(AgentError):
 
 class InternalThreadDied(AgentError):
     """An internal thread of the agent ended on an exception; the process exits non-zero to be restarted."""
+
+
+class KernelWorkerError(AgentError):
+    """The kernel worker process died, hung or failed a request; the release retries at the next tick."""

@@ -1,20 +1,17 @@
-"""Ingest, aggregation and agent-footprint figures; prints one flat JSON object.
+"""Ingest and aggregation figures; prints one flat JSON object (the agent's footprint: bench_footprint.py).
 
 Usage: .venv/bin/python bench/bench_core.py [--events N]
 
 Every speed is paired with a baseline measured in the same run (these machines are shared and
 noisy, so ratios are what to compare across runs):
 - ingest: the batched writer thread against one bare executemany of the same rows;
-- aggregation: the numba kernel against the NumPy and pure-Python versions on the same events;
-- footprint: the agent's RSS against a bare Python that imports numpy.
+- aggregation: the numba kernel against the NumPy and pure-Python versions on the same events.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,8 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.clock import NS_PER_S, AcceleratedClock, SystemClock
-from agent.demo.local_broker import LocalBroker
+from agent.clock import SystemClock
 from agent.driver_api import DoorCount
 from agent.kernels.footfall import count_footfall
 from agent.pipeline.ingest import IngestWriter
@@ -92,81 +88,6 @@ def bench_aggregate(n: int) -> dict[str, float]:
     return figures
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def bench_footprint(workdir: Path) -> dict[str, Any]:
-    """Start the demo configuration's agent on a real clock and a live simulator; measure it."""
-    from agent.demo import DAY_START, simulator_command, write_demo_config
-
-    with LocalBroker(workdir / "broker") as broker:
-        links = {door: workdir / "dev" / f"terabee-{door}" for door in ("front", "back")}
-        (workdir / "dev").mkdir(parents=True, exist_ok=True)
-        config = write_demo_config(workdir, broker.port, links)
-        # Real-time clock for the agent (factor 1), starting at 12:00 so the simulated shop is busy;
-        # the simulator runs fast (x600) so the first reading comes within a second.
-        noon = int(DAY_START.timestamp()) * NS_PER_S + 12 * 3600 * NS_PER_S
-        sim_clock = AcceleratedClock.starting_now(noon, 600.0)
-        sim = subprocess.Popen(
-            simulator_command(links, DAY_START, 24, 3, workdir / "truth.json", 600.0),
-            env={**os.environ, **sim_clock.env()},
-            stdout=subprocess.DEVNULL,
-        )
-        agent_clock = AcceleratedClock.starting_now(noon, 1.0)
-        start = time.perf_counter()
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "run", str(config)],
-            env={**os.environ, **agent_clock.env()},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        db = workdir / "data" / "shopkeeper.db"
-        start_s = float("nan")
-        import sqlite3
-
-        while time.perf_counter() - start < 60:
-            if db.exists():
-                try:
-                    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-                    if conn.execute("SELECT count(*) FROM events").fetchone()[0] > 0:
-                        start_s = time.perf_counter() - start
-                        conn.close()
-                        break
-                    conn.close()
-                except sqlite3.OperationalError:
-                    pass
-            time.sleep(0.01)
-        sim.terminate()
-        sim.wait(30)
-        time.sleep(5)  # settle: drivers reconnect-waiting, scheduler ticking, publisher idle
-        cpu0, t0 = cpu_seconds(agent.pid), time.perf_counter()
-        time.sleep(20)
-        idle_pct = 100 * (cpu_seconds(agent.pid) - cpu0) / (time.perf_counter() - t0)
-        agent_rss = rss_mb(agent.pid)
-        agent.terminate()
-        agent.wait(30)
-    baseline = subprocess.Popen([sys.executable, "-c", "import numpy, time; time.sleep(3)"])
-    time.sleep(1.5)
-    base_rss = rss_mb(baseline.pid)
-    baseline.wait()
-    return {
-        "agent.rss_mb": round(agent_rss, 1),
-        "agent.start_s": round(start_s, 2),
-        "agent.cpu_pct_idle": round(idle_pct, 2),
-        "agent.python_numpy_rss_mb": round(base_rss, 1),
-        "agent.rss_ratio_vs_python_numpy": round(agent_rss / base_rss, 2),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -176,7 +97,6 @@ def main() -> None:
         figures: dict[str, Any] = {}
         figures.update(bench_ingest(args.ingest_events, Path(tmp)))
         figures.update(bench_aggregate(args.events))
-        figures.update(bench_footprint(Path(tmp) / "footprint"))
     print(json.dumps(figures))
 
 

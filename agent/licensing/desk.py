@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -27,13 +28,15 @@ from agent.config import AgentConfig
 from agent.contract import iso_utc
 from agent.contract.licensing import ANSWER_SCHEMA, ANSWERED, REFUSED, answer_msg_id, answer_topic
 from agent.errors import PrivacyError
+from agent.kernels.worker_process import InProcessKernels, Kernels, KernelWorker
 from agent.licensing import catalogue
 from agent.licensing.catalogue import Query
 from agent.licensing.inbox import query_from_row
 from agent.privacy import accountant, ledger
+from agent.privacy.bit_source import BitSource
 from agent.privacy.journal import ReleaseJournal
 from agent.privacy.reconcile import NEXT_WINDOW_KEY, entries_for_ledger_ids
-from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_laplace, laplace_scale_for
+from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.store import Store, outbox, releases
 from agent.store import licensing as licensing_sql
 
@@ -46,11 +49,22 @@ class LicensingDesk:
     """Turns stored queries into answers or refusals, each released once."""
 
     def __init__(
-        self, config: AgentConfig, store: Store, clock: Clock, journal: ReleaseJournal, bits: BitSource | None = None
+        self,
+        config: AgentConfig,
+        store: Store,
+        clock: Clock,
+        journal: ReleaseJournal,
+        bits: BitSource | None = None,
+        kernels: Kernels | None = None,
     ) -> None:
         assert config.licensing is not None
         self.config, self.policy, self.store, self.clock = config, config.licensing, store, clock
-        self.journal, self.bits = journal, bits
+        self.journal = journal
+        # The noise is drawn where the hourly release draws it: in the kernel worker (the agent passes the
+        # release thread's), so the resident agent never loads numba; a test's bit source keeps it in process.
+        if kernels is None:
+            kernels = InProcessKernels(bits) if bits is not None else KernelWorker()
+        self.kernels = kernels
         self.window_ns = config.window_s * 1_000_000_000
 
     def tick(self) -> int:
@@ -121,8 +135,11 @@ class LicensingDesk:
             self.refuse(query, problem)
             return 1
         keys, true = self._true_answer(query)  # true values: local only
-        num, den = laplace_scale_for(catalogue.l1_sensitivity(query.kind, self._bounds()), query.epsilon)
-        noisy = true + discrete_laplace(num, den, true.size, self.bits)
+        # t = sensitivity / epsilon, exact; the sampler refuses a scale out of its range (PrivacyError).
+        scale = Fraction(catalogue.l1_sensitivity(query.kind, self._bounds())) / query.epsilon
+        num, den = scale.numerator, scale.denominator
+        with self.kernels.session():
+            noisy = true + self.kernels.discrete_laplace(num, den, true.size)
         values = {key: int(v) for key, v in zip(keys, noisy, strict=True)}
         with self.store.transaction() as conn:
             if self._already_released(conn, query):

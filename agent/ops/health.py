@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +65,12 @@ HELP = {
     "shopkeeper_mqtt_connected": ("gauge", "1 while connected to the coop broker."),
     "shopkeeper_mqtt_connections_total": ("counter", "Successful broker connections (CONNACKs), persisted."),
     "shopkeeper_clock_synced": ("gauge", "1 when wall time is trusted and windows may be released."),
+    "shopkeeper_jit_resident": (
+        "gauge",
+        "1 when numba or llvmlite is loaded in the agent process (it belongs in the worker).",
+    ),
+    "shopkeeper_kernel_worker_starts_total": ("counter", "Kernel worker processes started (one per release tick)."),
+    "shopkeeper_kernel_worker_failures_total": ("counter", "Kernel worker deaths, hangs and failed requests."),
 }
 LOST_LOUD_NS = 86_400 * 1_000_000_000  # a loss of windows degrades /health for a day
 
@@ -88,6 +95,9 @@ def collect(agent: Agent) -> list[Sample]:
         ("shopkeeper_mqtt_connections_total", {}, int(agent.store.get_state("mqtt_connections", "0") or 0)),
         ("shopkeeper_clock_synced", {}, int(agent.clock.synced())),
         ("shopkeeper_windows_lost_total", {}, counters.get(LOST_COUNTER, 0)),
+        ("shopkeeper_jit_resident", {}, int(kernel_state(agent)["jit_loaded_here"])),
+        ("shopkeeper_kernel_worker_starts_total", {}, kernel_state(agent)["worker_starts"]),
+        ("shopkeeper_kernel_worker_failures_total", {}, kernel_state(agent)["worker_failures"]),
     ]
     for reason in ("age", "size"):
         samples.append(("shopkeeper_dropped_total", {"reason": reason}, counters.get(f"dropped_raw_{reason}", 0)))
@@ -152,6 +162,8 @@ def health_report(agent: Agent) -> dict[str, Any]:
         reasons.append(f"not connected to the shop's Home Assistant broker {agent.home_assistant.where}")
     if not agent.clock.synced():
         reasons.append("clock not synchronised: windows are held")
+    if getattr(agent, "release_error", None):
+        reasons.append(f"window release failing (retried every tick): {agent.release_error}")
     store_error = agent.ingest.stats()["store_error"]
     if store_error:
         reasons.append(f"readings are not being stored: {store_error}")
@@ -209,6 +221,17 @@ def health_report(agent: Agent) -> dict[str, Any]:
         "drivers": agent.supervisor.health(),
         "outbox_refused": [dataclasses.asdict(r) for r in refused],
         **({"watermark": watermark} if watermark is not None else {}),
+    }
+
+
+def kernel_state(agent: Agent) -> dict[str, Any]:
+    """Whether this (resident) process holds the JIT, and the kernel worker's record; numba belongs in the worker."""
+    kernels = getattr(getattr(agent, "releaser", None), "kernels", None)
+    return {
+        "jit_loaded_here": any(m in sys.modules for m in ("numba", "llvmlite")),
+        "worker_pid": getattr(kernels, "pid", None),
+        "worker_starts": getattr(kernels, "starts", 0),
+        "worker_failures": getattr(kernels, "failures", 0),
     }
 
 

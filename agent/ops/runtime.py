@@ -69,7 +69,7 @@ class Agent:
         self.publisher = Publisher(config, self.store, self.clock, watermark=self.watermark)
         # Answers share the hourly release's journal and thread: the journal has one writer.
         self.licensing = (
-            LicensingDesk(config, self.store, self.clock, self.releaser.journal)
+            LicensingDesk(config, self.store, self.clock, self.releaser.journal, kernels=self.releaser.kernels)
             if config.licensing is not None
             else None
         )
@@ -94,6 +94,7 @@ class Agent:
         self.stopped = threading.Event()
         self.fatal: str | None = None  # why an internal thread died; the process then exits non-zero
         self._release_failed = False
+        self.release_error: str | None = None  # why the last release tick failed, shown in /health
         self._last_tick = time.monotonic()
 
     def start(self) -> None:
@@ -175,12 +176,15 @@ class Agent:
             if self.licensing is not None and self.licensing.tick():
                 self.publisher.wake()
             self._release_failed = False
+            self.release_error = None
         except PrivacyError as exc:
             if not self._release_failed:
                 log.error("%s", exc)
             self._release_failed = True
-        except Exception:
+            self.release_error = str(exc)
+        except Exception as exc:  # a dead kernel worker lands here: loud, shown in /health, retried
             log.exception("window release failed; will retry at the next tick")
+            self.release_error = f"{type(exc).__name__}: {exc}"
         self._last_tick = time.monotonic()
 
     def _retention(self) -> None:
@@ -264,6 +268,7 @@ class Agent:
             self.home_assistant.stop()
         self.ingest.stop()
         self.publisher.stop()
+        self.releaser.kernels.close()
         with contextlib.suppress(Exception):  # a clean stop says so to `status`; never blocks the stop
             self.sensor_recorder.persist(self, stopped=True)
         self.store.close()

@@ -2,7 +2,8 @@
 
 Door events are counted per public door; baskets are first clamped to the configured contribution
 bounds (privacy/bounds.py), so no basket moves any released cell by more than the stream's
-sensitivity. The counting itself is the numba kernel `count_footfall`.
+sensitivity. The counting itself is the numba kernel `count_footfall`, run by `kernels` (the kernel
+worker process in the agent, so the resident process does not load numba).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from agent.config import AgentConfig
 from agent.errors import PrivacyError
-from agent.kernels.footfall import count_footfall
+from agent.kernels.worker_process import InProcessKernels, Kernels
 from agent.privacy.bounds import LineItem, bound_basket
 from agent.privacy.plan import StreamPlan
 from agent.store import Store, raw_events
@@ -20,8 +21,9 @@ from agent.store import Store, raw_events
 class Aggregator:
     """Builds the true tables of every planned stream for one window."""
 
-    def __init__(self, config: AgentConfig, store: Store) -> None:
+    def __init__(self, config: AgentConfig, store: Store, kernels: Kernels | None = None) -> None:
         self.config, self.store = config, store
+        self.kernels: Kernels = InProcessKernels() if kernels is None else kernels
 
     def true_tables(self, start_ns: int, end_ns: int) -> dict[str, np.ndarray]:
         """Stream name -> its (keys, fields) table of true values for the window."""
@@ -38,7 +40,7 @@ class Aggregator:
         entries = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
         exits = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
         window_idx = np.zeros(n, dtype=np.int64)
-        return count_footfall(window_idx, door_idx, entries, exits, 1, len(self.config.doors))[0]
+        return self.kernels.count_footfall(window_idx, door_idx, entries, exits, 1, len(self.config.doors))[0]
 
     def sales_table(self, start_ns: int) -> np.ndarray:
         """(categories + 1, 2): bounded basket counts and revenue per category; the last row counts baskets.
@@ -61,7 +63,7 @@ class Aggregator:
                 baskets.append(c.baskets)
                 revenue.append(c.revenue_cents)
         n = len(keys)
-        table = count_footfall(
+        table = self.kernels.count_footfall(
             np.zeros(n, dtype=np.int64),
             np.array(keys, dtype=np.int64),
             np.array(baskets, dtype=np.int64),

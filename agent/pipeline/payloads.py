@@ -18,7 +18,7 @@ from agent.clock import NS_PER_S
 from agent.config import AgentConfig
 from agent.contract import iso_utc, msg_id, summary_topic
 from agent.privacy.plan import StreamPlan
-from agent.privacy.sampler import SAMPLER_VERSION
+from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.store import outbox
 
 

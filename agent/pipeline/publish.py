@@ -6,10 +6,16 @@ restart every undelivered row is sent again under its stable message id, which t
 A PUBACK whose reason code is a failure (MQTT v5: 0x87 Not authorized from an ACL, 0x97 Quota
 exceeded, ...) is a refusal, never a delivery (promise 8): the row stays pending and is retried with
 backoff, and its topic waits behind it (agent/store/outbox.py says why the order is per topic).
+
+Sending and recording are two threads: the sender refills paho's in-flight window as soon as PUBACKs
+free it, while the recorder writes every PUBACK that arrived since its last commit in ONE transaction
+(one fsync per burst). A row whose PUBACK is not yet committed stays pending in SQLite (so a crash
+re-sends it, which the hub de-duplicates) but is never handed to paho twice.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import sqlite3
@@ -20,7 +26,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -33,9 +38,25 @@ from agent.coop import district
 from agent.coop.watermark import WatermarkGate
 from agent.licensing import inbox
 from agent.pipeline import status_log
+from agent.pipeline.mqtt_properties import SummaryProperties
 from agent.store import Store, outbox
+from agent.threads import start_guarded
 
 log = logging.getLogger(__name__)
+
+# Rows handed to paho whose outcome is not committed yet: the sender waits above this many (the
+# recorder is behind, e.g. a slow disk), which also bounds next_batch's exclusion list.
+MAX_OUTSTANDING = 2000
+# Rows handed to paho at once, per slot of its in-flight window: refilling the window from this thread
+# after every PUBACK costs a thread hand-over per message, most of the drain's time. A refused topic may
+# have this many newer rows already with paho (it had max_inflight before); they are refused or accepted
+# by the broker on their own, and nothing newer is handed over until the refusal is recorded.
+HANDOFF_PER_INFLIGHT = 12
+# How long the recorder waits for the rest of a PUBACK burst before it commits what it has.
+RECORD_GATHER_S = 0.005
+# Rows read ahead from the outbox in one query; the sender hands them to paho as PUBACKs free the
+# window, instead of one query per message. Bounded, so memory does not grow with a backlog.
+PREFETCH_ROWS = 256
 
 
 class Publisher:
@@ -83,6 +104,7 @@ class Publisher:
         self._cond = threading.Condition()
         self._connected = False
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq, until its PUBACK
+        self.handoff = HANDOFF_PER_INFLIGHT * self.settings.max_inflight
         # seq -> topic of every row handed to paho whose outcome is not yet written to SQLite: such a
         # row is still pending there, but must not be sent a second time.
         self._outstanding: dict[int, str] = {}
@@ -94,8 +116,14 @@ class Publisher:
         self._round_mids: dict[int, str] = {}
         self.round_handler: Callable[[str, bytes], None] | None = None
         self.round_filters: list[str] = []
+
+        self._ahead: collections.deque[outbox.OutboxRow] = collections.deque()  # read, not yet handed to paho
+        # Refusals (failed PUBACKs) not yet committed: while any is, nothing is sent, and the rows read ahead
+        # are dropped, so no newer row of a refused topic goes out (as when one thread did both).
+        self._refusals_unrecorded = 0
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+        self._thread: threading.Thread | None = None
+        self._recorder: threading.Thread | None = None
         self.delivered = 0
         # topic -> reason the broker refuses it, as last logged: one log line per cause, not per message.
         held = outbox.rejections(store.conn())
@@ -114,14 +142,17 @@ class Publisher:
     def start(self) -> None:
         self.client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
         self.client.loop_start()
-        self._thread.start()
+        self._thread = start_guarded("publisher", self._run)
+        self._recorder = start_guarded("publisher-acks", self._record_loop)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Say goodbye (retained offline status), disconnect and stop the threads."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        for thread in (self._thread, self._recorder):
+            if thread is not None:
+                thread.join(timeout)
         if self._connected:
             goodbye = self._status("offline", self._connections())
             info = self.client.publish(self.config.status_topic, goodbye, qos=1, retain=True)
@@ -195,7 +226,7 @@ class Publisher:
             if seq is None:
                 self._early_acks[mid] = reason_code
             else:
-                self._outcomes.append((seq, reason_code))
+                self._outcome(seq, reason_code)
             self._cond.notify_all()
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _properties: Any) -> None:
@@ -204,6 +235,12 @@ class Publisher:
             self._barrier_mids.discard(mid)
         if barrier and self.watermark is not None:
             self.watermark.answered()
+
+    def _outcome(self, seq: int, reason_code: ReasonCode) -> None:
+        """Queue a PUBACK for the recorder (caller holds self._cond); a refusal stops the sender until recorded."""
+        self._outcomes.append((seq, reason_code))
+        if reason_code.is_failure:
+            self._refusals_unrecorded += 1
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.watermark_topic:
@@ -240,25 +277,54 @@ class Publisher:
 
     # -- the drain loop (publisher thread) -------------------------------------------------
     def _run(self) -> None:
+        """Sender: keep paho's in-flight window full; recording the PUBACKs is the recorder's."""
         while True:
             with self._cond:
                 if self._stopping:
                     return
-                outcomes, self._outcomes = self._outcomes, []
-                room = self.settings.max_inflight - len(self._inflight) if self._connected else 0
-            if outcomes:
-                self._record(outcomes)
+                # paho holds up to `handoff` rows: max_inflight in flight, the rest queued in paho, which sends
+                # each as a PUBACK frees its slot on its own network thread (no hand-over per message).
+                room = self.handoff - len(self._inflight) if self._connected else 0
+                room = min(room, MAX_OUTSTANDING - len(self._outstanding))
             sent = self._send_next(room) if room > 0 else 0
             with self._cond:
-                # The timeout also notices a refused row whose backoff has passed.
-                if not self._outcomes and not self._stopping and (sent == 0 or not self._connected):
+                # Woken by a PUBACK (room), a commit (fewer outstanding), new rows or a reconnect; the
+                # timeout also notices a refused row whose backoff has passed.
+                if not self._stopping and (sent == 0 or not self._connected):
                     self._cond.wait(timeout=0.5)
+
+    def _record_loop(self) -> None:
+        """Recorder: every PUBACK that arrived since the last commit, in one transaction."""
+        while True:
+            with self._cond:
+                while not self._outcomes and not self._stopping:
+                    self._cond.wait(timeout=0.5)
+                # A burst is still arriving: gather it for a moment, so one commit (and fsync) covers it.
+                deadline = time.monotonic() + RECORD_GATHER_S
+                while len(self._outcomes) < self.settings.max_inflight and not self._stopping:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._cond.wait(timeout=left):
+                        break
+                outcomes, self._outcomes = self._outcomes, []
+                stopping = self._stopping
+            if outcomes:
+                self._record(outcomes)
+            if stopping:
+                return  # what arrived was recorded; anything later is re-sent and de-duplicated
 
     def _send_next(self, room: int) -> int:
         with self._cond:
-            busy = list(self._outstanding)
-        rows = outbox.next_batch(self.store.conn(), room, time.time_ns(), busy, self.retry_cap_s)
-        for row in rows:
+            if self._refusals_unrecorded:  # a topic was just refused: its newer rows must wait (re-read)
+                self._ahead.clear()
+                return 0
+            busy = list(self._outstanding) if not self._ahead else []
+        if not self._ahead:
+            self._ahead.extend(
+                outbox.next_batch(self.store.conn(), max(room, PREFETCH_ROWS), time.time_ns(), busy, self.retry_cap_s)
+            )
+        sent = 0
+        while sent < room and self._ahead:
+            row = self._ahead.popleft()
             # Not under self._cond: paho calls on_publish while holding its own message lock, so
             # holding ours across publish() would invert the lock order and deadlock.
             info = self.client.publish(row.topic, row.payload, qos=1, properties=self._properties(row.msg_id, row.late))
@@ -266,10 +332,13 @@ class Publisher:
                 self._outstanding[row.seq] = row.topic
                 early = self._early_acks.pop(info.mid, None)
                 if early is not None:
-                    self._outcomes.append((row.seq, early))
+                    self._outcome(row.seq, early)
                 else:
                     self._inflight[info.mid] = row.seq
-        return len(rows)
+                if self._refusals_unrecorded:  # newer rows of a refused topic must wait: read again later
+                    self._ahead.clear()
+            sent += 1
+        return sent
 
     def _record(self, outcomes: list[tuple[int, ReasonCode]]) -> None:
         """Write a burst of PUBACKs in one transaction: successes delivered, failures refused."""
@@ -282,6 +351,8 @@ class Publisher:
                 outbox.reject(conn, seq, code.value, str(code), now_ns, self.retry_base_s, self.retry_cap_s)
         with self._cond:
             topics = {seq: self._outstanding.pop(seq, "") for seq, _code in outcomes}
+            self._refusals_unrecorded -= len(refused)
+            self._cond.notify_all()  # the sender may be waiting for outstanding rows to clear
         self.delivered += len(accepted)
         self._log_causes(topics, refused)
 
@@ -310,11 +381,9 @@ class Publisher:
     def _properties(self, msg_id: str, late: bool) -> Properties | None:
         if not self.v5:
             return None
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = "application/json"
-        # `late` copies the stored payload's flag (agent/store/outbox.py `is_late`): one answer per message.
-        props.UserProperty = [("msg_id", msg_id), ("late", "true" if late else "false")]
-        return props
+        # Content type, msg_id and `late` (copied from the stored payload, agent/store/outbox.py `is_late`),
+        # packed once per message by hand (mqtt_properties.py says why).
+        return SummaryProperties(msg_id, late)
 
     def _connections(self) -> int:
         return int(self.store.get_state("mqtt_connections", "0") or 0)

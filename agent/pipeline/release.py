@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,15 +22,17 @@ from agent.config import AgentConfig
 from agent.contract import iso_utc
 from agent.coop.watermark import APPLIED_KEY, WATERMARK_KEY, WatermarkGate
 from agent.errors import PrivacyError
+from agent.kernels.worker_process import InProcessKernels, Kernels, KernelWorker
 from agent.pipeline import payloads
 from agent.pipeline.aggregate import Aggregator
 from agent.pipeline.window_close import WindowClose
 from agent.privacy import accountant, ledger
+from agent.privacy.bit_source import BitSource
 from agent.privacy.journal import JOURNAL_NAME, JournalError, ReleaseJournal
 from agent.privacy.journal import compact as compact_journal
 from agent.privacy.plan import StreamPlan
 from agent.privacy.reconcile import NEXT_WINDOW_KEY, apply_watermark, entries_for_ledger_ids, reconcile
-from agent.privacy.sampler import SAMPLER_VERSION, BitSource, discrete_gaussian, discrete_laplace
+from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.store import Store, releases
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 JOURNAL_MESSAGES_KEEP_S = 30 * 86400
 JOURNAL_COMPACT_ABOVE_BYTES = 16 * 1024 * 1024
 WATERMARK_AHEAD_MAX_NS = 7 * 86400 * NS_PER_S  # a coop watermark further ahead than this is refused
+# The kernel worker (numba) is started per release and stopped after it, unless the next release is due
+# within this many real seconds (an accelerated clock: the demo, the tests): restarting it that often
+# would cost more than keeping it. Windows are at least minutes apart on a real clock.
+KEEP_WORKER_BELOW_S = 10.0
 __all__ = ["WindowReleaser", "iso_utc"]  # iso_utc lives in agent.contract; re-exported for old imports
 
 
@@ -54,11 +61,18 @@ class WindowReleaser:
         flush_ingest: Callable[[], object] = lambda: None,
         bits: BitSource | None = None,
         watermark: WatermarkGate | None = None,
+        kernels: Kernels | None = None,
     ) -> None:
         self.config, self.store, self.clock = config, store, clock
         self.watermark = watermark  # None: no coop watermark is waited for (unit tests, tools)
         self.flush_ingest = flush_ingest
         self.bits = bits
+        # Counting and noise run in a kernel worker process started per release (no numba resident);
+        # a given bit source (tests only) cannot cross a process, so it keeps the kernels in process.
+        if kernels is None:
+            kernels = KernelWorker() if bits is None else InProcessKernels(bits)
+        self.kernels = kernels
+        self.last_release_s = 0.0  # window start of the release to its commit, for logs and benchmarks
         self.window_ns = config.window_s * NS_PER_S
         self.grace_ns = config.grace_s * NS_PER_S
         # The journal is reconciled before the window grid is read: it may move the next window on.
@@ -66,7 +80,7 @@ class WindowReleaser:
         reconcile(store, self.journal)
         self._reconcile_due = False
         self.windows = WindowClose(config, store, clock)
-        self.aggregate = Aggregator(config, store)
+        self.aggregate = Aggregator(config, store, self.kernels)
 
     def next_window_start(self) -> int:
         return self.windows.next_window_start()
@@ -83,7 +97,9 @@ class WindowReleaser:
             reconcile(self.store, self.journal)
             self.windows.refresh()
             self._reconcile_due = False
-        released = self.windows.run_due(self.release_window)
+        with self.kernels.session():  # one worker for every window due now; none started if none is due
+            released = self.windows.run_due(self.release_window)
+            self.kernels.keep_alive = self._next_release_in_real_s() < KEEP_WORKER_BELOW_S
         if released:  # in this thread, between appends: the journal has one writer
             keep_after = self.clock.wall_ns() - JOURNAL_MESSAGES_KEEP_S * NS_PER_S
             compact_journal(self.journal, keep_after, JOURNAL_COMPACT_ABOVE_BYTES)
@@ -115,6 +131,10 @@ class WindowReleaser:
         self.windows.refresh()
         return lost
 
+    def _next_release_in_real_s(self) -> float:
+        due_ns = self.windows.next_window_start() + self.windows.window_ns + self.grace_ns
+        return self.clock.real_seconds(max(0, due_ns - self.clock.wall_ns()) / NS_PER_S)
+
     def settle_event_times(self) -> None:
         self.windows.settle_event_times()
 
@@ -133,12 +153,14 @@ class WindowReleaser:
                     f"window {iso_utc(start_ns)}: releasing its summaries would spend {problem} per {charge.unit};"
                     " nothing was drawn or released"
                 )
-        true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
-        noisy: dict[str, np.ndarray] = {}
-        # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
-        for plan in self.config.streams:
-            true = true_tables[plan.name]
-            noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
+        began = time.monotonic()
+        with self.kernels.session():
+            true_tables = self.aggregate.true_tables(start_ns, end_ns)  # true values: local only
+            noisy: dict[str, np.ndarray] = {}
+            # Every cell's noise for this window is drawn here, in one batch, before anything is written or sent.
+            for plan in self.config.streams:
+                true = true_tables[plan.name]
+                noisy[plan.name] = true + self._noise(plan, true.size).reshape(true.shape)
         with self.store.transaction() as conn:
             recorded = []
             for plan in self.config.streams:
@@ -154,13 +176,19 @@ class WindowReleaser:
                 self._reconcile_due = True
                 raise
         self.windows.refresh()
-        log.info("released window %s (%s)", iso_utc(start_ns), ", ".join(p.name for p in self.config.streams))
+        self.last_release_s = time.monotonic() - began
+        log.info(
+            "released window %s (%s) in %.3f s",
+            iso_utc(start_ns),
+            ", ".join(p.name for p in self.config.streams),
+            self.last_release_s,
+        )
 
     def _noise(self, plan: StreamPlan, count: int) -> np.ndarray:
         num, den = plan.noise_parameters()
         if plan.mechanism == "discrete_laplace":
-            return discrete_laplace(num, den, count, self.bits)
-        return discrete_gaussian(num, den, count, self.bits)
+            return self.kernels.discrete_laplace(num, den, count)
+        return self.kernels.discrete_gaussian(num, den, count)
 
     # -- the transaction's parts -------------------------------------------------------------------
     def _check_budget(self, conn: sqlite3.Connection, start_ns: int, plan: StreamPlan) -> None:

@@ -21,7 +21,7 @@ from fractions import Fraction
 from agent.errors import PrivacyError
 from agent.privacy import accountant, ledger
 from agent.privacy.plan import StreamPlan, UnitBudget
-from agent.privacy.sampler import SAMPLER_VERSION
+from agent.privacy.sampler_version import SAMPLER_VERSION
 from agent.store import releases
 from agent.store import secagg as rounds_sql
 

@@ -42,6 +42,7 @@ from agent.privacy.bits import (
     draw_uniform_below,
     new_state,
 )
+from agent.privacy.sampler_version import SAMPLER_VERSION
 
 __all__ = [
     "MAX_GAUSSIAN_SIGMA2_DEN",
@@ -57,8 +58,6 @@ __all__ = [
     "laplace_tail_bound",
 ]
 
-#: Recorded in the release ledger next to every noisy value; bump when the output stream changes.
-SAMPLER_VERSION = "cks20-numba-1"
 
 #: Caps (after reducing the fraction) that keep every kernel product below 2**62.
 MAX_LAPLACE_SCALE_PART = 1 << 48
