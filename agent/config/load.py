@@ -10,27 +10,25 @@ from __future__ import annotations
 import dataclasses
 import functools
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import TypeVar
 
 from agent.config.home_assistant import HomeAssistantSettings, read_home_assistant
 from agent.config.pos import PosSettings, read_pos
-from agent.config.reader import NAME_RE, TableReader, parse_duration
+from agent.config.privacy import read_privacy
+from agent.config.reader import NAME_RE, TableReader, collect, parse_duration
 from agent.config.secagg import SecAggSettings, read_secagg
-from agent.contract import STREAMS, TIERS, StreamSpec, is_window_length, status_topic, stream_by_segment, summary_topic
+from agent.contract import StreamSpec, is_window_length, status_topic, stream_by_segment, summary_topic
 from agent.contract import window_name as contract_window_name
 from agent.driver_api import Driver, DriverOptionError, installed_drivers
 from agent.errors import ConfigError, ConfigProblems
 from agent.licensing.policy import LicensingPolicy, read_licensing
 from agent.owner.settings import OwnerPageSettings, read_owner_page
-from agent.privacy.plan import StreamPlan, UnitBudget, footfall_plans, plan_problems, sales_plans
+from agent.privacy.plan import StreamPlan, UnitBudget
 from agent.redaction import scrub, secret_values
 
 SYNC_SOURCES = ("auto", "timesyncd", "timedatectl", "always", "never")
-MECHANISMS = ("discrete_laplace", "discrete_gaussian")
-T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,17 +131,6 @@ def load_config(path: str | Path, drivers: Mapping[str, type[Driver]] | None = N
     return config
 
 
-def _section(problems: list[ConfigError] | None, read: Callable[[], T], fallback: T) -> T:
-    """`read()`, or `fallback` after recording the problem that stopped it, so later sections are checked too."""
-    try:
-        return read()
-    except ConfigError as exc:
-        if problems is None:
-            raise
-        problems.append(exc)
-        return fallback
-
-
 @dataclasses.dataclass(frozen=True)
 class _AgentSection:
     coop: str
@@ -155,13 +142,13 @@ class _AgentSection:
 
 def _agent_section(agent: TableReader, config_dir: Path) -> _AgentSection:
     # A missing coop or store is recorded and the rest of the section still checked.
-    coop = _section(agent.problems, lambda: agent.name("coop"), "invalid")
-    store = _section(agent.problems, lambda: agent.name("store"), "invalid")
+    coop = collect(agent.problems, lambda: agent.name("coop"), "invalid")
+    store = collect(agent.problems, lambda: agent.name("store"), "invalid")
     data_dir = Path(agent.get("data_dir", str, "/var/lib/shopkeeper"))
     if not data_dir.is_absolute():
         data_dir = (config_dir / data_dir).resolve()
     doors: tuple[str, ...] | None = None
-    doors_raw: list[object] = _section(
+    doors_raw: list[object] = collect(
         agent.problems, lambda: agent.get("doors", list, fix='list the public door names, e.g. doors = ["front"]'), []
     )
     if not doors_raw or not all(isinstance(d, str) and NAME_RE.match(d) for d in doors_raw):
@@ -198,63 +185,6 @@ def _windows_section(windows: TableReader) -> tuple[int, int, float]:
     return window_s, grace_s, float(tick_raw)
 
 
-def _privacy_section(
-    privacy: TableReader, doors: tuple[str, ...], pos: PosSettings | None
-) -> tuple[UnitBudget, tuple[StreamPlan, ...], UnitBudget]:
-    problems = privacy.problems
-    budget = UnitBudget(
-        epsilon=_section(problems, lambda: privacy.epsilon("budget_epsilon_per_window", "1"), Fraction(1)),
-        rho=_section(problems, lambda: privacy.epsilon("budget_rho_per_window"), None)
-        if "budget_rho_per_window" in privacy.table
-        else None,
-    )
-    privacy.used.add("budget_rho_per_window")
-    lifetime = UnitBudget(
-        epsilon=_section(
-            problems, lambda: privacy.epsilon("lifetime_epsilon_per_window", str(budget.epsilon)), budget.epsilon
-        ),
-        rho=_section(problems, lambda: privacy.epsilon("lifetime_rho_per_window"), budget.rho)
-        if "lifetime_rho_per_window" in privacy.table
-        else budget.rho,
-    )
-    privacy.used.add("lifetime_rho_per_window")
-    if lifetime.epsilon < budget.epsilon or (budget.rho is not None and (lifetime.rho or 0) < budget.rho):
-        privacy.note(
-            privacy.fail(
-                "lifetime_epsilon_per_window",
-                f"{lifetime.epsilon} is below budget_epsilon_per_window ({budget.epsilon}) (or its rho below the"
-                " rho budget): the hourly summaries alone could not be released",
-                "set the lifetime budget at least as large as the hourly budget",
-            )
-        )
-    stream_settings = {}
-    for spec in STREAMS:
-        section = privacy.table_at(spec.name)
-        if not section.get("enabled", bool, not spec.needs_pos or pos is not None):
-            section.reject_unknown()
-            continue
-        if spec.needs_pos and pos is None:
-            section.note(
-                section.fail("enabled", "needs the public category taxonomy", "add a [pos] section with taxonomy")
-            )
-            continue
-        read = functools.partial(_stream_settings, section, spec.default_epsilon, spec.tier)
-        settings: dict[str, object] | None = _section(problems, read, None)
-        if settings is not None:
-            stream_settings[spec.name] = settings
-    streams = tuple(footfall_plans(list(doors), stream_settings))
-    if pos is not None:
-        streams += tuple(sales_plans(pos.taxonomy, pos.bounds, stream_settings))
-    if not streams:
-        raise privacy.fail("footfall_door", "every stream is disabled", "enable at least one stream")
-    privacy.reject_unknown()
-    plan = plan_problems(streams, budget)
-    if plan:
-        key = "budget_rho_per_window" if "rho" in plan[0] else "budget_epsilon_per_window"
-        privacy.note(privacy.fail(key, "; ".join(plan), "lower the streams' epsilon (or rho) or raise the budget"))
-    return budget, streams, lifetime
-
-
 def _storage_section(storage: TableReader) -> tuple[int, int]:
     raw_max_age_s = parse_duration(storage, "raw_max_age", "30d")
     raw_max_mb = storage.int_in("raw_max_mb", 512, 1, 1_000_000)
@@ -284,7 +214,7 @@ def _drivers_section(
     built = []
     door_owner: dict[str, str] = {}
     for name in driver_table.table:
-        driver: Driver | None = _section(
+        driver: Driver | None = collect(
             driver_table.problems, functools.partial(_one_driver, driver_table, name, known), None
         )
         if driver is None:
@@ -337,28 +267,28 @@ def _read(path: Path, root: TableReader, drivers: Mapping[str, type[Driver]] | N
     """The configuration from the parsed file, or None when `root.problems` has any; every section is read."""
     problems = root.problems
     unknown = _AgentSection("invalid", "invalid", path.parent, None, "info")
-    agent = _section(problems, lambda: _agent_section(root.table_at("agent"), path.parent), unknown)
-    window_s, grace_s, tick_s = _section(problems, lambda: _windows_section(root.table_at("windows")), (3600, 0, 5.0))
+    agent = collect(problems, lambda: _agent_section(root.table_at("agent"), path.parent), unknown)
+    window_s, grace_s, tick_s = collect(problems, lambda: _windows_section(root.table_at("windows")), (3600, 0, 5.0))
     clock = root.table_at("clock")
     sync_source = clock.choice("sync_source", "auto", SYNC_SOURCES)
     clock.reject_unknown()
-    pos = _section(problems, lambda: read_pos(root.table_at("pos")), None)
+    pos = collect(problems, lambda: read_pos(root.table_at("pos")), None)
     no_budget = UnitBudget(epsilon=Fraction(1), rho=None)
     no_plan: tuple[UnitBudget, tuple[StreamPlan, ...], UnitBudget] = (no_budget, (), no_budget)
-    budget, streams, lifetime = _section(
+    budget, streams, lifetime = collect(
         problems,
-        lambda: _privacy_section(root.table_at("privacy"), agent.doors or ("unknown",), pos),
+        lambda: read_privacy(root.table_at("privacy"), agent.doors or ("unknown",), pos),
         no_plan,
     )
-    mqtt = _section(problems, lambda: _mqtt_settings(root.table_at("mqtt"), f"{agent.coop}-{agent.store}"), None)
-    raw_max_age_s, raw_max_bytes = _section(problems, lambda: _storage_section(root.table_at("storage")), (0, 0))
-    health_listen = _section(problems, lambda: _health_section(root.table_at("health")), None)
-    owner_page = _section(problems, lambda: read_owner_page(root.table_at("owner_page")), None)
-    home_assistant = _section(
+    mqtt = collect(problems, lambda: _mqtt_settings(root.table_at("mqtt"), f"{agent.coop}-{agent.store}"), None)
+    raw_max_age_s, raw_max_bytes = collect(problems, lambda: _storage_section(root.table_at("storage")), (0, 0))
+    health_listen = collect(problems, lambda: _health_section(root.table_at("health")), None)
+    owner_page = collect(problems, lambda: read_owner_page(root.table_at("owner_page")), None)
+    home_assistant = collect(
         problems, lambda: read_home_assistant(root.table_at("home_assistant"), agent.store, mqtt), None
     )
-    licensing = _section(problems, lambda: read_licensing(root.table_at("licensing")), None)
-    secagg = _section(problems, lambda: read_secagg(root.table_at("secagg"), agent.data_dir, streams), None)
+    licensing = collect(problems, lambda: read_licensing(root.table_at("licensing")), None)
+    secagg = collect(problems, lambda: read_secagg(root.table_at("secagg"), agent.data_dir, streams), None)
     known = installed_drivers() if drivers is None else drivers
     built = _drivers_section(root.table_at("drivers"), known, agent.doors)
     root.reject_unknown()
@@ -389,26 +319,6 @@ def _read(path: Path, root: TableReader, drivers: Mapping[str, type[Driver]] | N
         licensing=licensing,
         home_assistant=home_assistant,
     )
-
-
-def _stream_settings(section: TableReader, default_epsilon: str, default_tier: str) -> dict[str, object]:
-    settings: dict[str, object] = {
-        "tier": section.choice("tier", default_tier, TIERS),
-        "mechanism": section.choice("mechanism", "discrete_laplace", MECHANISMS),
-        "clamp_negative": section.get("clamp_negative", bool, False),
-    }
-    if "suppress_below" in section.table:
-        settings["suppress_below"] = section.int_in("suppress_below", None, 1, 1_000_000)
-    if settings["mechanism"] == "discrete_laplace":
-        settings["epsilon"] = section.epsilon("epsilon", default_epsilon)
-        if "rho" in section.table:
-            raise section.fail("rho", "applies to discrete_gaussian only", "remove rho or set that mechanism")
-    else:
-        settings["rho"] = section.epsilon("rho")
-        if "epsilon" in section.table:
-            raise section.fail("epsilon", "does not apply to discrete_gaussian", "use rho instead")
-    section.reject_unknown()
-    return settings
 
 
 def _mqtt_settings(mqtt: TableReader, default_client: str) -> MqttSettings:

@@ -9,13 +9,15 @@ and goes on with the next section. A value under a secret key is never shown (ag
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.contract.names import NAME_RE
 from agent.errors import ConfigError
 from agent.redaction import shown
+
+T = TypeVar("T")
 
 MAX_EPSILON = Fraction(10)
 
@@ -156,3 +158,14 @@ def parse_duration(reader: TableReader, key: str, default: str) -> int:
     if seconds <= 0:
         raise reader.fail(key, f"{raw!r} must be positive", 'write e.g. "1h"')
     return seconds
+
+
+def collect(problems: list[ConfigError] | None, read: Callable[[], T], fallback: T) -> T:
+    """`read()`, or `fallback` after recording the problem that stopped it, so later sections are checked too."""
+    try:
+        return read()
+    except ConfigError as exc:
+        if problems is None:
+            raise
+        problems.append(exc)
+        return fallback
