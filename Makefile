@@ -15,8 +15,11 @@ demo: setup
 
 test: setup lint unit
 
+# Unit, component and hub tests on both cores (pytest-xdist; each test has its own files, ports and brokers),
+# then the end-to-end tests one at a time: they start fleets of processes whose timing the cores must carry.
 unit: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --durations=15 tests --ignore=tests/e2e
+	$(PY) -m pytest -q --durations=15 tests/e2e
 
 # The torture tests at their full counts (200 SIGKILLs, 60 durability trials, 30 restarts; about 15 min, estimated).
 # `make test` runs the same tests, seeded the same way, at the counts their issues demand.
