@@ -19,6 +19,9 @@ QUARTER_NS = 900 * NS_PER_S
 FOOTFALL = "footfall"
 SALES_PREFIX = "sales:"
 KEEP_RUNS = 5
+# The history is bounded like every table the agent keeps: the models read at most a year and the same date a
+# year before (day-of-year effects), so two years and a margin are kept and older days go (~0.5 MB a year).
+KEEP_HISTORY_DAYS = 800
 
 
 def _day_bounds(zone: LocalZone, first: dt.date, last: dt.date) -> tuple[int, int]:
@@ -88,6 +91,8 @@ def refresh_history(conn: sqlite3.Connection, zone: LocalZone, until: dt.date) -
         " value = excluded.value",
         [(s, d, h, v) for (s, d, h), v in cells.items()],
     )
+    oldest_kept = (until - dt.timedelta(days=KEEP_HISTORY_DAYS)).isoformat()
+    conn.execute("DELETE FROM forecast_history WHERE day < ?", (oldest_kept,))  # ISO dates sort as dates
     return len({d for d in foot_days} | {d for d in sale_days})
 
 

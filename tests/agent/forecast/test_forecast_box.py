@@ -186,3 +186,20 @@ def test_a_new_category_starts_with_its_first_sale(tmp_path: Path) -> None:
     report = json.loads(_cli(config, "--refresh", "--json").stdout)
     assert report["models"]["sales:cake"]["history_days"] == 3
     assert report["models"]["sales:bread"]["history_days"] >= 18
+
+
+def test_the_history_is_bounded_to_its_last_two_years_and_a_margin(tmp_path: Path) -> None:
+    config, today = _shop(tmp_path, days=3)
+    store = Store(config.db_path)
+    from agent.owner.localtime import LocalZone
+
+    zone = LocalZone(ZONE)
+    yesterday = today - dt.timedelta(days=1)
+    too_old = (yesterday - dt.timedelta(days=sql.KEEP_HISTORY_DAYS + 1)).isoformat()
+    kept = (yesterday - dt.timedelta(days=sql.KEEP_HISTORY_DAYS)).isoformat()
+    with store.transaction() as conn:
+        conn.executemany("INSERT INTO forecast_history VALUES ('footfall', ?, 9, 5)", [(too_old,), (kept,)])
+        sql.refresh_history(conn, zone, yesterday)
+        days = set(sql.history(conn)["footfall"])
+    assert kept in days and too_old not in days
+    store.close()
