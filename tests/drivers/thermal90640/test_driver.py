@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.driver_api import DoorCount, DriverOptionError, Reading
+from agent.driver_api import DoorCount, DriverOptionError
+from agent.driver_api import recording as driver_kit
 from drivers.thermal90640.driver import FrameRateMeter, Thermal90640Driver
 from drivers.thermal90640.protocol import ThermalFrame
 from firmware_sim.pty_device import PtyDevice
@@ -34,38 +35,15 @@ from firmware_sim.thermal90640 import (
 README = Path(__file__).parents[3] / "drivers" / "thermal90640" / "README.md"
 
 
-class RecordingSink:
-    """Records everything a driver sends, and lets a test wait for a condition."""
+class RecordingSink(driver_kit.RecordingSink):
+    """The SDK's recording sink, with the door totals and the default wait these tests use."""
 
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-        self.bad: list[str] = []
-        self.problems: list[str] = []
-        self._changed = threading.Condition()
-
-    def emit(self, reading: Reading) -> None:
-        with self._changed:
-            self.readings.append(reading)
-            self._changed.notify_all()
-
-    def bad_frame(self, driver: str, reason: str) -> None:
-        with self._changed:
-            self.bad.append(reason)
-            self._changed.notify_all()
-
-    def problem(self, driver: str, message: str) -> None:
-        with self._changed:
-            self.problems.append(message)
-            self._changed.notify_all()
-
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        with self._changed:
-            assert self._changed.wait_for(predicate, timeout), f"timed out; readings {self.readings}"
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0, what: str = "the driver") -> None:
+        super().wait_for(predicate, timeout, what)
 
     def totals(self) -> tuple[int, int]:
-        with self._changed:
-            counts = [r for r in self.readings if isinstance(r, DoorCount)]
-            return sum(r.entries for r in counts), sum(r.exits for r in counts)
+        counts = [r for r in self.snapshot()[0] if isinstance(r, DoorCount)]
+        return sum(r.entries for r in counts), sum(r.exits for r in counts)
 
 
 def poll(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
