@@ -67,6 +67,7 @@ class SecAggHubSettings:
     roster: Path  # JSON: {"coop": ..., "members": {store id: base64 Ed25519 public key}}
     step_timeout_s: float  # a shop that has not answered a step by then is dropped from the round
     poll_s: float  # how often the coordinator looks for a planned round
+    licensing_wait_s: float = 3600.0  # a district query's round starts once all shops replied, or after this
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,6 +274,7 @@ def load_hub_config(path: str | Path) -> HubConfig:
             roster=roster if roster.is_absolute() else (path.parent / roster).resolve(),
             step_timeout_s=sa.number_in("step_timeout_s", 60.0, 0.5, 86400.0),
             poll_s=sa.number_in("poll_s", 2.0, 0.05, 3600.0),
+            licensing_wait_s=sa.number_in("licensing_wait_s", 3600.0, 0.0, 30 * 86400.0),
         )
     sa.reject_unknown()
     root.reject_unknown()

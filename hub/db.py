@@ -353,6 +353,17 @@ MIGRATIONS: list[tuple[str, tuple[Step, ...]]] = [
                 payload TEXT NOT NULL)""",
         ),
     ),
+    (
+        # District licensing queries combined by secure aggregation (hub/licensing_rounds.py): whether a query
+        # asks for that, the round planned for it and how that went; a round may name its participants.
+        "0140_district_queries",
+        (
+            "ALTER TABLE licensing_queries ADD COLUMN combine TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE licensing_queries ADD COLUMN round_id TEXT",
+            "ALTER TABLE licensing_queries ADD COLUMN district_note TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE secagg_rounds ADD COLUMN participant_list TEXT",
+        ),
+    ),
 ]
 
 _PLACEHOLDER = re.compile(r"\?")

@@ -33,6 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--epsilon", required=True, help="asked per window of the range, e.g. 0.5")
     ask.add_argument("--credit-cents", type=int, required=True, help="offered to each shop that answers")
     ask.add_argument("--expires-in", type=float, default=86400.0, help="seconds until the query expires")
+    ask.add_argument(
+        "--district",
+        action="store_true",
+        help="combine the shops by secure aggregation: the coop sees only the district sum (needs [secagg])",
+    )
     district = cmds.add_parser("district", help="the district answer of a query, with its noise bound")
     district.add_argument("config")
     district.add_argument("query_id")
@@ -42,6 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from agent.contract.licensing import SECURE_AGGREGATION
     from hub import licensing
     from hub.config import load_hub_config
     from hub.db import Database
@@ -54,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     conn = database.connect()
     try:
         if args.licensing_command == "ask":
+            if args.district and config.secagg is None:
+                print(f"error: {config.path}: --district needs the hub's [secagg] section (its roster)", file=sys.stderr)
+                return EXIT_USAGE
             params = dict(p.split("=", 1) for p in args.param if "=" in p)
             key = base64.b64decode(Path(args.key).read_text().strip())
             message = licensing.compose(
@@ -66,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
                 Fraction(args.epsilon),
                 args.credit_cents,
                 time.time_ns() + int(args.expires_in * 1e9),
+                SECURE_AGGREGATION if args.district else "",
             )
             with conn.transaction():
                 licensing.record_query(conn, message)

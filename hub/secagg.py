@@ -27,7 +27,7 @@ from agent.coop.secagg.hub import HubRound
 from agent.coop.secagg.messages import Message, Roster, RoundConfig
 from agent.coop.secagg.noise import plan_noise
 from agent.coop.secagg.transport import SHOP_STEP_KINDS, RoundOpening, RoundResult, SurvivorList, decode_step, sender_of
-from hub import refusals, secagg_store
+from hub import licensing_rounds, refusals, secagg_store
 from hub.config import HubConfig
 from hub.contract import Rejected
 from hub.db import Connection, Database, topic_store_segment
@@ -102,6 +102,8 @@ class RoundCoordinator:
         try:
             self._abandon_unfinished(conn)
             while not self._stop.is_set():
+                with conn.transaction():  # district licensing queries whose shops have all accepted or refused
+                    licensing_rounds.plan_due(conn, self.roster, self.settings.licensing_wait_s, time.time())
                 planned = secagg_store.next_planned(conn)
                 if planned is None:
                     self._stop.wait(self.settings.poll_s)
@@ -119,6 +121,7 @@ class RoundCoordinator:
             except SecAggError as exc:
                 with conn.transaction():
                     secagg_store.finish(conn, planned.round_id, "aborted", f"hub restarted; {exc}", None)
+                    licensing_rounds.round_ended(conn, planned, "aborted", (), f"hub restarted; {exc}")
                 continue
             running = _Running(planned, config, HubRound(self.roster, config))
             running.retained = [
@@ -135,7 +138,7 @@ class RoundCoordinator:
             self.roster.coop,
             planned.round_id,
             self.roster.digest(),
-            tuple(sorted(m.shop_id for m in self.roster.members)),
+            tuple(sorted(planned.participants or (m.shop_id for m in self.roster.members))),
             planned.threshold,
             planned.neighbours,
             len(planned.cells),
@@ -154,6 +157,7 @@ class RoundCoordinator:
         except SecAggError as exc:
             with conn.transaction():
                 secagg_store.finish(conn, planned.round_id, "refused", str(exc), None)
+                licensing_rounds.round_ended(conn, planned, "refused", (), str(exc))
             log.error("secure-aggregation round %s not started: %s", planned.round_id, exc)
             return
         with conn.transaction():
@@ -250,6 +254,7 @@ class RoundCoordinator:
                     conn, rid, running.planned.cells, [int(v) for v in total], variance, len(survivors)
                 )
                 secagg_store.finish(conn, rid, "released", f"summed {len(survivors)} shops", len(survivors))
+                licensing_rounds.round_ended(conn, running.planned, "released", survivors, f"summed {len(survivors)}")
             self._send(running, "result", RoundResult(core.tag, "released", survivors, f"summed {len(survivors)}"))
             self._clear(running)
             running.step = "done"
@@ -264,6 +269,7 @@ class RoundCoordinator:
     def _end(self, conn: Connection, running: _Running, status: str, reason: str, survivors: tuple[str, ...]) -> None:
         with conn.transaction():
             secagg_store.finish(conn, running.config.round_id, status, reason, None)
+            licensing_rounds.round_ended(conn, running.planned, status, (), reason)
         self._send(running, "result", RoundResult(running.core.tag, status, survivors, reason))
         self._clear(running)
         running.step = "done"

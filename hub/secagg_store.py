@@ -55,6 +55,7 @@ class PlannedRound:
     rho: Fraction
     colluders: int
     neighbours: int
+    participants: tuple[str, ...] = ()  # the shops asked; empty: every enrolled shop
 
 
 def window_cells(
@@ -73,7 +74,8 @@ def plan_round(conn: Connection, planned: PlannedRound) -> None:
             raise ValueError(f"cell {cell[:80]} is not of stream {planned.stream}")
     conn.execute(
         "INSERT INTO secagg_rounds (round_id, stream, cells, threshold, value_bound, sensitivity, rho, colluders,"
-        " neighbours, status, reason, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', '', ?)",
+        " neighbours, participant_list, status, reason, planned_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', '', ?)",
         (
             planned.round_id,
             planned.stream,
@@ -84,6 +86,7 @@ def plan_round(conn: Connection, planned: PlannedRound) -> None:
             str(planned.rho),
             planned.colluders,
             planned.neighbours,
+            json.dumps(list(planned.participants)) if planned.participants else None,
             time.time(),
         ),
     )
@@ -92,8 +95,7 @@ def plan_round(conn: Connection, planned: PlannedRound) -> None:
 def next_planned(conn: Connection) -> PlannedRound | None:
     """The oldest round still waiting to run."""
     rows = conn.query(
-        "SELECT round_id, stream, cells, threshold, value_bound, sensitivity, rho, colluders, neighbours"
-        " FROM secagg_rounds WHERE status = 'planned' ORDER BY planned_at, round_id LIMIT 1"
+        f"SELECT {_COLUMNS} FROM secagg_rounds WHERE status = 'planned' ORDER BY planned_at, round_id LIMIT 1"
     )
     return _planned(rows[0]) if rows else None
 
@@ -101,17 +103,20 @@ def next_planned(conn: Connection) -> PlannedRound | None:
 def unfinished(conn: Connection) -> list[PlannedRound]:
     """Rounds that were running when the hub stopped (neither planned nor ended)."""
     rows = conn.query(
-        "SELECT round_id, stream, cells, threshold, value_bound, sensitivity, rho, colluders, neighbours"
-        " FROM secagg_rounds WHERE status NOT IN ('planned', 'released', 'aborted', 'refused') ORDER BY planned_at"
+        f"SELECT {_COLUMNS} FROM secagg_rounds"
+        " WHERE status NOT IN ('planned', 'released', 'aborted', 'refused') ORDER BY planned_at"
     )
     return [_planned(r) for r in rows]
 
 
+_COLUMNS = "round_id, stream, cells, threshold, value_bound, sensitivity, rho, colluders, neighbours, participant_list"
+
+
 def _planned(row: tuple[Any, ...]) -> PlannedRound:
-    rid, stream, cells, t, bound, sens, rho, colluders, neighbours = row
+    rid, stream, cells, t, bound, sens, rho, colluders, neighbours, participants = row
     return PlannedRound(
         str(rid), str(stream), tuple(json.loads(cells)), int(t), int(bound), int(sens), Fraction(str(rho)),
-        int(colluders), int(neighbours),
+        int(colluders), int(neighbours), tuple(json.loads(participants)) if participants else (),
     )  # fmt: skip
 
 

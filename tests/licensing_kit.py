@@ -46,6 +46,7 @@ def signed_query(
     credit_cents: int = 250,
     coop: str = "riverside",
     key: bytes = COOP_KEY,
+    combine: str = "",
 ) -> dict[str, object]:
     return compose(
         coop,
@@ -57,6 +58,7 @@ def signed_query(
         Fraction(epsilon),
         credit_cents,
         expires_ns,
+        combine,
     )
 
 

@@ -21,6 +21,10 @@ DOMAIN = b"shopkeeper/licensing/query/v1\n"
 QUERY_SCHEMA = "shopkeeper.licensing.query/1"
 ANSWER_SCHEMA = "shopkeeper.licensing.answer/1"
 ANSWERED, REFUSED = "answered", "refused"
+# A district query (combine = secure_aggregation): the box says it will enter the round, with the public keys
+# of its table and the L2 sensitivity it needs declared; its values go only into the round's masked sum.
+ACCEPTED = "accepted"
+SECURE_AGGREGATION = "secure_aggregation"  # the only `combine` a query may ask for (absent: each shop answers)
 __all__ = ["answer_store", "answer_topic", "query_topic"]  # declared in topics.py, with the others
 
 
@@ -44,6 +48,20 @@ def district_noise_bound(scales: list[float], cells: int, failure_probability: f
         return 0
     share = failure_probability / len(scales)
     return sum(laplace_tail(s, cells, share) for s in scales)
+
+
+def gaussian_tail(variance: float, cells: int, failure_probability: float) -> int:
+    """A whole k with P(some cell of the district sum has |noise| >= k) <= the failure probability, when each
+    cell's noise is a sum of independent discrete Gaussians of total variance `variance`.
+
+    A discrete Gaussian N_Z(0, s^2) is s^2-subgaussian (its moment generating function is at most
+    exp(t^2 s^2 / 2): Canonne, Kamath, Steinke 2020, "The Discrete Gaussian for Differential Privacy"), the
+    parameters of independent subgaussians add, so P(|X| >= k) <= 2 exp(-k^2 / (2 variance)); union bound
+    over the cells.
+    """
+    if variance <= 0:
+        return 0
+    return max(1, math.ceil(math.sqrt(2 * variance * math.log(2 * cells / failure_probability))))
 
 
 def canonical(query: dict[str, Any]) -> bytes:

@@ -26,7 +26,8 @@ import numpy as np
 from agent.clock import NS_PER_S, Clock
 from agent.config import AgentConfig
 from agent.contract import HUB_SEGMENT, parse_secagg_topic, secagg_shop_topic
-from agent.coop import identity
+from agent.coop import identity, query_round
+from agent.coop.query_round import QueryContribution
 from agent.coop.secagg.errors import Refused, RoundAborted, SecAggError
 from agent.coop.secagg.messages import AdvertBundle, Message, ShareBundle, UnmaskRequest
 from agent.coop.secagg.shop import RoundPolicy, ShopRound, WindowLedger
@@ -90,7 +91,9 @@ class _Contribution(WindowLedger):
 class _Live:
     """A round this shop is in: the core's state, its contribution, and the hub steps already answered."""
 
-    def __init__(self, shop: ShopRound, contribution: _Contribution, cells: list[tuple[int, str, str]]) -> None:
+    def __init__(
+        self, shop: ShopRound, contribution: _Contribution | QueryContribution, cells: list[tuple[int, str, str]]
+    ) -> None:
         self.shop, self.contribution, self.cells = shop, contribution, cells
         self.answered: set[str] = set()
 
@@ -225,6 +228,10 @@ class RoundParticipant:
                 "",
                 self.clock.wall_ns(),
             )
+        query_id = query_round.query_id_of(streams)
+        if query_id is not None:
+            self._open_query(opening, query_id)
+            return
         if plan is None or len(streams) != 1 or plan.name not in self.settings.streams:
             wanted = list(self.settings.streams)
             raise Refused(f"round {config.round_id} sums {sorted(streams)}; this shop contributes {wanted}")
@@ -247,10 +254,35 @@ class RoundParticipant:
         shop = ShopRound(
             self.identity, self.config.store, opening.roster, self.settings.roster_digest, config, contribution, policy
         )
+        self._join(shop, contribution, placed, plan.unit)
+        log.info("joined secure-aggregation round %s (%d cells of %s)", config.round_id, len(cells), plan.name)
+
+    def _open_query(self, opening: RoundOpening, query_id: str) -> None:
+        """A round carrying a district licensing query this shop accepted (agent/coop/query_round.py)."""
+        config = opening.config
+        with self.store.transaction() as conn:
+            query = query_round.accepted_query(conn, self.config, config, query_id)
+        policy = query_round.query_policy(self.config, query, self.settings.min_honest)
+        contribution = QueryContribution(self.store, self.config, self.journal, query, self.clock.wall_ns())
+        shop = ShopRound(
+            self.identity, self.config.store, opening.roster, self.settings.roster_digest, config, contribution, policy
+        )
+        self._join(shop, contribution, [], query.unit)
+        log.info("joined secure-aggregation round %s for district query %s", config.round_id, query_id)
+
+    def _join(
+        self,
+        shop: ShopRound,
+        contribution: _Contribution | QueryContribution,
+        cells: list[tuple[int, str, str]],
+        unit: str,
+    ) -> None:
+        """Record what the round will charge, hold it live, and send this shop's key advert."""
+        config = shop.config
         contribution.rho = charged_rho(Fraction(config.rho_num, config.rho_den), shop.plan.tau, config.length)
         contribution.parameters = {
             "round_id": config.round_id,
-            "round_tag": tag.hex(),
+            "round_tag": shop.tag.hex(),
             "participants": len(config.participants),
             "threshold": config.threshold,
             "colluders": config.colluders,
@@ -258,7 +290,7 @@ class RoundParticipant:
             "central_sigma2": str(shop.plan.central_sigma2),
             "l2_sensitivity": config.sensitivity,
             "rho_bound": shop.plan.rho_bound,
-            "unit": plan.unit,
+            "unit": unit,
         }
         with self.store.transaction() as conn:
             conn.execute(
@@ -268,12 +300,15 @@ class RoundParticipant:
         while len(self.live) >= LIVE_MAX:
             oldest = next(iter(self.live))
             self._end(oldest, "aborted", "forgotten: too many rounds at once on this shop")
-        self.live[config.round_id] = _Live(shop, contribution, placed)
+        self.live[config.round_id] = _Live(shop, contribution, cells)
         self._publish(config.round_id, "advert", shop.advertise())
-        log.info("joined secure-aggregation round %s (%d cells of %s)", config.round_id, len(cells), plan.name)
 
     def _values(self, live: _Live) -> np.ndarray:
         """The true cells of the round from the raw records, clamped to the round's value bound."""
+        if isinstance(live.contribution, QueryContribution):
+            live.contribution.wall_ns = self.clock.wall_ns()
+            bound = live.shop.config.value_bound
+            return query_round.query_values(self.config, self.store.conn(), live.contribution.query, bound)
         plan, window_ns = live.contribution.plan, live.contribution.window_ns
         tables = {s: self.aggregator.true_tables(s, s + window_ns)[plan.name] for s in live.contribution.starts}
         bound = live.shop.config.value_bound
@@ -288,11 +323,14 @@ class RoundParticipant:
     def _end(
         self, round_id: str, state: str, reason: str, survivors: int | None = None, included: bool | None = None
     ) -> None:
-        self.live.pop(round_id, None)
+        live = self.live.pop(round_id, None)
         if state != "released":
             log.warning("secure-aggregation round %s %s: %s", round_id, state, reason[:300])
         with self.store.transaction() as conn:
             rounds_sql.finish_round(conn, round_id, state, reason, self.clock.wall_ns(), survivors, included)
+            if live is not None and isinstance(live.contribution, QueryContribution):
+                query_id = live.contribution.query.query_id
+                query_round.round_ended(conn, query_id, state, included, reason, self.clock.wall_ns())
             if state == "refused":
                 Store.bump_counter(conn, "secagg_refused")
             elif state == "aborted":

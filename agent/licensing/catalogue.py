@@ -13,12 +13,21 @@ epsilon once in every window of the range (the privacy filter, privacy/accountan
   basket adds 1 to at most `max_categories` categories, so L1 = max_categories.
 - basket_value_bins {start, end}: how many baskets fall in each fixed value bin (cents, after the
   revenue clamp per basket). One basket is in exactly one bin, so L1 = 1.
+
+A query may ask for a district figure (`"combine": "secure_aggregation"`, signed with the rest): then no
+shop's answer leaves on its own. Each accepting box enters its true table into one secure-aggregation round
+(agent/coop/round_participant.py) whose distributed discrete Gaussian noise makes the district sum
+rho-zCDP with rho = epsilon^2 / 2, the zCDP cost the accountant charges for a pure epsilon answer (Bun and
+Steinke 2016, Proposition 1.4), so saying yes costs the same either way. That mechanism needs the L2
+sensitivity: one unit moves one cell by 1 (L2 = 1) for footfall and bins, and up to max_categories cells by 1
+for category shares (L2 = sqrt(max_categories), rounded up to a whole number for the round).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
@@ -27,6 +36,7 @@ import numpy as np
 
 from agent.clock import NS_PER_S
 from agent.contract import BASKET, DOOR_EVENT
+from agent.contract.licensing import SECURE_AGGREGATION
 from agent.privacy.bounds import BasketBounds, LineItem, bound_basket
 
 FOOTFALL_HOUR_OF_WEEK = "footfall_hour_of_week"
@@ -41,6 +51,7 @@ BIN_KEYS = tuple(
     f"{lo}-{hi - 1}" if hi else f"{lo}+" for lo, hi in zip(BIN_EDGES_CENTS, (*BIN_EDGES_CENTS[1:], 0), strict=True)
 )
 MAX_RANGE_DAYS = 366
+COUNT_FIELD = "count"  # the one value field of a query's table in a secure round's cells
 
 
 class BadQuery(ValueError):
@@ -62,6 +73,16 @@ class Query:
     nonce: str
     start_ns: int  # the UTC range the answer covers, [start, end)
     end_ns: int
+    combine: str = ""  # SECURE_AGGREGATION: a district figure, combined by secure aggregation
+
+    @property
+    def district(self) -> bool:
+        return self.combine == SECURE_AGGREGATION
+
+    @property
+    def round_rho(self) -> Fraction:
+        """The zCDP rho a district round may charge each window: epsilon^2 / 2 (docstring above)."""
+        return self.epsilon**2 / 2
 
     @property
     def unit(self) -> str:
@@ -119,6 +140,14 @@ def l1_sensitivity(kind: str, bounds: BasketBounds | None) -> int:
     if kind == CATEGORY_SHARES_BY_MONTH:
         assert bounds is not None
         return bounds.max_categories
+    return 1
+
+
+def l2_sensitivity_ceiling(kind: str, bounds: BasketBounds | None) -> int:
+    """A whole number at least the answer's L2 sensitivity to one unit (the secure round declares it)."""
+    if kind == CATEGORY_SHARES_BY_MONTH:
+        assert bounds is not None
+        return math.isqrt(bounds.max_categories - 1) + 1  # ceil(sqrt(max_categories))
     return 1
 
 

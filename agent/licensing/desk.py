@@ -11,6 +11,11 @@ one writer. Order of the checks, each refusal carrying its reason back to the co
 then the noise is drawn once, and the ledger row (with the query id and the credit), one spend per window,
 the answer's outbox message and the query's new status are written in ONE transaction, journaled before it
 commits. The filter is checked again inside that transaction, which is what decides.
+
+A district query (`combine = secure_aggregation`) is never answered on its own: after the same checks
+(the filter with the round's rho, epsilon^2 / 2, per window) the box sends only that it accepts, with its
+table's public keys, and waits for the hub's round; the round participant (agent/coop/round_participant.py)
+charges the windows and enters the true table into the masked sum, and nothing else of it leaves.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 from agent.clock import Clock
 from agent.config import AgentConfig
 from agent.contract import iso_utc
-from agent.contract.licensing import ANSWER_SCHEMA, ANSWERED, REFUSED, answer_msg_id, answer_topic
+from agent.contract.licensing import ACCEPTED, ANSWER_SCHEMA, ANSWERED, REFUSED, answer_msg_id, answer_topic
 from agent.errors import PrivacyError
 from agent.kernels.worker_process import InProcessKernels, Kernels, KernelWorker
 from agent.licensing import catalogue
@@ -98,6 +103,8 @@ class LicensingDesk:
             return "this shop's windows are longer than an hour, so it cannot answer by hour of the week"
         if query.unit == catalogue.BASKET and self.config.pos is None:
             return "this shop has no point-of-sale feed"
+        if query.district and self.config.secagg is None:
+            return "this shop takes no part in secure aggregation ([secagg] is not set up): no district figures"
         return None
 
     def why_not_now(self, conn: sqlite3.Connection, query: Query) -> str | None:
@@ -118,12 +125,13 @@ class LicensingDesk:
                 " retention, storage.raw_max_age), so the range cannot be asked about"
             )
         over = accountant.first_over_budget(
-            conn, self.config.filter_budget, query.windows(self.window_ns), accountant.Charge(query.unit, query.epsilon)
+            conn, self.config.filter_budget, query.windows(self.window_ns), charge(query)
         )
         if over is not None:
             return (
                 f"window {iso_utc(over[0])}: answering would spend {over[1]} per {query.unit} of its lifetime budget"
-                " (privacy.lifetime_epsilon_per_window); nothing was drawn"
+                f" (privacy.{'lifetime_rho_per_window' if query.district else 'lifetime_epsilon_per_window'});"
+                " nothing was drawn"
             )
         return None
 
@@ -134,7 +142,9 @@ class LicensingDesk:
         if problem is not None:
             self.refuse(query, problem)
             return 1
-        keys, true = self._true_answer(query)  # true values: local only
+        if query.district:
+            return self.accept(query)
+        keys, true = true_answer(self.config, self.store.conn(), query)  # true values: local only
         # t = sensitivity / epsilon, exact; the sampler refuses a scale out of its range (PrivacyError).
         scale = Fraction(catalogue.l1_sensitivity(query.kind, self._bounds())) / query.epsilon
         num, den = scale.numerator, scale.denominator
@@ -177,6 +187,33 @@ class LicensingDesk:
             query.epsilon,
             query.credit_cents,
         )
+        return 1
+
+    def accept(self, query: Query) -> int:
+        """A district query: send that this shop will enter the hub's round (no values, no spend yet); returns 1.
+
+        The acceptance is a ledger row without a spend, like a refusal: what leaves is the shop's yes, its table's
+        public keys and the sensitivity it will require, none of which depends on its data.
+        """
+        keys = catalogue.keys_of(query.kind, self.config.pos.taxonomy if self.config.pos is not None else ())
+        with self.store.transaction() as conn:
+            if self._already_released(conn, query):
+                return 0
+            problem = self.why_not_now(conn, query)
+            if problem is not None:
+                raise PrivacyError(f"query {query.query_id}: {problem}")
+            about = {
+                **self._about(query),
+                "keys": list(keys),
+                "l2_sensitivity": catalogue.l2_sensitivity_ceiling(query.kind, self._bounds()),
+                "round_rho": str(query.round_rho),
+            }
+            ledger_id = self._ledger_row(conn, query, {}, "accepted_for_secure_round", about, "0")
+            privacy = {"round_rho": about["round_rho"], "l2_sensitivity": about["l2_sensitivity"], "unit": query.unit}
+            self._message(conn, ledger_id, query, ACCEPTED, "", None, privacy, list(keys))
+            licensing_sql.set_status(conn, query.query_id, ACCEPTED, "", self.clock.wall_ns(), ledger_id)
+            self.journal.append(entries_for_ledger_ids(conn, [ledger_id]))
+        log.info("accepted district query %s (%s): waiting for the hub's secure round", query.query_id, query.kind)
         return 1
 
     def refuse(self, query: Query, reason: str) -> None:
@@ -239,6 +276,7 @@ class LicensingDesk:
         reason: str,
         values: dict[str, int] | None,
         privacy: dict[str, Any] | None,
+        keys: list[str] | None = None,
     ) -> None:
         msg_id = answer_msg_id(self.config.coop, self.config.store, query.query_id)
         now = self.clock.wall_ns()
@@ -260,24 +298,35 @@ class LicensingDesk:
             "privacy": privacy,
             "late": False,
         }
+        if query.district:
+            payload["combine"] = query.combine
+            payload["keys"] = keys
         outbox.set_payload(conn, seq, payload)
 
     def _bounds(self) -> catalogue.BasketBounds | None:
         return None if self.config.pos is None else self.config.pos.bounds
 
-    def _true_answer(self, query: Query) -> tuple[tuple[str, ...], np.ndarray]:
-        conn = self.store.conn()
-        taxonomy = self.config.pos.taxonomy if self.config.pos is not None else ()
-        keys = catalogue.keys_of(query.kind, taxonomy)
-        if query.kind == catalogue.FOOTFALL_HOUR_OF_WEEK:
-            return keys, catalogue.footfall_hour_of_week(
-                licensing_sql.entries_by_window(conn, query.start_ns, query.end_ns)
-            )
-        assert self.config.pos is not None
-        lines = licensing_sql.sale_lines_between(conn, query.start_ns, query.end_ns)
-        if query.kind == catalogue.CATEGORY_SHARES_BY_MONTH:
-            return keys, catalogue.category_baskets(lines, taxonomy, self.config.pos.bounds)
-        return keys, catalogue.basket_value_bins(lines, taxonomy, self.config.pos.bounds)
+
+def charge(query: Query) -> accountant.Charge:
+    """What the query costs each window it touches: epsilon, or for a district round its rho (epsilon^2 / 2)."""
+    if query.district:
+        return accountant.Charge(query.unit, rho=query.round_rho)
+    return accountant.Charge(query.unit, query.epsilon)
+
+
+def true_answer(config: AgentConfig, conn: sqlite3.Connection, query: Query) -> tuple[tuple[str, ...], np.ndarray]:
+    """The query's public keys and true table from the raw data still held (local only, never published)."""
+    taxonomy = config.pos.taxonomy if config.pos is not None else ()
+    keys = catalogue.keys_of(query.kind, taxonomy)
+    if query.kind == catalogue.FOOTFALL_HOUR_OF_WEEK:
+        return keys, catalogue.footfall_hour_of_week(
+            licensing_sql.entries_by_window(conn, query.start_ns, query.end_ns)
+        )
+    assert config.pos is not None
+    lines = licensing_sql.sale_lines_between(conn, query.start_ns, query.end_ns)
+    if query.kind == catalogue.CATEGORY_SHARES_BY_MONTH:
+        return keys, catalogue.category_baskets(lines, taxonomy, config.pos.bounds)
+    return keys, catalogue.basket_value_bins(lines, taxonomy, config.pos.bounds)
 
 
 def decide(store: Store, query_id: str, approve: bool, now_ns: int, reason: str = "") -> str:

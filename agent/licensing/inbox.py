@@ -19,7 +19,7 @@ from typing import Any
 from agent.clock import NS_PER_S
 from agent.contract import parse_iso
 from agent.contract.licensing import QUERY_SCHEMA, verify
-from agent.licensing.catalogue import BadQuery, Query, query_range
+from agent.licensing.catalogue import SECURE_AGGREGATION, BadQuery, Query, query_range
 from agent.store import Store
 from agent.store import licensing as licensing_sql
 
@@ -57,6 +57,9 @@ def parse_query(doc: dict[str, Any], coop: str) -> Query:
             raise Refused(MALFORMED, "the nonce is shorter than 16 characters")
         start_ns, end_ns = query_range(texts["kind"], doc["params"])
         expires_ns = parse_iso(str(doc["expires"])) * NS_PER_S
+        combine = doc.get("combine", "")
+        if combine not in ("", SECURE_AGGREGATION):
+            raise Refused(MALFORMED, f"combine must be absent or {SECURE_AGGREGATION!r}")
     except BadQuery as exc:
         raise Refused(MALFORMED, str(exc)) from None
     except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
@@ -73,6 +76,7 @@ def parse_query(doc: dict[str, Any], coop: str) -> Query:
         nonce=texts["nonce"],
         start_ns=start_ns,
         end_ns=end_ns,
+        combine=combine,
     )
 
 
@@ -133,6 +137,8 @@ def query_from_row(row: dict[str, Any]) -> Query:
     """A stored query back as a Query (it was verified before it was stored)."""
     params = json.loads(row["params"])
     start_ns, end_ns = query_range(row["kind"], params)
+    # `combine` is read back from the signed message itself (verified when it was stored), not a column.
+    combine = str(json.loads(row["signed"])["query"].get("combine", ""))
     return Query(
         query_id=row["query_id"],
         kind=row["kind"],
@@ -145,4 +151,5 @@ def query_from_row(row: dict[str, Any]) -> Query:
         nonce=row["nonce"],
         start_ns=start_ns,
         end_ns=end_ns,
+        combine=combine,
     )

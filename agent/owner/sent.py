@@ -38,6 +38,9 @@ def _number(f: Fraction) -> str:
 
 
 def licensing_cost(payload: dict[str, Any]) -> str:
+    if payload.get("status") == "accepted":  # a district query: the secure round spends, when it runs
+        rho = (payload.get("privacy") or {}).get("round_rho")
+        return f"nothing yet; joining the district round spends ρ {rho} in each window of the range"
     if payload.get("status") != "answered":
         return "nothing spent: refused"
     eps = (payload.get("privacy") or {}).get("epsilon_exact")
@@ -50,6 +53,8 @@ def describe_values(stream: str, payload: dict[str, Any], currency: str = "") ->
         what = f"data request {payload.get('query_id', '')} ({str(payload.get('kind', '')).replace('_', ' ')})"
         if payload.get("status") == "answered":
             return f"{what}: answered, {len(payload.get('values') or {})} figures"
+        if payload.get("status") == "accepted":
+            return f"{what}: accepted for the coop's secure round (only the district sum is revealed)"
         return f"{what}: refused ({payload.get('reason', '')})"
     values = payload.get("values", {})
     if stream.startswith("footfall"):

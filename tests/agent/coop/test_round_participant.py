@@ -105,11 +105,20 @@ def feed(participant: RoundParticipant, topic: str, message: Message) -> None:
     participant.tick()
 
 
-def run_round(s: Setup, participant: RoundParticipant, config: RoundConfig, peer_inputs: list[int]) -> np.ndarray:
-    """Hub and peers in process; the participant only through topics and bytes. Returns the unmasked sum."""
+def run_round(
+    s: Setup,
+    participant: RoundParticipant,
+    config: RoundConfig,
+    peer_inputs: list[int],
+    peers: dict[str, ShopRound] | None = None,
+) -> np.ndarray:
+    """Hub and peers in process; the participant only through topics and bytes. Returns the unmasked sum
+    (and fills `peers`, when given, with the peers' round states, whose noise a test may subtract)."""
     hub = HubRound(s.roster, config)
-    policy = RoundPolicy(RHO, 1)
-    peers = {p: ShopRound(s.keys[p], p, s.roster, s.roster.digest(), config, WindowLedger(), policy) for p in PEERS}
+    policy = RoundPolicy(Fraction(config.rho_num, config.rho_den), 1)
+    peers = {} if peers is None else peers
+    for p in PEERS:
+        peers[p] = ShopRound(s.keys[p], p, s.roster, s.roster.digest(), config, WindowLedger(), policy)
     topic = lambda step: secagg_hub_topic("riverside", config.round_id, step)  # noqa: E731
     feed(participant, topic("config"), RoundOpening(config, s.roster))
     for advert in [*s.sent_of("advert"), *(peer.advertise() for peer in peers.values())]:
