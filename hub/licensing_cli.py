@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.licensing_command == "ask":
             if args.district and config.secagg is None:
-                print(f"error: {config.path}: --district needs the hub's [secagg] section (its roster)", file=sys.stderr)
+                print(f"error: {config.path}: --district needs the hub's [secagg] section", file=sys.stderr)
                 return EXIT_USAGE
             params = dict(p.split("=", 1) for p in args.param if "=" in p)
             key = base64.b64decode(Path(args.key).read_text().strip())

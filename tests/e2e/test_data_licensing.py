@@ -22,6 +22,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,13 @@ CREDIT = 250
 SPENDS = "SELECT count(*) FROM privacy_spend WHERE stream = ?"
 
 
-def agent_config(root: Path, shop: str, broker: CoopBroker) -> Path:
-    kinds, requesters, max_epsilon, approval = POLICIES[shop]
+def agent_config(
+    root: Path, shop: str, broker: CoopBroker, policies: dict[str, Any] | None = None, extra: str = ""
+) -> Path:
+    kinds, requesters, max_epsilon, approval = (policies or POLICIES)[shop]
     tls = "".join(f'{key} = "{value}"\n' for key, value in broker.tls(shop).items())
     path = root / shop / "agent.toml"
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         f'[agent]\ncoop = "riverside"\nstore = "{shop}"\ndoors = ["front"]\ndata_dir = "data"\n\n'
         '[windows]\nlength = "1h"\ngrace = "2m"\n\n[clock]\nsync_source = "always"\n\n'
@@ -70,6 +73,7 @@ def agent_config(root: Path, shop: str, broker: CoopBroker) -> Path:
         '[health]\nlisten = ""\n\n[owner_page]\nlisten = ""\n\n'
         f'[licensing]\ncoop_public_key = "{public_key_b64()}"\nkinds = {json.dumps(kinds)}\n'
         f'requesters = {json.dumps(requesters)}\nmax_epsilon_per_query = "{max_epsilon}"\napproval = "{approval}"\n'
+        + extra
     )
     return path
 
@@ -131,13 +135,13 @@ def hub_answers(database: Database, query_id: str) -> int:
         conn.close()
 
 
-def ask(desk_config: Path, key_file: Path, epsilon: str) -> str:
+def ask(desk_config: Path, key_file: Path, epsilon: str, *flags: str) -> str:
     done = subprocess.run(
         [
             sys.executable, "-m", "hub", "licensing", "ask", str(desk_config), "--key", str(key_file),
             "--kind", "footfall_hour_of_week", "--param", "start=2025-11-16", "--param", "end=2025-11-17",
             "--requester", "coop", "--purpose", "district footfall by hour of week", "--epsilon", epsilon,
-            "--credit-cents", str(CREDIT), "--expires-in", "3600",
+            "--credit-cents", str(CREDIT), "--expires-in", "3600", *flags,
         ],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
@@ -278,3 +282,141 @@ def test_data_licensing_end_to_end(tmp_path: Path) -> None:
                     process.kill()
             if hub is not None:
                 hub.stop()
+
+
+# A district figure by secure aggregation: shops 1 to 4 accept, shop 5 refuses by its policy.
+DISTRICT_POLICIES = {
+    **{f"shop-{i}": (["footfall_hour_of_week"], ["coop"], "1", "auto") for i in range(1, 5)},
+    "shop-5": (["basket_value_bins"], ["coop"], "1", "auto"),
+}
+DISTRICT_SHOPS = ("shop-1", "shop-2", "shop-3", "shop-4")
+# epsilon 1/4: the round's rho is 1/32, so with threshold 3 (of 4) each share has variance 16/3 (s > 2: the
+# KLS21 bound is the central rho to float precision). The lifetime rho of 3/8 holds the hourly releases (two
+# streams at epsilon 1/2 count 1/8 each) and this round (1/32), and not a second round at epsilon 1/2 (1/8 more).
+DISTRICT_LIFETIME = 'lifetime_epsilon_per_window = "2"\nlifetime_rho_per_window = "3/8"\n'
+
+
+@pytest.mark.slow
+def test_a_district_query_is_combined_by_secure_aggregation(tmp_path: Path) -> None:
+    from tests.e2e.secagg_fleet import enrol, hub_secagg_section
+
+    shops = list(DISTRICT_POLICIES)
+    db_path = tmp_path / "hub.db"
+    database = Database(str(db_path))
+    key_file = tmp_path / "coop-licensing.key"
+    key_file.write_text(base64.b64encode(COOP_KEY).decode() + "\n")
+    agents: list[subprocess.Popen[bytes]] = []
+    hub: HubProcess | None = None
+    roster, roster_path = enrol(tmp_path, shops)
+    with coop_broker(tmp_path / "broker", [*shops, "_hub", "_hub-licensing"]) as broker:
+        try:
+            hub_config = write_hub_config(tmp_path / "hub.toml", broker.port, str(db_path), k_min=3)
+            base = hub_config.read_text()
+            secagg = hub_secagg_section(roster_path, 10.0) + "licensing_wait_s = 60\n"
+            hub_config.write_text(base + "".join(f'{k} = "{v}"\n' for k, v in broker.tls("_hub").items()) + secagg)
+            desk_config = tmp_path / "desk.toml"
+            desk_config.write_text(
+                base + "".join(f'{k} = "{v}"\n' for k, v in broker.tls("_hub-licensing").items()) + secagg
+            )
+            hub = HubProcess(hub_config, tmp_path / "hub.log").start()
+            hub.wait_subscribed()
+
+            section = f'\n[secagg]\nroster_digest = "{roster.digest().hex()}"\nstreams = []\n'
+            configs = {}
+            for shop in shops:
+                path = agent_config(tmp_path, shop, broker, DISTRICT_POLICIES, section)
+                path.write_text(path.read_text().replace('lifetime_epsilon_per_window = "2"\n', DISTRICT_LIFETIME))
+                configs[shop] = path
+            dbs = {shop: tmp_path / shop / "data" / "shopkeeper.db" for shop in shops}
+            truth = {shop: seed_day(dbs[shop], 200 + i) for i, shop in enumerate(shops)}
+            clock = AcceleratedClock(
+                origin_ns=DAY_START_S * NS_PER_S, factor=SPEED, anchor_ns=time.time_ns() + int(LEAD_S * 1e9)
+            )
+            env = {**os.environ, **clock.env()}
+            for shop in shops:
+                log = (tmp_path / shop / "agent.log").open("ab")
+                agents.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "agent.cli", "run", str(configs[shop])], env=env, stdout=log, stderr=log
+                    )
+                )
+            wait_for(lambda: all(released_through(dbs[s]) >= DAY_END_NS for s in shops), LEAD_S + 60, "the day")
+
+            query_id = ask(desk_config, key_file, "1/4", "--district")
+            wait_for(lambda: district_round(database, query_id).startswith("round released"), 90, "the round")
+            conn = database.connect()
+            try:
+                district = district_answer(conn, query_id, FAILURE_PROBABILITY)
+                owed = statement(conn)
+                singles = conn.query(
+                    "SELECT answer_values FROM licensing_answers WHERE query_id = ? AND answer_values IS NOT NULL",
+                    (query_id,),
+                )
+            finally:
+                conn.close()
+            assert district["shops"] == list(DISTRICT_SHOPS), district
+            assert "does not answer footfall_hour_of_week queries" in district["refused"]["shop-5"]
+            # The coop never held one shop's table: what it stored per shop is the keys of the acceptance only.
+            assert len(singles) == 4
+            assert all(set(json.loads(v)) == {"keys", "l2_sensitivity"} for (v,) in singles)
+            bound = district["noise_bound"]
+            assert district["noise_variance"] == pytest.approx(4 * 16 / 3)  # four shares of variance 16/3
+            assert 0 < bound < 60, bound
+            for i, key in enumerate(HOUR_OF_WEEK_KEYS):
+                true_total = sum(truth[s][i] for s in DISTRICT_SHOPS)
+                assert abs(district["values"][key] - true_total) <= bound, (key, district["values"][key], true_total)
+            for shop in shops:
+                expected = CREDIT if shop in DISTRICT_SHOPS else 0
+                assert owed[shop]["credit_cents"] == expected, (shop, owed[shop])
+
+            # Each accepting shop's ledger: the acceptance (no spend), the round's row with the query id and the
+            # credit, and the round's rho spent in each of the day's 24 windows, kind query.
+            for shop in DISTRICT_SHOPS:
+                rows = shop_query(
+                    dbs[shop],
+                    "SELECT stream, mechanism, parameters FROM release_ledger WHERE stream LIKE ? ORDER BY id",
+                    (f"query:{query_id}%",),
+                )
+                assert [(s, m) for s, m, _p in rows] == [
+                    (f"query:{query_id}", "accepted_for_secure_round"),
+                    (f"query:{query_id}/round", "distributed_discrete_gaussian"),
+                ], rows
+                parameters = json.loads(rows[1][2])
+                assert parameters["query_id"] == query_id and parameters["credit_cents"] == CREDIT
+                spends = shop_query(
+                    dbs[shop], "SELECT rho, kind FROM privacy_spend WHERE stream = ?", (f"query:{query_id}",)
+                )
+                assert len(spends) == 24 and all(k == "query" and Fraction(r) >= Fraction(1, 32) for r, k in spends)
+                assert query_status(dbs[shop], query_id) == "answered"
+
+            # A second district query on the same day would take its windows over their lifetime rho: every
+            # accepting box refuses it before anything is drawn or sent, and no round is planned.
+            second = ask(desk_config, key_file, "1/2", "--district")
+            wait_for(lambda: hub_answers(database, second) == len(shops), 30, "every shop's refusal")
+            conn = database.connect()
+            try:
+                refusals = district_answer(conn, second)["refused"]
+            finally:
+                conn.close()
+            for shop in DISTRICT_SHOPS:
+                assert "lifetime_rho_per_window" in refusals[shop] and "nothing was drawn" in refusals[shop]
+            wait_for(lambda: district_round(database, second).startswith("no round"), 20, "no second round")
+        finally:
+            for process in agents:
+                process.terminate()
+            for process in agents:
+                try:
+                    process.wait(20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            if hub is not None:
+                hub.stop()
+
+
+def district_round(database: Database, query_id: str) -> str:
+    conn = database.connect()
+    try:
+        rows = conn.query("SELECT district_note FROM licensing_queries WHERE query_id = ?", (query_id,))
+        return str(rows[0][0]) if rows else ""
+    finally:
+        conn.close()
