@@ -228,6 +228,8 @@ def _backtests(
         preds = {k: v for k, v in preds.items() if len(v) == len(actual)}
         return preds, actual
     days = n // spd
+    if days < 2:  # leaving the only day out leaves nothing to predict it from: no held-out evidence
+        return {}, []
     for d in range(days):
         keep = np.ones(n, dtype=bool)
         keep[d * spd : (d + 1) * spd] = False
@@ -279,7 +281,10 @@ def forecast_series(y: Array, grid: Grid, horizon: int, prior: Prior | None = No
     if chosen == "blend" and prior is not None and weight is not None:
         coop = _scaled(y, prior.head(n + horizon), spd, int(grid.weekday[0]))[n:]
         point = weight * point + (1 - weight) * coop
-    spread = dispersion(np.concatenate(held_pred), np.concatenate(actual)) if held_pred else dispersion(point, point)
+    # Without held-out predictions there is no evidence of the spread: the default (dispersion of too few
+    # points), never the zero residuals of the forecast against itself, which would claim certainty.
+    empty = np.zeros(0)
+    spread = dispersion(np.concatenate(held_pred), np.concatenate(actual)) if held_pred else dispersion(empty, empty)
     lo, hi = interval(point, spread)
     scale = float(np.mean(np.abs(y[p:] - y[:-p]))) if n > p else None
     label = chosen if chosen == "blend" else local_name

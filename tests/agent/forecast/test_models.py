@@ -87,3 +87,15 @@ def test_a_new_shop_forecasts_better_with_the_coop_model() -> None:
         coop += float(np.abs(helped.point - truth).sum())
     assert local / coop > 1.15
     assert min(weights) < 1.0  # the weight came from the held-out days, and the coop's shape earned some of it
+
+
+def test_one_day_of_history_forecasts_with_the_default_spread() -> None:
+    """Leaving the only day out leaves nothing: no backtest (it used to be a mean of nothing, NaN, and a
+    failed fit at every refresh), and the interval is the default one, not a claim of certainty."""
+    d = district()
+    y = d.footfall["shop-04"][:24]
+    fc = forecast_series(y, grid_for(d.start.toordinal(), 24, 24 + WEEK), WEEK)
+    assert fc.model == "day_profile" and fc.holdout_mae == {}
+    assert np.all(np.isfinite(fc.point)) and np.all(np.isfinite(fc.lo80)) and np.all(np.isfinite(fc.hi80))
+    busy = fc.point > 5
+    assert busy.any() and np.all((fc.hi80 - fc.lo80)[busy] > 1.0)
