@@ -13,7 +13,20 @@ WORDS = {
     "owner_refused": "refused by you; sending the refusal",
     "answered": "answered",
     "refused": "refused",
+    "accepted": "accepted; waiting for the coop's secure round",
+    "not_combined": "entered the round, which ended without it (its windows are spent; no credit)",
 }
+DISTRICT = (
+    " A district figure: your answer goes only into the coop's secure sum of the shops that say yes (the coop"
+    " never sees this shop's own figures)."
+)
+
+
+def _is_district(row: dict[str, Any]) -> bool:
+    try:
+        return bool(json.loads(row.get("signed") or "{}").get("query", {}).get("combine"))
+    except (ValueError, AttributeError):
+        return False
 
 
 def requests_html(rows: list[dict[str, Any]], csrf: str, signed_in: bool, enabled: bool) -> str:
@@ -36,6 +49,7 @@ def requests_html(rows: list[dict[str, Any]], csrf: str, signed_in: bool, enable
             f'<li class="request" data-query-id="{escape(r["query_id"])}" data-status="{escape(r["status"])}">'
             f"<b>{escape(WORDS.get(r['status'], r['status']))}</b> \u2013 {escape(r['requester'])} asks for"
             f" {escape(r['kind'].replace('_', ' '))} ({escape(params)}): {escape(r['purpose'])}."
+            f"{DISTRICT if _is_district(r) else ''}"
             f' <span class="small">\u03b5 {escape(r["epsilon"])}, credit {r["credit_cents"] / 100:.2f}'
             f"{'; ' + escape(r['reason']) if r['reason'] else ''}</span>"
         )

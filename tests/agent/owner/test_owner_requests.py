@@ -99,3 +99,23 @@ def test_answers_and_refusals_show_in_what_left_the_shop(tmp_path: Path) -> None
     assert "refused (this shop does not answer queries from &#x27;x&#x27;)" in html
     assert "nothing spent: refused" in html
     assert "may spend at most \u03b5 2 on it, for the life of this box" in html
+
+
+def test_a_district_query_says_so_on_the_page(tmp_path: Path) -> None:
+    """The owner decides knowing the answer goes only into the coop's secure sum (read from the signed query)."""
+    from agent.contract.licensing import SECURE_AGGREGATION
+
+    config = make_config(tmp_path, extra=licensing_section(approval="manual"))
+    store = Store(config.db_path)
+    assert config.licensing is not None
+    for combine in ("", SECURE_AGGREGATION):
+        message = signed_query(T0_NS + 3600 * NS_PER_S, combine=combine)
+        assert inbox.receive(store, config.coop, config.licensing.coop_public_key, encode(message), T0_NS) == "stored"
+    server = OwnerPageServer(store, config, OwnerPageSettings("127.0.0.1", 0, ""), lambda: T0_NS)
+    server.start()
+    try:
+        status, page, _c = call(server.port, "GET", "/")
+    finally:
+        server.stop()
+    assert status == 200 and page.count('class="request"') == 2
+    assert page.count("the coop never sees this shop") == 1
