@@ -47,6 +47,11 @@ from agent.store import secagg as rounds_sql
 NOT_COMBINED = "not_combined"  # the input left (its windows are spent) but the round ended without summing it
 
 
+def round_stream(query: Query) -> str:
+    """The ledger and spend stream of a query's round contribution (the acceptance holds `query.stream`)."""
+    return f"{query.stream}/round"
+
+
 def query_id_of(streams: set[str]) -> str | None:
     """The query a round's cells belong to, or None when they are not one query's cells."""
     if len(streams) != 1:
@@ -116,9 +121,9 @@ class QueryContribution(WindowLedger):
             if over is not None:
                 raise PrivacyError(f"round {round_id}: query {query.query_id} would spend {over[1]} per {query.unit}")
             ledger_id = self._ledger_row(conn, round_id)
-            for start in query.windows(window_ns):
+            for start in query.windows(window_ns):  # under the round row's stream, as the journal restores them
                 releases.insert_spend(
-                    conn, start, query.stream, query.unit, "", str(self.rho), ledger_id, accountant.QUERY
+                    conn, start, round_stream(query), query.unit, "", str(self.rho), ledger_id, accountant.QUERY
                 )
             reason = f"entered secure round {round_id}"
             licensing_sql.set_status(conn, query.query_id, ANSWERED, reason, self.wall_ns, ledger_id)
@@ -131,7 +136,7 @@ class QueryContribution(WindowLedger):
         row: dict[str, object] = {
             "window_start_ns": query.start_ns,
             "window_end_ns": query.end_ns,
-            "stream": f"{query.stream}/round",
+            "stream": round_stream(query),
             # What left: a masked vector (uniform mod 2**64 on its own); the hub learns only the district sum.
             "noisy_values": json.dumps({"round_id": round_id, "sent": "masked input"}, sort_keys=True),
             "mechanism": MECHANISM,

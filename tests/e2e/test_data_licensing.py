@@ -384,7 +384,7 @@ def test_a_district_query_is_combined_by_secure_aggregation(tmp_path: Path) -> N
                 parameters = json.loads(rows[1][2])
                 assert parameters["query_id"] == query_id and parameters["credit_cents"] == CREDIT
                 spends = shop_query(
-                    dbs[shop], "SELECT rho, kind FROM privacy_spend WHERE stream = ?", (f"query:{query_id}",)
+                    dbs[shop], "SELECT rho, kind FROM privacy_spend WHERE stream = ?", (f"query:{query_id}/round",)
                 )
                 assert len(spends) == 24 and all(k == "query" and Fraction(r) >= Fraction(1, 32) for r, k in spends)
                 assert query_status(dbs[shop], query_id) == "answered"

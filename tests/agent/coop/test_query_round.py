@@ -96,7 +96,7 @@ def query_spends(qs: QuerySetup, query_id: str) -> list[tuple[str, str, str]]:
     return [
         (str(e), str(r), str(k))
         for e, r, k in qs.store.conn().execute(
-            "SELECT epsilon, rho, kind FROM privacy_spend WHERE stream = ?", (f"query:{query_id}",)
+            "SELECT epsilon, rho, kind FROM privacy_spend WHERE stream = ?", (f"query:{query_id}/round",)
         )
     ]
 
@@ -207,3 +207,23 @@ def test_a_district_query_at_a_shop_without_secure_aggregation_is_refused(tmp_pa
     LicensingDesk(cfg, store, typing.cast(AgentClock, Clock()), journal, CountingBits()).tick()
     row = licensing_sql.query(store.conn(), str(message["query"]["id"]))  # type: ignore[index]
     assert row is not None and row["status"] == "refused" and "no district figures" in row["reason"]
+
+
+def test_a_lost_database_keeps_the_rounds_charge_from_the_journal(qs: QuerySetup) -> None:
+    """The acceptance and the round's row are journaled before COMMIT: a lost database gets the charge back,
+    so the range's windows still count the round against their lifetime budget."""
+    from agent.privacy.reconcile import reconcile
+
+    query_id = qs.ask()
+    run_round(qs, qs.participant(), qs.round_for(query_id), [0] * 168)
+    journaled = [e.key for e in qs.journal.read(repair=False)]
+    day_start = DAY_START_S * NS_PER_S
+    assert journaled == [(day_start, f"query:{query_id}"), (day_start, f"query:{query_id}/round")]
+    charged = query_spends(qs, query_id)
+    qs.store.close()
+    qs.config.db_path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{qs.config.db_path}{suffix}").unlink(missing_ok=True)
+    qs.store = Store(qs.config.db_path)
+    assert reconcile(qs.store, qs.journal).restored == 2
+    assert sorted(query_spends(qs, query_id)) == sorted(charged) and len(charged) == 86400 // WINDOW_S
