@@ -17,14 +17,13 @@ Members get only their own band, on their private topic (hub/sales_position.py).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from agent.contract import FOOTFALL_STREAMS, SALES_REVENUE, SALES_STREAMS, StreamSpec
-from hub.contract import benchmark_topic, iso, parse_iso
+from hub.contract import benchmark_topic, iso, parse_iso, published_json
 from hub.db import Connection
 from hub.quantiles import quantile
 from hub.queries import shop_sales, shop_windows
@@ -123,7 +122,7 @@ def sales_share_payload(
 
 def _upsert(conn: Connection, payload: dict[str, Any], window_start_s: int) -> str | None:
     """Store one benchmark; returns its JSON text when new or changed, None when unchanged."""
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    text = published_json(payload)
     metric, seconds = payload["metric"], payload["window"]["seconds"]
     with conn.transaction():
         old = conn.query(
@@ -213,10 +212,7 @@ def refresh_sales_benchmarks(conn: Connection, coop: str, k_min: int, windows: l
         if start < _newest_sales_window(conn, seconds):
             continue  # a late old window: the retained position stays that of the newest window
         found = positions(coop, start, seconds, shares[(seconds, start)], basket_values[(seconds, start)], k_min)
-        messages += [
-            (topic, json.dumps(doc, sort_keys=True, separators=(",", ":")))
-            for topic, doc in position_messages(found, coop)
-        ]
+        messages += [(topic, published_json(doc)) for topic, doc in position_messages(found, coop)]
     return messages
 
 

@@ -53,6 +53,13 @@ __all__ = [
 ]
 
 
+def published_json(doc: Any) -> str:
+    """The compact, sorted JSON text of what the hub stores and publishes (benchmarks, alerts, the forecast
+    model, watermarks): strict, so a NaN or infinity that slipped into a figure raises here, in the periodic
+    task that built it (logged, retried next interval), and never reaches a member as invalid JSON."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
 @cache
 def validator(file_name: str) -> Draft202012Validator:
     """A compiled validator for one of the contract's schema files (agent/contract/schemas)."""

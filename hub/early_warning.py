@@ -19,7 +19,6 @@ window length released).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from typing import Any
@@ -27,7 +26,7 @@ from typing import Any
 from agent.contract import DEFAULT_WINDOW_S, V1_IMPLIED_WINDOW_S, window_name
 from hub.benchmarks import quantile
 from hub.config import AlertSettings
-from hub.contract import alert_topic, iso
+from hub.contract import alert_topic, iso, published_json
 from hub.db import Connection
 from hub.queries import newest_per_length, shop_windows, stores
 
@@ -89,7 +88,7 @@ def _alert(coop: str, store: str, kind: str, **detail: Any) -> dict[str, Any]:
 
 def _record(conn: Connection, alert_id: str, alert: dict[str, Any], window_s: int | None) -> str | None:
     """Insert once (alert_id is unique across workers); returns the payload when this call raised it."""
-    text = json.dumps(alert, sort_keys=True, separators=(",", ":"))
+    text = published_json(alert)
     inserted = conn.execute(
         "INSERT INTO alerts (alert_id, store, kind, window_start_s, payload, raised_at) VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (alert_id) DO NOTHING",

@@ -13,13 +13,13 @@ Computing it spends no privacy: it is post-processing of what the secure rounds 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 import zoneinfo
 from collections.abc import Callable
 
 from agent.contract import district_alert_topic, forecast_model_topic
+from hub.contract import published_json
 from hub.db import Connection
 from hub.forecast_model import TABLE_COLUMNS, TotalsRow, district_model, model_rows
 from hub.forecast_warning import district_warning
@@ -59,7 +59,7 @@ class CoopForecast:
         model = district_model(rows, self.timezone)
         model["coop"] = self.coop
         model["computed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now or time.time()))
-        payload = json.dumps(model, sort_keys=True, separators=(",", ":"))
+        payload = published_json(model)
         with conn.transaction():
             conn.execute(
                 "INSERT INTO coop_forecast_models (newest_window_ns, computed_at, rows_used, payload)"
@@ -94,7 +94,7 @@ class CoopForecast:
             "method": "district totals of secure aggregation against the coop forecast model",
             **found,
         }
-        text = json.dumps(alert, sort_keys=True, separators=(",", ":"))
+        text = published_json(alert)
         with conn.transaction():
             inserted = conn.execute(
                 "INSERT INTO alerts (alert_id, store, kind, window_start_s, payload, raised_at)"

@@ -18,7 +18,6 @@ Once a minute the hub logs what it stored, rejected and alerted in that minute (
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable
 
 from hub.benchmarks import BASKET_VALUE, SALES_SHARE, refresh_benchmarks, refresh_sales_benchmarks
 from hub.config import HubConfig
-from hub.contract import benchmark_topic
+from hub.contract import benchmark_topic, published_json
 from hub.db import Connection, Database
 from hub.early_warning import footfall_alerts, liveness_alerts
 from hub.forecast_task import CoopForecast
@@ -144,7 +143,7 @@ class PeriodicTasks:
                 if payload is None:
                     continue
                 topic = latest_topic(self.config.coop, metric, window_s)
-                text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+                text = published_json(payload)
                 if self._latest.get(topic) != text:
                     self.publish(topic, text, True)
                     self._latest[topic] = text

@@ -11,10 +11,9 @@ workers one may briefly retain an older figure than another, which is still a tr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
-from hub.contract import iso, watermark_topic
+from hub.contract import iso, published_json, watermark_topic
 from hub.db import Connection
 
 WATERMARK_SCHEMA = "shopkeeper.hub-watermark.v1"
@@ -35,7 +34,7 @@ def watermark_payload(coop: str, store: str, through_s: int, now: float) -> str:
         "scope": "every stream of the store",
         "updated_at": iso(int(now)),
     }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return published_json(doc)
 
 
 def watermark_messages(

@@ -205,3 +205,20 @@ def test_only_the_series_a_shop_forecasts_are_read_from_the_secure_totals() -> N
         ("r1", "footfall/hourly", 0, hour, 40, 4.0, 10),
         ("r3", "sales/bakery/daily", 0, day, 90_000, 9.0, 8),
     ]
+
+
+def test_a_nan_in_the_model_raises_in_the_task_and_nothing_is_stored_or_sent(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the hub publishes is strict JSON (hub.contract.published_json): a NaN is a loud error in the
+    periodic task (logged and retried by its runner), never 'NaN' in a retained message."""
+    import hub.forecast_task
+
+    conn = database.connect()
+    _fill(conn, _rounds())
+    monkeypatch.setattr(hub.forecast_task, "district_model", lambda rows, tz: {"level": float("nan")})
+    sent: list[str] = []
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        CoopForecast("riverside", "UTC").refresh(conn, lambda t, p, r: sent.append(p))
+    assert sent == [] and conn.query("SELECT count(*) FROM coop_forecast_models")[0][0] == 0
+    conn.close()
