@@ -111,12 +111,13 @@ def publish_query(config: HubConfig, message: dict[str, object], timeout_s: floa
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
+    from agent.config.secrets import resolve_secret
     from agent.contract.licensing import query_topic
 
     settings = config.mqtt
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.client_id}-licensing", protocol=mqtt.MQTTv5)
     if settings.username:
-        client.username_pw_set(settings.username, settings.password or None)
+        client.username_pw_set(settings.username, resolve_secret(settings.password) or None)
     if settings.tls_ca_file:
         cert, key = settings.tls_cert_file or None, settings.tls_key_file or None
         client.tls_set(ca_certs=settings.tls_ca_file, certfile=cert, keyfile=key)

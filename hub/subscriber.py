@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent.config.secrets import resolve_secret
 from agent.contract import HUB_SEGMENT, MAX_PAYLOAD_BYTES, SECAGG
 from agent.contract.licensing import answer_store
 from hub import licensing
@@ -65,7 +66,7 @@ class HubSubscriber:
         self.client.manual_ack_set(True)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         if settings.username:
-            self.client.username_pw_set(settings.username, settings.password or None)
+            self.client.username_pw_set(settings.username, resolve_secret(settings.password) or None)
         if settings.tls_ca_file:
             self.client.tls_set(
                 ca_certs=settings.tls_ca_file,

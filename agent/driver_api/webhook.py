@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 import re
 import threading
 from collections import Counter, OrderedDict
@@ -27,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from agent.config.secrets import resolve_secret as resolve_secret  # part of the driver SDK since wave 1
 from agent.driver_api.base import BackgroundDriver
 from agent.driver_api.contract import Sink
 from agent.driver_api.options import Check, Option, Options, integer, number, secret, tcp_port, text
@@ -114,11 +114,6 @@ def common_options(options: Mapping[str, Any], default_port: int, default_path: 
 def secret_option(options: Mapping[str, Any], key: str, what: str) -> str:
     """A secret given inline or as "env:VARIABLE"; kept for drivers written before Options (use `secret`)."""
     return str(secret(key, what).read(options, ""))
-
-
-def resolve_secret(spec: str) -> str:
-    """The secret itself: inline, or the named environment variable's value ("" when it is not set)."""
-    return os.environ.get(spec[4:], "") if spec.startswith("env:") else spec
 
 
 class WebhookDriver(BackgroundDriver):

@@ -20,7 +20,6 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import __version__
 from agent.config import AgentConfig
 from agent.config.home_assistant import HomeAssistantSettings
+from agent.config.secrets import resolve_secret
 from agent.store import Store
 from agent.store.raw_events import door_totals_between, sales_between
 
@@ -133,10 +133,7 @@ class HomeAssistantBridge:
         self.client.enable_logger(logging.getLogger("paho.home_assistant"))
         self.client.reconnect_delay_set(min_delay=1, max_delay=60)
         if settings.username:
-            password = settings.password
-            if password.startswith("env:"):
-                password = os.environ.get(password[4:], "")
-            self.client.username_pw_set(settings.username, password or None)
+            self.client.username_pw_set(settings.username, resolve_secret(settings.password) or None)
         self.client.will_set(availability_topic(settings), "offline", qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

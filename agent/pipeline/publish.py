@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
+from agent.config.secrets import resolve_secret
 from agent.contract import HUB_SEGMENT, SECAGG, watermark_topic
 from agent.contract.licensing import query_topic
 from agent.coop import district
@@ -89,7 +90,8 @@ class Publisher:
         self.client.max_inflight_messages_set(self.settings.max_inflight)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         if self.settings.username:
-            self.client.username_pw_set(self.settings.username, self.settings.password or None)
+            # An "env:VARIABLE" password is read here, when the client is made (docs/operations.md, Secrets).
+            self.client.username_pw_set(self.settings.username, resolve_secret(self.settings.password) or None)
         if self.settings.tls_ca_file:
             self.client.tls_set(
                 ca_certs=self.settings.tls_ca_file,
