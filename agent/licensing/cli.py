@@ -18,13 +18,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     queries.set_defaults(func=run)
 
 
+def combine_of(row: dict[str, Any]) -> str:
+    """The query's `combine` from the signed message the box verified ("" : each shop answers alone)."""
+    return str(json.loads(row["signed"])["query"].get("combine", ""))
+
+
 def describe(row: dict[str, Any]) -> str:
     params = ", ".join(f"{k} {v}" for k, v in sorted(json.loads(row["params"]).items()))
+    district = " (district figure, by secure aggregation)" if combine_of(row) else ""
     line = (
-        f"{row['query_id']}  {row['status']:<13} {row['kind']} ({params}) for {row['requester']}:"
+        f"{row['query_id']}  {row['status']:<13} {row['kind']} ({params}){district} for {row['requester']}:"
         f" {row['purpose']!r}; epsilon {row['epsilon']}, credit {row['credit_cents'] / 100:.2f}"
     )
     return line + (f"; {row['reason']}" if row["reason"] else "")
+
+
+def earned(rows: list[dict[str, Any]]) -> str:
+    """This box's side of the coop's statement: the credit of every answered query."""
+    answered = [r for r in rows if r["status"] == "answered"]
+    total = sum(int(r["credit_cents"]) for r in answered)
+    return f"earned {total / 100:.2f} from {len(answered)} answered quer{'y' if len(answered) == 1 else 'ies'}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "list":
             rows = licensing_sql.queries(store.conn())
             if args.json:
-                print(json.dumps([{k: v for k, v in r.items() if k != "signed"} for r in rows], indent=2))
+                out = [{**{k: v for k, v in r.items() if k != "signed"}, "combine": combine_of(r)} for r in rows]
+                print(json.dumps(out, indent=2))
             else:
-                print("\n".join(describe(r) for r in rows) or "no queries yet")
+                print("\n".join([*(describe(r) for r in rows), earned(rows)]) if rows else "no queries yet")
             return 0
         if not args.query_id:
             print(f"error: `shopkeeper queries {args.action}` needs the query's id (see `shopkeeper queries list`)")

@@ -227,3 +227,21 @@ def test_a_lost_database_keeps_the_rounds_charge_from_the_journal(qs: QuerySetup
     qs.store = Store(qs.config.db_path)
     assert reconcile(qs.store, qs.journal).restored == 2
     assert sorted(query_spends(qs, query_id)) == sorted(charged) and len(charged) == 86400 // WINDOW_S
+
+
+def test_queries_list_names_the_district_figure_and_what_the_box_earned(
+    qs: QuerySetup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from agent.licensing import cli
+
+    query_id = qs.ask()
+    run_round(qs, qs.participant(), qs.round_for(query_id), [0] * 168)
+    args = argparse.Namespace(action="list", config=str(qs.config.path), query_id=None, reason="", json=False)
+    assert cli.run(args) == 0
+    out = capsys.readouterr().out
+    assert f"{query_id}  answered" in out and "(district figure, by secure aggregation)" in out
+    assert out.strip().endswith("earned 2.50 from 1 answered query")
+    assert cli.run(argparse.Namespace(**{**vars(args), "json": True})) == 0
+    assert json.loads(capsys.readouterr().out)[0]["combine"] == SECURE_AGGREGATION
