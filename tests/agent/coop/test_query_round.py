@@ -245,3 +245,15 @@ def test_queries_list_names_the_district_figure_and_what_the_box_earned(
     assert out.strip().endswith("earned 2.50 from 1 answered query")
     assert cli.run(argparse.Namespace(**{**vars(args), "json": True})) == 0
     assert json.loads(capsys.readouterr().out)[0]["combine"] == SECURE_AGGREGATION
+
+
+def test_a_query_enters_one_round_only(qs: QuerySetup) -> None:
+    """The query-level differencing trap: two sums over shop sets that differ by this shop would give away its
+    table, so a second round for the same query is refused before any advert, whatever its id."""
+    query_id = qs.ask()
+    run_round(qs, qs.participant(), qs.round_for(query_id), [0] * 168)
+    qs.sent.clear()
+    again = qs.round_for(query_id, round_id=f"query-{query_id}-again")
+    feed(qs.participant(), secagg_hub_topic("riverside", again.round_id, "config"), RoundOpening(again, qs.roster))
+    assert qs.sent == [] and "is answered here, not accepted for a round" in state(qs, again.round_id)["reason"]
+    assert len(query_spends(qs, query_id)) == 86400 // WINDOW_S  # charged once
