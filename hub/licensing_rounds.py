@@ -14,14 +14,18 @@ both against the query it accepted (agent/coop/query_round.py), so the hub canno
 agreed to. Each cell is clamped at the shops to QUERY_VALUE_BOUND.
 
 Settling. Released: the shops whose input was summed have answered and are owed the query's credit; an
-accepting shop that dropped out is `not_combined`, owed nothing. Aborted or refused: every accepting shop is
-`not_combined` (nothing was revealed); the query's note says why.
+accepting shop that dropped out is `not_combined`, owed nothing. Aborted or refused: the query is planned
+again once (MAX_ATTEMPTS rounds in all, each with its own id) while it has not expired, because an abort
+reveals nothing, so a second round over the shops still waiting cannot be differenced against the first; a
+shop whose input left in the first round is answered there and refuses the second. After the last attempt
+every accepting shop is `not_combined` (nothing was revealed); the query's note says why.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from fractions import Fraction
 
@@ -39,10 +43,15 @@ from hub.secagg_store import PlannedRound, plan_round
 QUERY_VALUE_BOUND = 10_000_000
 NOT_COMBINED = "not_combined"
 MIN_SHOPS = 2
+MAX_ATTEMPTS = 2
 
 
-def round_id_of(query_id: str) -> str:
-    return f"query-{query_id}"
+def round_id_of(query_id: str, attempt: int = 1) -> str:
+    return f"query-{query_id}" if attempt == 1 else f"query-{query_id}-{attempt}"
+
+
+def attempts_of(conn: Connection, query_id: str) -> int:
+    return int(conn.query("SELECT count(*) FROM secagg_rounds WHERE stream = ?", (f"query:{query_id}",))[0][0])
 
 
 def threshold_for(participants: int) -> int:
@@ -80,7 +89,7 @@ def plan_due(conn: Connection, roster: Roster, wait_s: float, now: float) -> lis
         start_ns, end_ns = query_range(str(kind), json.loads(params))
         start_s, length_s = start_ns // NS_PER_S, (end_ns - start_ns) // NS_PER_S
         stream = f"query:{query_id}"
-        round_id = round_id_of(str(query_id))
+        round_id = round_id_of(str(query_id), attempts_of(conn, str(query_id)) + 1)
         plan_round(
             conn,
             PlannedRound(
@@ -106,6 +115,14 @@ def round_ended(conn: Connection, planned: PlannedRound, status: str, survivors:
     if not planned.stream.startswith("query:"):
         return
     query_id = planned.stream[len("query:") :]
+    expires = conn.query("SELECT expires FROM licensing_queries WHERE query_id = ?", (query_id,))
+    live = bool(expires) and time.time() < parse_iso(str(expires[0][0]))
+    if status != "released" and live and attempts_of(conn, query_id) < MAX_ATTEMPTS:
+        conn.execute(  # planned again by plan_due, over the shops still waiting (docstring)
+            "UPDATE licensing_queries SET round_id = NULL, district_note = ? WHERE query_id = ?",
+            (f"round {status}: {reason}; planned again"[:500], query_id),
+        )
+        return
     _note(conn, query_id, planned.round_id, f"round {status}: {reason}"[:500])
     summed = list(survivors) if status == "released" else []
     _settle(conn, query_id, summed, f"the round was {status}: {reason}")

@@ -88,17 +88,26 @@ def test_the_round_waits_for_every_shop_then_takes_those_that_accepted(conn: Con
     assert licensing.statement(conn)["shop-a"]["credit_cents"] == 300
 
 
-def test_an_aborted_round_owes_nothing(conn: Connection) -> None:
+def test_an_aborted_round_is_tried_once_more_then_owes_nothing(conn: Connection) -> None:
     query_id = asked(conn)
     for shop in SHOPS:
         reply(conn, shop, query_id, "accepted")
-    plan(conn)
-    planned = secagg_store.next_planned(conn)
-    assert planned is not None and planned.threshold == 3  # ceil(2 * 4 / 3): more than half
+    assert plan(conn) == [f"query-{query_id}"]
+    first = secagg_store.next_planned(conn)
+    assert first is not None and first.threshold == 3  # ceil(2 * 4 / 3): more than half
     with conn.transaction():
-        licensing_rounds.round_ended(conn, planned, "aborted", (), "only 2 shops advertised keys; threshold 3")
+        secagg_store.finish(conn, first.round_id, "aborted", "only 2 shops advertised keys; threshold 3", None)
+        licensing_rounds.round_ended(conn, first, "aborted", (), "only 2 shops advertised keys; threshold 3")
+    assert all(v == ("accepted", 0) for v in statuses(conn, query_id).values())  # still waiting
+    assert "planned again" in licensing.district_answer(conn, query_id)["round"]
+    assert plan(conn) == [f"query-{query_id}-2"]  # an abort revealed nothing: a second round is safe
+    second = secagg_store.next_planned(conn)
+    assert second is not None and second.round_id == f"query-{query_id}-2"
+    with conn.transaction():
+        licensing_rounds.round_ended(conn, second, "aborted", (), "only 1 shop advertised keys")
     assert all(v == ("not_combined", 0) for v in statuses(conn, query_id).values())
     assert "aborted" in licensing.district_answer(conn, query_id)["round"]
+    assert plan(conn) == []  # MAX_ATTEMPTS rounds in all
 
 
 def test_after_the_wait_the_round_goes_ahead_without_the_silent_shops(conn: Connection) -> None:
