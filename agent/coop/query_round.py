@@ -140,19 +140,7 @@ class QueryContribution(WindowLedger):
             # What left: a masked vector (uniform mod 2**64 on its own); the hub learns only the district sum.
             "noisy_values": json.dumps({"round_id": round_id, "sent": "masked input"}, sort_keys=True),
             "mechanism": MECHANISM,
-            "parameters": json.dumps(
-                {
-                    **self.parameters,
-                    "query_id": query.query_id,
-                    "kind": query.kind,
-                    "params": query.params,
-                    "requester": query.requester,
-                    "purpose": query.purpose,
-                    "credit_cents": query.credit_cents,
-                    "unit": query.unit,
-                },
-                sort_keys=True,
-            ),
+            "parameters": json.dumps({**self.parameters, **query.about(), "unit": query.unit}, sort_keys=True),
             "epsilon": f"rho={self.rho}",
             "sampler_version": SAMPLER_VERSION,
             "released_wall_ns": self.wall_ns,

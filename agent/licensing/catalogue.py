@@ -75,6 +75,17 @@ class Query:
     end_ns: int
     combine: str = ""  # SECURE_AGGREGATION: a district figure, combined by secure aggregation
 
+    def about(self) -> dict[str, object]:
+        """What the ledger rows of this query's answer, refusal or round record about it (with the credit)."""
+        return {
+            "query_id": self.query_id,
+            "kind": self.kind,
+            "params": self.params,
+            "requester": self.requester,
+            "purpose": self.purpose,
+            "credit_cents": self.credit_cents,
+        }
+
     @property
     def district(self) -> bool:
         return self.combine == SECURE_AGGREGATION

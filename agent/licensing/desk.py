@@ -162,7 +162,7 @@ class LicensingDesk:
                 "l1_sensitivity": catalogue.l1_sensitivity(query.kind, self._bounds()),
                 "unit": query.unit,
                 "keys": list(keys),
-                **self._about(query),
+                **query.about(),
             }
             ledger_id = self._ledger_row(conn, query, values, MECHANISM, parameters, str(query.epsilon))
             for window in query.windows(self.window_ns):
@@ -203,7 +203,7 @@ class LicensingDesk:
             if problem is not None:
                 raise PrivacyError(f"query {query.query_id}: {problem}")
             about = {
-                **self._about(query),
+                **query.about(),
                 "keys": list(keys),
                 "l2_sensitivity": catalogue.l2_sensitivity_ceiling(query.kind, self._bounds()),
                 "round_rho": str(query.round_rho),
@@ -221,7 +221,7 @@ class LicensingDesk:
         with self.store.transaction() as conn:
             if self._already_released(conn, query):
                 return
-            ledger_id = self._ledger_row(conn, query, {}, "refused", {"reason": reason, **self._about(query)}, "0")
+            ledger_id = self._ledger_row(conn, query, {}, "refused", {"reason": reason, **query.about()}, "0")
             self._message(conn, ledger_id, query, REFUSED, reason, None, None)
             licensing_sql.set_status(conn, query.query_id, REFUSED, reason, self.clock.wall_ns(), ledger_id)
             self.journal.append(entries_for_ledger_ids(conn, [ledger_id]))
@@ -232,16 +232,6 @@ class LicensingDesk:
         return releases.is_released(conn, query.start_ns, query.stream) or (
             row is not None and row["status"] in (ANSWERED, REFUSED)
         )
-
-    def _about(self, query: Query) -> dict[str, Any]:
-        return {
-            "query_id": query.query_id,
-            "kind": query.kind,
-            "params": query.params,
-            "requester": query.requester,
-            "purpose": query.purpose,
-            "credit_cents": query.credit_cents,
-        }
 
     def _ledger_row(
         self,

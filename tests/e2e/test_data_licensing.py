@@ -157,6 +157,25 @@ def approve(config: Path, query_id: str) -> None:
     assert done.returncode == 0 and done.stdout.strip() == "approved", done.stdout + done.stderr
 
 
+def run_day(
+    root: Path, configs: dict[str, Path], agents: list[subprocess.Popen[bytes]], seed: int
+) -> tuple[dict[str, Path], dict[str, list[int]]]:
+    """Seed each shop's day, start its agent on one accelerated clock, and wait until every shop released it."""
+    dbs = {shop: root / shop / "data" / "shopkeeper.db" for shop in configs}
+    truth = {shop: seed_day(dbs[shop], seed + i) for i, shop in enumerate(configs)}
+    clock = AcceleratedClock(
+        origin_ns=DAY_START_S * NS_PER_S, factor=SPEED, anchor_ns=time.time_ns() + int(LEAD_S * 1e9)
+    )
+    env = {**os.environ, **clock.env()}
+    for shop, config in configs.items():
+        log = (root / shop / "agent.log").open("ab")
+        agents.append(
+            subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(config)], env=env, stdout=log, stderr=log)
+        )
+    wait_for(lambda: all(released_through(dbs[s]) >= DAY_END_NS for s in configs), LEAD_S + 60, "the day")
+    return dbs, truth
+
+
 @pytest.mark.slow
 def test_data_licensing_end_to_end(tmp_path: Path) -> None:
     shops = list(POLICIES)
@@ -177,20 +196,7 @@ def test_data_licensing_end_to_end(tmp_path: Path) -> None:
             hub.wait_subscribed()
 
             configs = {shop: agent_config(tmp_path, shop, broker) for shop in shops}
-            dbs = {shop: tmp_path / shop / "data" / "shopkeeper.db" for shop in shops}
-            truth = {shop: seed_day(dbs[shop], 100 + i) for i, shop in enumerate(shops)}
-            clock = AcceleratedClock(
-                origin_ns=DAY_START_S * NS_PER_S, factor=SPEED, anchor_ns=time.time_ns() + int(LEAD_S * 1e9)
-            )
-            env = {**os.environ, **clock.env()}
-            for shop in shops:
-                log = (tmp_path / shop / "agent.log").open("ab")
-                agents.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "agent.cli", "run", str(configs[shop])], env=env, stdout=log, stderr=log
-                    )
-                )
-            wait_for(lambda: all(released_through(dbs[s]) >= DAY_END_NS for s in shops), LEAD_S + 60, "the day")
+            dbs, truth = run_day(tmp_path, configs, agents, 100)
 
             # 1. The coop asks; three shops answer (shop-3 once its owner approves), two refuse with reasons.
             first = ask(desk_config, key_file, "1")
@@ -327,20 +333,7 @@ def test_a_district_query_is_combined_by_secure_aggregation(tmp_path: Path) -> N
                 path = agent_config(tmp_path, shop, broker, DISTRICT_POLICIES, section)
                 path.write_text(path.read_text().replace('lifetime_epsilon_per_window = "2"\n', DISTRICT_LIFETIME))
                 configs[shop] = path
-            dbs = {shop: tmp_path / shop / "data" / "shopkeeper.db" for shop in shops}
-            truth = {shop: seed_day(dbs[shop], 200 + i) for i, shop in enumerate(shops)}
-            clock = AcceleratedClock(
-                origin_ns=DAY_START_S * NS_PER_S, factor=SPEED, anchor_ns=time.time_ns() + int(LEAD_S * 1e9)
-            )
-            env = {**os.environ, **clock.env()}
-            for shop in shops:
-                log = (tmp_path / shop / "agent.log").open("ab")
-                agents.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "agent.cli", "run", str(configs[shop])], env=env, stdout=log, stderr=log
-                    )
-                )
-            wait_for(lambda: all(released_through(dbs[s]) >= DAY_END_NS for s in shops), LEAD_S + 60, "the day")
+            dbs, truth = run_day(tmp_path, configs, agents, 200)
 
             query_id = ask(desk_config, key_file, "1/4", "--district")
             wait_for(lambda: district_round(database, query_id).startswith("round released"), 90, "the round")
