@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.kernels.thermal import ThermalCounter
-from devtools.thermal_numpy import ThermalCounterNumpy
+from agent.kernels.thermal_numpy import ThermalCounterNumpy
 from firmware_sim.thermal90640 import RATES_HZ, SCENARIOS, Score, render_frames, scenario, score_counter
 
 
