@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import threading
 import time
 import typing
+import urllib.request
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -228,6 +230,17 @@ def wait_value(agents: list[dict[str, Any]], shop: str, round_id: str, column: s
     return str((agent_round(db, round_id) or {})[column])
 
 
+def jit_in_sys_modules(agent: dict[str, Any]) -> int:
+    """The agent's own `shopkeeper_jit_resident` (numba or llvmlite in its sys.modules), over real HTTP."""
+    text = Path(agent["log"].name).read_text(errors="replace")
+    match = re.search(r"health and metrics on (http://\S+)/health", text)
+    assert match, f"{agent['shop']} logs where its health endpoint is"
+    with urllib.request.urlopen(match.group(1) + "/metrics", timeout=5) as response:
+        found = re.search(r"^shopkeeper_jit_resident (\S+)$", response.read().decode(), re.M)
+    assert found
+    return int(float(found.group(1)))
+
+
 def kill(agent: dict[str, Any]) -> None:
     agent["agent"].send_signal(signal.SIGKILL)
     agent["agent"].wait(10)
@@ -276,6 +289,7 @@ def test_secure_aggregation_over_the_coop_broker(tmp_path: Path) -> None:
             )
             check_released(db_path, "r-all", agents, 10)
             assert {a["shop"]: jit_mapped(a["agent"].pid) for a in agents} == {a["shop"]: [] for a in agents}
+            assert {a["shop"]: jit_in_sys_modules(a) for a in agents} == {a["shop"]: 0 for a in agents}
 
             # 2. Three shops killed as the round opens.
             released(3, agents)
