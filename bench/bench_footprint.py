@@ -1,6 +1,6 @@
 """The agent's footprint: resident memory (steady and peak during a release), start time, release time.
 
-Usage: .venv/bin/python bench/bench_footprint.py [--seconds 64]
+Usage: .venv/bin/python bench/bench_footprint.py [--seconds 64] [--config demo|thermal|secagg]
 
 The numba cache is warmed first (one kernel worker session runs every release kernel), so no figure
 includes a compile. The demo configuration's agent then runs on an accelerated clock (x240: an hour
@@ -15,6 +15,11 @@ kernel worker's high-water mark are sampled. Figures, each with a same-run basel
 - agent.release_s: median over the run of the agent's own "released window ... in N s" (the release
   tick starting the window to its outbox rows committed, the kernel worker's start included);
   baseline: the same release in this process with the kernels in process (numba already loaded).
+`--config thermal` puts the back door under a GY-MCU90640 (its simulator on a pty, 4 frames a second in real
+time, people walking) and `--config secagg` adds a [secagg] section (identity key, pinned roster; no hub,
+so no round runs): the figures are then `agent.thermal.*` / `agent.secagg.*`, with the same-run baseline
+`rss_jit_counter_mb` / `rss_jit_share_mb`: the resident imports plus what that configuration loaded before
+issue 20 (the numba thermal counter fed a frame; the discrete Gaussian warmed for a round's share).
 Prints ONE flat JSON object.
 """
 
@@ -47,6 +52,14 @@ from agent.kernels.worker_process import InProcessKernels, Kernels, KernelWorker
 from agent.pipeline.release import WindowReleaser
 from agent.store import Store
 
+CONFIGS = ("demo", "thermal", "secagg")
+# What each configuration held in the resident process before issue 20 (the same-run baseline).
+JIT_PROBES = {
+    "thermal": "import drivers.thermal90640.driver\nfrom agent.kernels.thermal import ThermalCounter\n"
+    "ThermalCounter(rate_hz=4.0).feed(np.zeros((24, 32), dtype=np.int16))\n",
+    "secagg": "import agent.coop.round_participant\nfrom agent.privacy.sampler import discrete_gaussian\n"
+    "discrete_gaussian(1, 1, 1)\n",
+}
 FACTOR = 240.0  # an hour window closes every 15 s: above KEEP_WORKER_BELOW_S, so a worker per release
 RELEASED = re.compile(r"released window \S+ \(.*\) in (\d+\.\d+) s")
 
@@ -115,11 +128,31 @@ def metric(log: Path, name: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
-def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
+def configure(workdir: Path, config: Path, links: dict[str, Path], kind: str) -> list[str] | None:
+    """Turn the demo configuration into `kind`; the thermal simulator's command line when it needs one."""
+    if kind == "secagg":
+        from agent.coop import identity
+        from agent.coop.secagg.messages import Member, Roster
+
+        key = identity.load_or_create(workdir / "data" / "secagg-identity.key")
+        roster = Roster("riverside", (Member("demo-store", key.public_bytes),))
+        config.write_text(config.read_text() + f'\n[secagg]\nroster_digest = "{roster.digest().hex()}"\n')
+    if kind != "thermal":
+        return None
+    link = workdir / "dev" / "thermal-back"
+    text = config.read_text()
+    terabee = f'kind = "terabee"\nport = "{links.pop("back")}"\ndoor = "back"\n'
+    config.write_text(text.replace(terabee, f'kind = "thermal90640"\nport = "{link}"\ndoor = "back"\n'))
+    return [sys.executable, "-m", "firmware_sim", "thermal90640", "--link", str(link), "--scenario", "mixed_busy",
+            "--fps", "4", "--repeat", "10"]  # fmt: skip
+
+
+def bench_agent(workdir: Path, seconds: float, kind: str = "demo") -> dict[str, Any]:
     with LocalBroker(workdir / "broker") as broker:
         links = {door: workdir / "dev" / f"terabee-{door}" for door in ("front", "back")}
         (workdir / "dev").mkdir(parents=True, exist_ok=True)
         config = write_demo_config(workdir, broker.port, links)
+        thermal_command = configure(workdir, config, links, kind)
         noon = int(DAY_START.timestamp()) * NS_PER_S + 12 * 3600 * NS_PER_S
         clock = AcceleratedClock.starting_now(noon, FACTOR)
         env = {**os.environ, **clock.env()}
@@ -128,6 +161,7 @@ def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
             env=env,
             stdout=subprocess.DEVNULL,
         )
+        thermal = None if thermal_command is None else subprocess.Popen(thermal_command, stdout=subprocess.DEVNULL)
         log = workdir / "agent.log"
         with log.open("wb") as out:
             t0 = time.perf_counter()
@@ -147,10 +181,13 @@ def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
         sampler.join()
         worker_starts = metric(log, "shopkeeper_kernel_worker_starts_total")
         jit_resident = metric(log, "shopkeeper_jit_resident")
+        thermal_frames = driver_frames(log, "back_door") if thermal is not None else 0
         agent.terminate()
         agent.wait(30)
-        sim.terminate()
-        sim.wait(30)
+        for proc in (sim, thermal):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
     samples = sampler.samples
     last_third = [s for s in samples if s[0] >= samples[0][0] + 2 * (samples[-1][0] - samples[0][0]) / 3]
     releases = [float(x) for x in RELEASED.findall(log.read_text(errors="replace"))]
@@ -165,7 +202,20 @@ def bench_agent(workdir: Path, seconds: float) -> dict[str, Any]:
         "agent.releases_measured": len(releases),
         "agent.kernel_worker_starts": int(worker_starts),
         "agent.jit_resident": int(jit_resident),
+        **({"agent.thermal_frames_counted": thermal_frames} if thermal is not None else {}),
     }
+
+
+def driver_frames(log: Path, driver: str) -> int:
+    """Frames the driver has taken, from the agent's /health."""
+    match = re.search(r"health and metrics on (http://\S+)/health", log.read_text(errors="replace"))
+    assert match is not None
+    try:
+        with urllib.request.urlopen(match.group(1) + "/health", timeout=5) as response:
+            health = json.loads(response.read())
+    except urllib.error.HTTPError as exc:  # 503 while degraded is still an answer
+        health = json.loads(exc.read())
+    return int(health["drivers"][driver].get("frames", 0))
 
 
 def release_seconds(kernels: Kernels, workdir: Path, windows: int = 5) -> float:
@@ -197,6 +247,28 @@ def release_seconds(kernels: Kernels, workdir: Path, windows: int = 5) -> float:
             times.append(time.perf_counter() - began)
     store.close()
     return statistics.median(times)
+
+
+def probe_rss(code: str) -> float:
+    """RSS of a Python process that ran `code` and printed ready."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    rss = status_mb(proc.pid, "VmRSS")
+    proc.kill()
+    proc.wait()
+    return rss
+
+
+def config_baselines(kind: str) -> dict[str, Any]:
+    """Bare numpy, and the resident imports with what `kind` loaded in process before issue 20."""
+    jit = "import sys, time, numpy as np, agent.ops.runtime\n" + JIT_PROBES[kind] + "print('ready', flush=True)\n"
+    return {
+        "agent.python_numpy_rss_mb": round(probe_rss("import numpy; print('ready', flush=True)"), 1),
+        "agent.rss_jit_counter_mb" if kind == "thermal" else "agent.rss_jit_share_mb": round(
+            probe_rss(jit + "time.sleep(30)\n"), 1
+        ),
+    }
 
 
 def baselines(workdir: Path) -> dict[str, Any]:
@@ -233,8 +305,21 @@ def baselines(workdir: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=64.0)
+    parser.add_argument("--config", choices=CONFIGS, default="demo")
     args = parser.parse_args()
     warm_numba_cache()
+    if args.config != "demo":
+        with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
+            figures = bench_agent(Path(tmp) / "agent", args.seconds, args.config)
+        figures.update(config_baselines(args.config))
+        base = figures["agent.rss_jit_counter_mb" if args.config == "thermal" else "agent.rss_jit_share_mb"]
+        figures["agent.rss_ratio_vs_python_numpy"] = round(
+            figures["agent.rss_mb"] / figures["agent.python_numpy_rss_mb"], 2
+        )
+        figures["agent.rss_ratio_vs_jit_in_process"] = round(figures["agent.rss_mb"] / base, 2)
+        prefix = f"agent.{args.config}."
+        print(json.dumps({prefix + k.removeprefix("agent."): v for k, v in sorted(figures.items())}, sort_keys=True))
+        return
     with tempfile.TemporaryDirectory(prefix="bench-footprint-") as tmp:
         figures = bench_agent(Path(tmp) / "agent", args.seconds)
         figures.update(baselines(Path(tmp)))

@@ -11,6 +11,11 @@ What is durable, and when:
   whose keys it lost (a restart is a drop, which the protocol survives);
 - the masked input's windows are charged (accountant first), spent (the differencing trap) and the input
   marked sent in ONE SQLite transaction before the masked input is published (agent/privacy/contribution.py).
+
+No JIT here: the round's true cells and its noise share come from the kernels the agent passes (the release's
+kernel worker, whose own os.urandom feeds the sampler). A worker is held, and warmed in the background, from
+the moment a round is joined until every live round has drawn its share (round_kernels.py), so the input step
+never waits for numba to load.
 """
 
 from __future__ import annotations
@@ -28,17 +33,18 @@ from agent.config import AgentConfig
 from agent.contract import HUB_SEGMENT, parse_secagg_topic, secagg_shop_topic
 from agent.coop import identity, query_round
 from agent.coop.query_round import QueryContribution
+from agent.coop.round_kernels import RoundKernels
 from agent.coop.secagg.errors import Refused, RoundAborted, SecAggError
 from agent.coop.secagg.messages import AdvertBundle, Message, ShareBundle, UnmaskRequest
 from agent.coop.secagg.shop import RoundPolicy, ShopRound, WindowLedger
 from agent.coop.secagg.transport import HUB_STEP_KINDS, RoundOpening, RoundResult, SurvivorList, decode_step, parse_cell
 from agent.errors import PrivacyError
+from agent.kernels.worker_process import InProcessKernels, Kernels
 from agent.pipeline.aggregate import Aggregator
 from agent.privacy.contribution import charge_contribution, charged_rho
 from agent.privacy.journal import JOURNAL_NAME, ReleaseJournal
 from agent.privacy.plan import StreamPlan
 from agent.privacy.reconcile import entries_for_ledger_ids
-from agent.privacy.sampler import discrete_gaussian
 from agent.store import Store, releases
 from agent.store import secagg as rounds_sql
 
@@ -108,19 +114,20 @@ class RoundParticipant:
         clock: Clock,
         send: Callable[[str, bytes], None],
         journal: ReleaseJournal | None = None,
+        kernels: Kernels | None = None,
     ) -> None:
         assert config.secagg is not None
         self.config, self.settings, self.store, self.clock, self.send = config, config.secagg, store, clock, send
         # The agent passes the release thread's journal (one instance, one lock); alone (tests), its own.
         self.journal = journal if journal is not None else ReleaseJournal(config.data_dir / JOURNAL_NAME)
         self.identity = identity.load_or_create(self.settings.identity_key)
-        self.aggregator = Aggregator(config, store)
+        # The agent passes the release's kernel worker (one child at a time); alone (tests), in process.
+        self.kernels: Kernels = kernels if kernels is not None else InProcessKernels()
+        self.aggregator = Aggregator(config, store, self.kernels)
+        self.round_kernels = RoundKernels(self.kernels)
         self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue(maxsize=INBOX_MAX)
         self.live: dict[str, _Live] = {}
         self.dropped = 0
-        # Compile the discrete Gaussian sampler now (numba, cached on disk): compiled inside a round, it could
-        # take longer than the hub's step timeout on a small box, and the shop would drop out of the round.
-        discrete_gaussian(1, 1, 1)
 
     # -- network thread ------------------------------------------------------------------------
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -142,6 +149,7 @@ class RoundParticipant:
             try:
                 topic, payload = self.inbox.get_nowait()
             except queue.Empty:
+                self.round_kernels.follow(self.live)  # a worker warm while a round still needs its share
                 return
             try:
                 self._handle(topic, payload)
@@ -150,6 +158,7 @@ class RoundParticipant:
                 if not isinstance(exc, (SecAggError, PrivacyError)):
                     log.exception("secure-aggregation message on %s failed", topic[:200])
                 self._end(round_id, "aborted" if isinstance(exc, RoundAborted) else "refused", str(exc))
+            self.round_kernels.follow(self.live)  # held from the round's opening, even if its steps come at once
 
     def _handle(self, topic: str, payload: bytes) -> None:
         parsed = parse_secagg_topic(topic)
@@ -180,7 +189,8 @@ class RoundParticipant:
         elif isinstance(message, ShareBundle):
             values = self._values(live)
             live.contribution.values = [int(v) for v in values]
-            masked = shop.masked_input(message, values)  # charges and spends first (_Contribution.spend)
+            # Charges and spends first (_Contribution.spend), then draws the share in the kernel worker.
+            masked = shop.masked_input(message, values, draw=self.kernels.discrete_gaussian)
             assert shop.noise is not None
             with self.store.transaction() as conn:
                 rounds_sql.record_noise(conn, round_id, [int(v) for v in shop.noise])

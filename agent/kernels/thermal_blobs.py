@@ -8,27 +8,41 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import numpy.typing as npt
 
 from agent.kernels.numba_shim import njit
-
-F64 = npt.NDArray[np.float64]
-I32 = npt.NDArray[np.int32]
-I64 = npt.NDArray[np.int64]
-U8 = npt.NDArray[np.uint8]
-
-# Indices into the float64 parameter vector (one array keeps the compiled signature fixed).
-P_ALPHA, P_K_SIGMA, P_MIN_DELTA, P_MIN_PIXELS, P_PERSON_WIDTH, P_VALLEY_RATIO = 0, 1, 2, 3, 4, 5
-P_WIDE_FACTOR, P_MAX_JUMP, P_MAX_MISSING, P_LINE_A, P_LINE_B, P_WARMUP = 6, 7, 8, 9, 10, 11
-N_PARAMS = 12
-
-# Columns of the track table (one row per track slot).
-# T_BORN_Y (the row a track started at) is kept for diagnostics; no decision uses it.
-T_ACTIVE, T_X, T_Y, T_VX, T_VY, T_SIDE, T_MISSING, T_AGE, T_BORN_Y, T_MATCHED = range(10)
-N_TRACK_COLS = 10
-MAX_TRACKS = 16
-MAX_BLOBS = 32
-INITIAL_SIGMA = 0.3  # °C, until the noise estimate has learnt the sensor
+from agent.kernels.thermal_params import (  # noqa: F401 - the kernels' constants, declared without numba
+    F64,
+    I32,
+    I64,
+    INITIAL_SIGMA,
+    MAX_BLOBS,
+    MAX_TRACKS,
+    N_PARAMS,
+    N_TRACK_COLS,
+    P_ALPHA,
+    P_K_SIGMA,
+    P_LINE_A,
+    P_LINE_B,
+    P_MAX_JUMP,
+    P_MAX_MISSING,
+    P_MIN_DELTA,
+    P_MIN_PIXELS,
+    P_PERSON_WIDTH,
+    P_VALLEY_RATIO,
+    P_WARMUP,
+    P_WIDE_FACTOR,
+    T_ACTIVE,
+    T_AGE,
+    T_BORN_Y,
+    T_MATCHED,
+    T_MISSING,
+    T_SIDE,
+    T_VX,
+    T_VY,
+    T_X,
+    T_Y,
+    U8,
+)
 
 
 @njit

@@ -1,7 +1,8 @@
 """The kernel worker: a short-lived child process that runs the numba kernels for the resident agent.
 
 `python -m agent.kernels.worker` reads requests from stdin and answers on its own copy of stdout
-(agent.kernels.frames). The resident agent starts it for a release and stops it after, so numba and
+(agent.kernels.frames). The resident agent starts it for a release (or for a secure-aggregation round,
+until the round's noise share is drawn: agent/coop/round_kernels.py) and stops it after, so numba and
 llvmlite (most of the agent's memory) are loaded only while they work.
 Noise drawn here comes from this process's `os.urandom` (BitSource), exactly as in-process.
 

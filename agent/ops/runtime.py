@@ -86,8 +86,14 @@ class Agent:
 
             # On the publisher's connection: the coop broker ties a client id to the certificate, so a second
             # client of this shop would disconnect the first (agent/coop/round_participant.py).
+            # The release's kernel worker draws the rounds' noise shares too: numba never loads in this process.
             self.rounds = RoundParticipant(
-                config, self.store, self.clock, self.publisher.send_round_message, journal=self.releaser.journal
+                config,
+                self.store,
+                self.clock,
+                self.publisher.send_round_message,
+                journal=self.releaser.journal,
+                kernels=self.releaser.kernels,
             )
             self.publisher.round_handler = self.rounds.on_message
             self.publisher.round_filters = secagg_shop_filters(config.coop, config.store)
@@ -268,6 +274,8 @@ class Agent:
             self.home_assistant.stop()
         self.ingest.stop()
         self.publisher.stop()
+        if self.rounds is not None:
+            self.rounds.round_kernels.close()
         self.releaser.kernels.close()
         with contextlib.suppress(Exception):  # a clean stop says so to `status`; never blocks the stop
             self.sensor_recorder.persist(self, stopped=True)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from agent.errors import PrivacyError
 
 Word32Array = npt.NDArray[np.uint32]
+Int64Array = npt.NDArray[np.int64]  # what the samplers return; named here so callers need not import numba
 
 
 class BitSource:

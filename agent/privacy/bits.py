@@ -16,14 +16,11 @@ from __future__ import annotations
 import os  # noqa: F401 - tests patch bits.os.urandom; the read itself is in bit_source
 
 import numpy as np
-import numpy.typing as npt
 
 from agent.kernels.numba_shim import njit
 
 # The byte source lives in bit_source (no numba there); re-exported for the samplers' old imports.
-from agent.privacy.bit_source import BitSource, DeterministicBitSource, Word32Array  # noqa: F401
-
-Int64Array = npt.NDArray[np.int64]
+from agent.privacy.bit_source import BitSource, DeterministicBitSource, Int64Array, Word32Array  # noqa: F401
 
 #: No intermediate product in a kernel may exceed this (int64 max is 2**63 - 1).
 PRODUCT_LIMIT = 1 << 62

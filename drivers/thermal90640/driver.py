@@ -1,4 +1,8 @@
-"""GY-MCU90640 thermal array driver: thin I/O glue around the pure parser and the counting kernels."""
+"""GY-MCU90640 thermal array driver: thin I/O glue around the pure parser and the people counter.
+
+The counter is the NumPy one (agent/kernels/thermal_numpy.py), bit for bit the numba kernels' counts:
+the array streams all day, and a numba counter would keep the JIT resident for as long as it does.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ import serial
 from agent.driver_api import DoorCount, DriverOptionError, Sink
 from agent.driver_api.options import Option, Options, choice, integer, name, number, serial_port, table
 from agent.driver_api.serial import SerialDriver
-from agent.kernels.thermal import CountingParams, ThermalCounter
+from agent.kernels.thermal_numpy import ThermalCounterNumpy
+from agent.kernels.thermal_params import CountingParams
 from drivers.thermal90640.protocol import (
     BAUD_CODES,
     COLS,
@@ -193,7 +198,7 @@ class Thermal90640Driver(SerialDriver):
         sideways = entry_direction in ("left", "right")
         # The per-frame limits (jump, coasting, warm-up, background) follow the frame rate asked of the module.
         rows, cols = (COLS, ROWS) if sideways else (ROWS, COLS)
-        self.counter = ThermalCounter(rows, cols, self.counting, rate_hz=rate_hz)
+        self.counter = ThermalCounterNumpy(rows, cols, self.counting, rate_hz=rate_hz)
         self.parser = Thermal90640Parser()
         self.meter = FrameRateMeter()
         self.measured_rate_hz: float | None = None
@@ -208,13 +213,6 @@ class Thermal90640Driver(SerialDriver):
         sideways = self.entry_direction in ("left", "right")
         down, up = self.counter.feed(np.ascontiguousarray(pixels.T) if sideways else pixels)
         return (down, up) if self.entry_direction in ("down", "right") else (up, down)
-
-    def _prepare(self) -> None:
-        # Load (or compile) the kernels before the port opens, so the first frames are not left
-        # waiting in the UART buffer while numba reads its cache.
-        ThermalCounter(self.counter.rows, self.counter.cols, self.counting, rate_hz=self.rate_hz).feed(
-            np.zeros((self.counter.rows, self.counter.cols), dtype=np.int16)
-        )
 
     def _health_extra(self) -> dict[str, Any]:
         measured = self.measured_rate_hz

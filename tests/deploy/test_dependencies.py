@@ -118,9 +118,11 @@ def test_runtime_dependencies_are_only_the_cards_packages() -> None:
 def test_test_tooling_is_not_in_an_installed_package() -> None:
     packages = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
     assert not any(p.startswith("devtools") for p in packages)
-    for moved in ("hub/loadgen.py", "hub/local_postgres.py", "agent/kernels/thermal_numpy.py"):
+    for moved in ("hub/loadgen.py", "hub/local_postgres.py"):
         assert not (REPO / moved).exists(), f"{moved} is test tooling: it lives in devtools/"
-    # NumPy twins of the numba kernels are benchmark baselines and test references, not runtime code.
+    # NumPy twins of the numba kernels are benchmark baselines and test references, not runtime code. The one
+    # exception, agent/kernels/thermal_numpy.py, is the counter the thermal driver runs (issue 20: no JIT in
+    # the resident agent); its functions are not named *_numpy, and it is checked bit for bit against numba.
     twins = [str(p) for p in (REPO / "agent").rglob("*.py") if re.search(r"^def \w+_numpy\(", p.read_text(), re.M)]
     assert twins == [], twins
 

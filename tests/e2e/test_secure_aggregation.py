@@ -11,6 +11,8 @@ of three one-minute windows of footfall_store, L2 sensitivity 1):
    nothing, and the windows of every shop that sent an input stay spent;
 4. the compromised hub declares a shop dropped after its masked input arrived: it obtains the shop's mask
    key but never its seed (the honest shops refuse a second request), so what it can compute is uniform.
+No agent process maps numba or llvmlite, before or after the first round: each shop's noise share is drawn
+in its kernel worker, which is warmed when the round opens so the input step still meets the 4 s timeout.
 
 Noise bound: every shop's share is an exact discrete Gaussian of variance s^2 = 4, so a sum over m shops is
 subgaussian with variance proxy 4m, and P(|noise| > 6.5 sqrt(4m)) <= 2 exp(-6.5^2 / 2) = 1.3e-9 per cell;
@@ -22,10 +24,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import signal
 import threading
 import time
 import typing
+import urllib.request
 from collections import defaultdict
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +52,7 @@ from hub import secagg_store
 from hub.db import Database
 from tests.e2e.coop_broker import CoopBroker, coop_broker
 from tests.e2e.secagg_fleet import agent_round, agent_rows, enrol, hub_secagg_section, start_agent
+from tests.e2e.test_resident_without_jit import jit_mapped
 from tests.hub.conftest import HubProcess, wait_for, write_hub_config
 from tests.hub.test_hub_window_lengths_end_to_end import DAY, delivered_window, hub_query
 
@@ -225,6 +230,17 @@ def wait_value(agents: list[dict[str, Any]], shop: str, round_id: str, column: s
     return str((agent_round(db, round_id) or {})[column])
 
 
+def jit_in_sys_modules(agent: dict[str, Any]) -> int:
+    """The agent's own `shopkeeper_jit_resident` (numba or llvmlite in its sys.modules), over real HTTP."""
+    text = Path(agent["log"].name).read_text(errors="replace")
+    match = re.search(r"health and metrics on (http://\S+)/health", text)
+    assert match, f"{agent['shop']} logs where its health endpoint is"
+    with urllib.request.urlopen(match.group(1) + "/metrics", timeout=5) as response:
+        found = re.search(r"^shopkeeper_jit_resident (\S+)$", response.read().decode(), re.M)
+    assert found
+    return int(float(found.group(1)))
+
+
 def kill(agent: dict[str, Any]) -> None:
     agent["agent"].send_signal(signal.SIGKILL)
     agent["agent"].wait(10)
@@ -261,6 +277,8 @@ def test_secure_aggregation_over_the_coop_broker(tmp_path: Path) -> None:
 
             # 1. Everyone.
             released(0, agents)
+            # No JIT in any resident agent (issue 20): the noise share is drawn in the kernel worker.
+            assert {a["shop"]: jit_mapped(a["agent"].pid) for a in agents} == {a["shop"]: [] for a in agents}
             plan(db_path, "r-all", 0)
             wait_for(lambda: round_status(db_path, "r-all")[0] in ("released", "aborted"), 30, "round r-all")
             assert round_status(db_path, "r-all")[:2] == ("released", 10), round_status(db_path, "r-all")
@@ -270,6 +288,8 @@ def test_secure_aggregation_over_the_coop_broker(tmp_path: Path) -> None:
                 "every shop to learn the result",
             )
             check_released(db_path, "r-all", agents, 10)
+            assert {a["shop"]: jit_mapped(a["agent"].pid) for a in agents} == {a["shop"]: [] for a in agents}
+            assert {a["shop"]: jit_in_sys_modules(a) for a in agents} == {a["shop"]: 0 for a in agents}
 
             # 2. Three shops killed as the round opens.
             released(3, agents)

@@ -27,7 +27,7 @@ from agent.coop.secagg.messages import (
 from agent.coop.secagg.primitives import AgreementKey
 from agent.coop.secagg.shamir import Share, combine, lagrange_at_zero
 from agent.coop.secagg.shop import pair_mask, seed_commitment, self_mask
-from agent.privacy.sampler import Int64Array
+from agent.privacy.bit_source import Int64Array
 
 
 class HubRound:

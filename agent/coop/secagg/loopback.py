@@ -20,7 +20,7 @@ from agent.coop.secagg.hub import HubRound
 from agent.coop.secagg.messages import Member, Message, Roster, RoundConfig, decode
 from agent.coop.secagg.primitives import IdentityKey
 from agent.coop.secagg.shop import RoundPolicy, ShopRound, WindowLedger
-from agent.privacy.sampler import BitSource, Int64Array
+from agent.privacy.bit_source import BitSource, Int64Array
 
 M = TypeVar("M", bound=Message)
 T = TypeVar("T")

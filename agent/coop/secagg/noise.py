@@ -21,22 +21,31 @@ m = n (every participant) bounds rho for every survivor set the hub may unmask. 
 * n and the bound equals the central rho = Delta^2 / (2 sigma^2) to float precision. Conversion to
 (epsilon, delta): epsilon = rho + 2 sqrt(rho ln(1/delta)) (Bun and Steinke 2016, Proposition 1.3).
 Floats appear only in this accounting, never in the noise path.
+
+Where the share is drawn: the resident agent never loads numba, so the agent passes a `draw` (its kernel
+worker's discrete Gaussian, fed by the worker's own os.urandom); without one, the share is drawn in this
+process (tests, the benchmark, the loopback runner), which then loads the sampler.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 from agent.coop.secagg.errors import SecAggError
 from agent.coop.secagg.messages import RoundConfig
-from agent.privacy.sampler import BitSource, Int64Array, discrete_gaussian
+from agent.privacy.bit_source import BitSource, Int64Array
 
 #: A share whose noise exceeds this many standard deviations has probability below exp(-2000); the
 #: modulus headroom check uses it to show the sum cannot wrap around mod 2**64.
 TAIL_SIGMAS = 64
 HEADROOM = 1 << 62
+#: Draws `count` exact discrete Gaussian samples of variance num/den (CKS20, os.urandom where it runs).
+NoiseDraw = Callable[[int, int, int], Int64Array]
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,22 @@ def check_headroom(config: RoundConfig, plan: NoisePlan) -> None:
         )
 
 
-def draw_noise_share(config: RoundConfig, plan: NoisePlan, bits: BitSource | None = None) -> Int64Array:
-    """One shop's exact discrete Gaussian noise for the round's vector (CKS20, os.urandom unless `bits`)."""
+def draw_noise_share(
+    config: RoundConfig, plan: NoisePlan, bits: BitSource | None = None, draw: NoiseDraw | None = None
+) -> Int64Array:
+    """One shop's exact discrete Gaussian noise for the round's vector (CKS20, os.urandom unless `bits`).
+
+    `draw` (the agent's kernel worker) draws it elsewhere; a seeded `bits` cannot cross a process, so not both.
+    """
     share = plan.share_sigma2
-    return discrete_gaussian(share.numerator, share.denominator, config.length, bits)
+    if draw is None:
+        from agent.privacy.sampler import discrete_gaussian  # numba: loaded only where the share is drawn here
+
+        return discrete_gaussian(share.numerator, share.denominator, config.length, bits)
+    if bits is not None:
+        raise SecAggError("a seeded bit source draws in this process; it cannot be given with another draw")
+    noise = np.asarray(draw(share.numerator, share.denominator, config.length))
+    if noise.shape != (config.length,) or noise.dtype != np.int64:
+        # Never mask with a short or mistyped share: the round's noise would silently be wrong.
+        raise SecAggError(f"the noise draw returned {noise.dtype} {noise.shape}, not {config.length} int64 samples")
+    return noise

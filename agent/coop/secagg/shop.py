@@ -36,7 +36,7 @@ from agent.coop.secagg.messages import (
     UnmaskResponse,
     canonical,
 )
-from agent.coop.secagg.noise import NoisePlan, check_headroom, draw_noise_share, plan_noise
+from agent.coop.secagg.noise import NoiseDraw, NoisePlan, check_headroom, draw_noise_share, plan_noise
 from agent.coop.secagg.primitives import (
     DOMAIN,
     AgreementKey,
@@ -48,7 +48,7 @@ from agent.coop.secagg.primitives import (
     seal,
 )
 from agent.coop.secagg.shamir import SHARE_BYTES, Share, split
-from agent.privacy.sampler import BitSource, Int64Array
+from agent.privacy.bit_source import BitSource, Int64Array
 
 
 @dataclass(frozen=True)
@@ -200,8 +200,11 @@ class ShopRound:
         low, high = sorted((self.shop_id, peer))
         return derive_key(self.enc_key.agree(self.adverts[peer].enc_public), "share-seal", self.tag, low, high)
 
-    def masked_input(self, delivery: ShareBundle, values: Int64Array) -> MaskedInput:
-        """Round 2: open the shares sent to this shop, spend the windows, add noise and masks, sign."""
+    def masked_input(self, delivery: ShareBundle, values: Int64Array, draw: NoiseDraw | None = None) -> MaskedInput:
+        """Round 2: open the shares sent to this shop, spend the windows, add noise and masks, sign.
+
+        `draw` draws the noise share elsewhere (the agent's kernel worker); it is called after the spend.
+        """
         self._advance("input", "check")
         self._check_tag(delivery.round_tag, "share delivery")
         if delivery.shop_id != self.shop_id:
@@ -226,7 +229,7 @@ class ShopRound:
         if np.abs(vector.astype(np.int64)).max(initial=0) > self.config.value_bound:
             raise SecAggError(f"an input value exceeds the round's bound {self.config.value_bound}; clamp upstream")
         self.ledger.spend(self.config.windows, self.config.round_id)  # spent even if the round aborts later
-        self.noise = draw_noise_share(self.config, self.plan, self.bits)
+        self.noise = draw_noise_share(self.config, self.plan, self.bits, draw)
         masked = (vector.astype(np.int64) + self.noise).view(np.uint64).copy()
         masked += self_mask(self.seed, self.tag, self.shop_id, self.config.length)
         for v in peers:

@@ -33,7 +33,7 @@ from agent.kernels.thermal import (
     track_blobs,
     update_background,
 )
-from devtools.thermal_numpy import ThermalCounterNumpy, label_blobs_numpy
+from agent.kernels.thermal_numpy import ThermalCounterNumpy, label_runs
 from firmware_sim.thermal90640 import (
     RATES_HZ,
     SCENARIOS,
@@ -81,7 +81,7 @@ def test_label_blobs_matches_union_find_in_raster_order(seed: int) -> None:
     n = label_blobs(mask, labels, np.zeros(24 * 32, dtype=np.int32))
     expected = reference_labels(mask)
     assert components_of(labels, n) == expected  # same parts, numbered by their first pixel in raster order
-    numpy_labels, numpy_n = label_blobs_numpy(mask.astype(bool))
+    numpy_labels, numpy_n, _runs = label_runs(mask.astype(bool))
     assert components_of(numpy_labels, numpy_n) == expected
 
 
