@@ -5,6 +5,7 @@ Each function takes the caller's connection, so the caller's transaction decides
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections.abc import Iterable, Sequence
 
@@ -19,12 +20,24 @@ BasketRow = tuple[str, int, int, int, str, str, str, str, str, int, str, str]
 LineRow = tuple[str, str, str, str, int, int, int]  # name, sku, pos_category, category, qty, unit, total
 
 
+DOOR_INSERT = "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits) VALUES "
+DOOR_ROWS_PER_STATEMENT = 100  # 800 parameters: under SQLite's oldest default limit (999)
+_DOOR_MANY = DOOR_INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * DOOR_ROWS_PER_STATEMENT)
+
+
 def insert_door_counts(conn: sqlite3.Connection, rows: Sequence[DoorRow]) -> None:
-    conn.executemany(
-        "INSERT INTO events (boot_id, mono_ns, wall_ns, synced, driver, door, entries, exits)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    """Insert in statements of 100 rows each (the rest one by one).
+
+    One statement per 100 rows instead of one per row: SQLite parses, binds and steps a tenth as often, and
+    Python's sqlite3 hands the GIL over once per statement instead of once per row, which is what a driver
+    thread submitting readings meanwhile waits on. Rows keep their order (ids ascend as before).
+    """
+    k = DOOR_ROWS_PER_STATEMENT
+    full = len(rows) - len(rows) % k
+    for start in range(0, full, k):
+        conn.execute(_DOOR_MANY, list(itertools.chain.from_iterable(rows[start : start + k])))
+    if full < len(rows):
+        conn.executemany(DOOR_INSERT + "(?, ?, ?, ?, ?, ?, ?, ?)", rows[full:])
 
 
 def insert_presence(conn: sqlite3.Connection, rows: Sequence[PresenceRow]) -> None:
