@@ -148,8 +148,17 @@ class IngestWriter:
             entries, exits = reading.entries, reading.exits
             if type(entries) is int and type(exits) is int and 0 <= entries <= MAX_COUNT and 0 <= exits <= MAX_COUNT:
                 clock = self.clock
-                row = (self.boot, clock.monotonic_ns(), clock.wall_ns(), clock.synced(), driver, reading.door)
-                if self._queue.put((*row, entries, exits), QUEUE_WAIT_S):
+                row = (
+                    self.boot,
+                    clock.monotonic_ns(),
+                    clock.wall_ns(),
+                    clock.synced(),
+                    driver,
+                    reading.door,
+                    entries,
+                    exits,
+                )
+                if self._queue.put(row, QUEUE_WAIT_S):
                     return True
                 self._refuse(driver, self._queue_full())
                 return False
