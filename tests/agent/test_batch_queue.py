@@ -46,3 +46,44 @@ def test_a_waiting_writer_wakes_for_the_first_item() -> None:
     started = time.monotonic()
     assert q.take(4, 5) == [7]
     assert time.monotonic() - started < 2
+
+
+def test_a_writer_going_to_sleep_as_an_item_arrives_never_misses_it() -> None:
+    """The append takes no lock, so the hand-over is raced many times: a lost wake-up costs the 2 s timeout."""
+    q: BatchQueue[int] = BatchQueue(10)
+    done = threading.Event()
+
+    def produce() -> None:
+        for i in range(2000):
+            while q.qsize() and not done.is_set():  # put once the writer took the last one and may be dozing off
+                time.sleep(0)
+            q.put(i, 0)
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    got: list[int] = []
+    try:
+        while len(got) < 2000:
+            started = time.monotonic()
+            got += q.take(10, 2)
+            assert time.monotonic() - started < 1.5, f"a wake-up was lost after {len(got)} items"
+    finally:
+        done.set()
+        producer.join(5)
+    assert got == list(range(2000))
+
+
+def test_producers_racing_for_the_last_places_stay_bounded_and_lose_nothing() -> None:
+    q: BatchQueue[int] = BatchQueue(50)
+    accepted: list[int] = []
+
+    def produce(base: int) -> None:
+        accepted.append(sum(q.put(base + i, 0) for i in range(1000)))
+
+    producers = [threading.Thread(target=produce, args=(k * 1000,)) for k in range(4)]
+    for p in producers:
+        p.start()
+    for p in producers:
+        p.join(10)
+    assert 50 <= q.qsize() <= 50 + len(producers)  # at most one overshoot per producer thread
+    assert len(q.take(1000, 0)) == sum(accepted)
