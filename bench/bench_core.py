@@ -4,7 +4,8 @@ Usage: .venv/bin/python bench/bench_core.py [--events N]
 
 Every speed is paired with a baseline measured in the same run (these machines are shared and
 noisy, so ratios are what to compare across runs):
-- ingest: the batched writer thread against one bare executemany of the same rows;
+- ingest: the batched writer thread against one bare executemany of the same rows, and against the
+  store's own 100-rows-a-statement insert of them (the writer's machinery alone);
 - aggregation: the numba kernel against the NumPy and pure-Python versions on the same events.
 """
 
@@ -26,7 +27,7 @@ from agent.clock import SystemClock
 from agent.driver_api import DoorCount
 from agent.kernels.footfall import count_footfall
 from agent.pipeline.ingest import IngestWriter
-from agent.store import Store
+from agent.store import Store, raw_events
 from devtools.footfall_numpy import count_footfall_numpy
 
 
@@ -58,10 +59,20 @@ def bench_ingest(n: int, workdir: Path) -> dict[str, float]:
             rows,
         )
     bare = n / (time.perf_counter() - start)
+    # A second baseline, reported next to the first and changing nothing in it: the same rows through the
+    # store's own insert (100 rows a statement, as the writer inserts), in one transaction. Against it the
+    # ratio is the writer's machinery alone (stamping, queue, thread hand-over, a commit per batch).
+    store_insert = Store(workdir / "store_insert.db")
+    start = time.perf_counter()
+    with store_insert.transaction() as conn:
+        raw_events.insert_door_counts(conn, rows)
+    bare_store = n / (time.perf_counter() - start)
     return {
         "ingest.events_per_s": round(batched),
         "ingest.bare_executemany_events_per_s": round(bare),
         "ingest.ratio_vs_bare_executemany": round(batched / bare, 3),
+        "ingest.bare_store_insert_events_per_s": round(bare_store),
+        "ingest.ratio_vs_bare_store_insert": round(batched / bare_store, 3),
     }
 
 
