@@ -81,6 +81,16 @@ def test_accept_marks_a_burst_delivered_once(store: Store) -> None:
     assert batch(store) == [seqs[2]]
 
 
+def test_bursts_and_exclusions_beyond_sqlites_variable_limit_are_one_statement_each(store: Store) -> None:
+    """A list of seqs is bound as one JSON parameter, so its length never meets SQLite's 999-variable limit."""
+    seqs = add(store, *[DOOR, TOTAL] * 1500)
+    store.conn().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # the oldest SQLite's default
+    assert batch(store, limit=5, exclude=tuple(seqs[:2500])) == seqs[2500:2505]
+    with store.transaction() as conn:
+        assert outbox.accept(conn, seqs[:2999] + seqs[:10], NOW + 5) == 2999  # duplicates mark nothing twice
+    assert outbox.pending(store.conn()) == (1, NOW) and batch(store) == [seqs[2999]]
+
+
 def test_an_accepted_burst_is_one_transaction(store: Store) -> None:
     seqs = add(store, DOOR, TOTAL)
     with pytest.raises(RuntimeError), store.transaction() as conn:
