@@ -103,10 +103,16 @@ class Publisher:
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
-        self._cond = threading.Condition()
+        # One lock, two conditions, so that a PUBACK wakes only the thread that has something to do: the
+        # sender once half of paho's hand-over room is free, the recorder for a burst's first PUBACK and
+        # once a burst is complete (max_inflight). Waking both for every PUBACK was a GIL hand-over each.
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # the sender's: room, new rows, a connection, a commit, stop
+        self._acks = threading.Condition(lock)  # the recorder's: PUBACKs to record, stop
         self._connected = False
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq, until its PUBACK
         self.handoff = HANDOFF_PER_INFLIGHT * self.settings.max_inflight
+        self.refill = max(1, self.handoff // 2)  # free room that wakes a waiting sender
         # seq -> topic of every row handed to paho whose outcome is not yet written to SQLite: such a
         # row is still pending there, but must not be sent a second time.
         self._outstanding: dict[int, str] = {}
@@ -152,6 +158,7 @@ class Publisher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            self._acks.notify_all()
         for thread in (self._thread, self._recorder):
             if thread is not None:
                 thread.join(timeout)
@@ -229,7 +236,8 @@ class Publisher:
                 self._early_acks[mid] = reason_code
             else:
                 self._outcome(seq, reason_code)
-            self._cond.notify_all()
+            if len(self._inflight) <= self.handoff - self.refill:
+                self._cond.notify_all()
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, mid: int, _codes: Any, _properties: Any) -> None:
         with self._cond:
@@ -243,6 +251,8 @@ class Publisher:
         self._outcomes.append((seq, reason_code))
         if reason_code.is_failure:
             self._refusals_unrecorded += 1
+        if len(self._outcomes) == 1 or len(self._outcomes) >= self.settings.max_inflight:
+            self._acks.notify_all()  # a burst begins (the recorder waits for it) or is complete
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.watermark_topic:
@@ -290,9 +300,11 @@ class Publisher:
                 room = min(room, MAX_OUTSTANDING - len(self._outstanding))
             sent = self._send_next(room) if room > 0 else 0
             with self._cond:
-                # Woken by a PUBACK (room), a commit (fewer outstanding), new rows or a reconnect; the
-                # timeout also notices a refused row whose backoff has passed.
-                if not self._stopping and (sent == 0 or not self._connected):
+                # Woken by PUBACKs (half the room free), a commit (fewer outstanding), new rows or a
+                # reconnect; the timeout also notices a refused row whose backoff has passed. After a
+                # hand-over it waits for half the room, instead of refilling one row per PUBACK.
+                low = sent > 0 and self.handoff - len(self._inflight) < self.refill
+                if not self._stopping and (sent == 0 or not self._connected or low):
                     self._cond.wait(timeout=0.5)
 
     def _record_loop(self) -> None:
@@ -300,12 +312,12 @@ class Publisher:
         while True:
             with self._cond:
                 while not self._outcomes and not self._stopping:
-                    self._cond.wait(timeout=0.5)
+                    self._acks.wait(timeout=0.5)
                 # A burst is still arriving: gather it for a moment, so one commit (and fsync) covers it.
                 deadline = time.monotonic() + RECORD_GATHER_S
                 while len(self._outcomes) < self.settings.max_inflight and not self._stopping:
                     left = deadline - time.monotonic()
-                    if left <= 0 or not self._cond.wait(timeout=left):
+                    if left <= 0 or not self._acks.wait(timeout=left):
                         break
                 outcomes, self._outcomes = self._outcomes, []
                 stopping = self._stopping
