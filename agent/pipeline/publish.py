@@ -364,9 +364,14 @@ class Publisher:
             for seq, code in refused:
                 outbox.reject(conn, seq, code.value, str(code), now_ns, self.retry_base_s, self.retry_cap_s)
         with self._cond:
+            # The sender waits on this commit only when the outstanding bound held its room below a full
+            # hand-over, or a refusal stopped it; otherwise PUBACKs wake it, and waking it here too would
+            # cost a hand-over per commit.
+            held = len(self._outstanding) > MAX_OUTSTANDING - self.handoff or self._refusals_unrecorded > 0
             topics = {seq: self._outstanding.pop(seq, "") for seq, _code in outcomes}
             self._refusals_unrecorded -= len(refused)
-            self._cond.notify_all()  # the sender may be waiting for outstanding rows to clear
+            if held:
+                self._cond.notify_all()
         self.delivered += len(accepted)
         self._log_causes(topics, refused)
 

@@ -97,3 +97,36 @@ def test_last_will_marks_the_shop_offline(tmp_path: Path, broker: LocalBroker, c
     finally:
         sub.close()
         publisher.client.loop_stop()
+
+
+def test_a_backlog_of_many_hand_over_rounds_drains_without_a_stall(
+    tmp_path: Path, broker: LocalBroker, clock: ManualClock
+) -> None:
+    """max_inflight 1: paho takes 12 rows at a time and the sender is woken only once 6 are free, 100 times
+    over; one lost wake-up per round would cost the sender's 0.5 s timeout, 50 s in all."""
+    config = make_config(tmp_path, broker.port, extra="max_inflight = 1\n")
+    store = Store(config.db_path)
+    topic = "coop/v1/riverside/store-0042/t1/footfall/hourly"
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO release_ledger (window_start_ns, window_end_ns, stream, noisy_values, mechanism,"
+            " parameters, epsilon, sampler_version, released_wall_ns, prev_hash, hash)"
+            " VALUES (0, 1, 'test', '{}', 'x', '{}', '1/2', 'v', 0, '', '')"
+        )
+        for i in range(600):
+            conn.execute(
+                "INSERT INTO outbox (msg_id, topic, payload, window_start_ns, ledger_id, created_wall_ns)"
+                " VALUES (?, ?, ?, ?, 1, 0)",
+                (f"m/{i}", topic, json.dumps({"seq": i + 1, "late": False}), i),
+            )
+    sub = Subscriber(broker.port)
+    publisher = Publisher(config, store)
+    assert (publisher.handoff, publisher.refill) == (12, 6)
+    publisher.start()
+    try:
+        sub.wait_for(lambda: pending(store) == 0, 15, "all 600 rows marked delivered")
+        sub.wait_for(lambda: len(sub.summaries()) >= 600, 10, "600 summaries at the subscriber")
+    finally:
+        publisher.stop()
+        sub.close()
+    assert [m["seq"] for m in sub.summaries()] == list(range(1, 601))
