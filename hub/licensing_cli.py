@@ -111,8 +111,8 @@ def publish_query(config: HubConfig, message: dict[str, object], timeout_s: floa
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from agent.config.secrets import resolve_secret
     from agent.contract.licensing import query_topic
+    from agent.contract.secrets import resolve_secret
 
     settings = config.mqtt
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.client_id}-licensing", protocol=mqtt.MQTTv5)

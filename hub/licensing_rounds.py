@@ -29,12 +29,11 @@ import time
 from collections import Counter
 from fractions import Fraction
 
-from agent.clock import NS_PER_S
 from agent.contract import parse_iso
-from agent.contract.licensing import ACCEPTED, ANSWERED, SECURE_AGGREGATION
+from agent.contract.licensing import ACCEPTED, ANSWERED, COUNT_FIELD, SECURE_AGGREGATION, query_range
+from agent.contract.windows import NS_PER_S
 from agent.coop.secagg.messages import Roster
 from agent.coop.secagg.transport import Cell
-from agent.licensing.catalogue import COUNT_FIELD, query_range
 from hub.db import Connection
 from hub.secagg_store import PlannedRound, plan_round
 

@@ -32,9 +32,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.config.secrets import resolve_secret
 from agent.contract import HUB_SEGMENT, MAX_PAYLOAD_BYTES, SECAGG
 from agent.contract.licensing import answer_store
+from agent.contract.secrets import resolve_secret
 from hub import licensing
 from hub.config import HubConfig
 from hub.contract import Parsed, Rejected, Summary, parse_message

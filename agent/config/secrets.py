@@ -14,16 +14,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.contract.secrets import resolve_secret as resolve_secret  # the hub resolves its own the same way
+
 ENV_FILE_NAME = "agent.env"
-
-
-def resolve_secret(spec: str) -> str:
-    """The secret itself: inline, or the named environment variable's value ("" when it is not set).
-
-    Read where the secret is used (when a client connects, when a request is checked), never stored
-    resolved in the configuration, so a printed or logged configuration can only show the variable's name.
-    """
-    return os.environ.get(spec[4:], "") if spec.startswith("env:") else spec
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import math
 from typing import Any
 
 from agent.contract.topics import answer_store, answer_topic, query_topic
+from agent.contract.windows import NS_PER_S
 
 DOMAIN = b"shopkeeper/licensing/query/v1\n"
 QUERY_SCHEMA = "shopkeeper.licensing.query/1"
@@ -24,8 +26,47 @@ ANSWERED, REFUSED = "answered", "refused"
 # A district query (combine = secure_aggregation): the box says it will enter the round, with the public keys
 # of its table and the L2 sensitivity it needs declared; its values go only into the round's masked sum.
 ACCEPTED = "accepted"
+
+# The catalogue's kinds and their parameters (the tables and their sensitivities: agent/licensing/catalogue.py).
+FOOTFALL_HOUR_OF_WEEK = "footfall_hour_of_week"
+CATEGORY_SHARES_BY_MONTH = "category_shares_by_month"
+BASKET_VALUE_BINS = "basket_value_bins"
+KINDS = (FOOTFALL_HOUR_OF_WEEK, CATEGORY_SHARES_BY_MONTH, BASKET_VALUE_BINS)
+MAX_RANGE_DAYS = 366
+COUNT_FIELD = "count"  # the one value field of a query's table in a secure round's cells
 SECURE_AGGREGATION = "secure_aggregation"  # the only `combine` a query may ask for (absent: each shop answers)
 __all__ = ["answer_store", "answer_topic", "query_topic"]  # declared in topics.py, with the others
+
+
+class BadQuery(ValueError):
+    """A query that is not a well-formed member of the catalogue; the message says why."""
+
+
+def query_range(kind: str, params: dict[str, Any]) -> tuple[int, int]:
+    """[start, end) in ns of a kind's parameters; BadQuery naming what is wrong."""
+    if not isinstance(params, dict):
+        raise BadQuery("params is not an object")
+    try:
+        if kind == CATEGORY_SHARES_BY_MONTH:
+            if set(params) != {"month"}:
+                raise BadQuery("category_shares_by_month takes exactly {month: YYYY-MM}")
+            first = dt.datetime.strptime(str(params["month"]), "%Y-%m").replace(tzinfo=dt.UTC)
+            after = (first + dt.timedelta(days=32)).replace(day=1)
+            return int(first.timestamp()) * NS_PER_S, int(after.timestamp()) * NS_PER_S
+        if kind in (FOOTFALL_HOUR_OF_WEEK, BASKET_VALUE_BINS):
+            if set(params) != {"start", "end"}:
+                raise BadQuery(f"{kind} takes exactly {{start, end}} as UTC dates YYYY-MM-DD, end excluded")
+            start = dt.datetime.strptime(str(params["start"]), "%Y-%m-%d").replace(tzinfo=dt.UTC)
+            end = dt.datetime.strptime(str(params["end"]), "%Y-%m-%d").replace(tzinfo=dt.UTC)
+        else:
+            raise BadQuery(f"kind {str(kind)[:40]!r} is not in the catalogue ({', '.join(KINDS)})")
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, BadQuery):
+            raise
+        raise BadQuery(f"params: {exc}") from None
+    if not start < end or (end - start).days > MAX_RANGE_DAYS:
+        raise BadQuery(f"the date range must be 1 to {MAX_RANGE_DAYS} days, start before end")
+    return int(start.timestamp()) * NS_PER_S, int(end.timestamp()) * NS_PER_S
 
 
 def answer_msg_id(coop: str, store: str, query_id: str) -> str:

@@ -30,19 +30,40 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
 from agent.clock import NS_PER_S
 from agent.contract import BASKET, DOOR_EVENT
-from agent.contract.licensing import SECURE_AGGREGATION
+from agent.contract.licensing import (  # the protocol's part of the catalogue, re-exported here
+    BASKET_VALUE_BINS as BASKET_VALUE_BINS,
+)
+from agent.contract.licensing import (
+    CATEGORY_SHARES_BY_MONTH as CATEGORY_SHARES_BY_MONTH,
+)
+from agent.contract.licensing import (
+    COUNT_FIELD as COUNT_FIELD,
+)
+from agent.contract.licensing import (
+    FOOTFALL_HOUR_OF_WEEK as FOOTFALL_HOUR_OF_WEEK,
+)
+from agent.contract.licensing import (
+    KINDS as KINDS,
+)
+from agent.contract.licensing import (
+    MAX_RANGE_DAYS as MAX_RANGE_DAYS,
+)
+from agent.contract.licensing import (
+    SECURE_AGGREGATION,
+)
+from agent.contract.licensing import (
+    BadQuery as BadQuery,
+)
+from agent.contract.licensing import (
+    query_range as query_range,
+)
 from agent.privacy.bounds import BasketBounds, LineItem, bound_basket
 
-FOOTFALL_HOUR_OF_WEEK = "footfall_hour_of_week"
-CATEGORY_SHARES_BY_MONTH = "category_shares_by_month"
-BASKET_VALUE_BINS = "basket_value_bins"
-KINDS = (FOOTFALL_HOUR_OF_WEEK, CATEGORY_SHARES_BY_MONTH, BASKET_VALUE_BINS)
 UNITS = {FOOTFALL_HOUR_OF_WEEK: DOOR_EVENT, CATEGORY_SHARES_BY_MONTH: BASKET, BASKET_VALUE_BINS: BASKET}
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOUR_OF_WEEK_KEYS = tuple(f"{d}-{h:02d}" for d in DAYS for h in range(24))
@@ -50,12 +71,6 @@ BIN_EDGES_CENTS = (0, 500, 1000, 2000, 5000, 10000, 20000)  # the last bin is op
 BIN_KEYS = tuple(
     f"{lo}-{hi - 1}" if hi else f"{lo}+" for lo, hi in zip(BIN_EDGES_CENTS, (*BIN_EDGES_CENTS[1:], 0), strict=True)
 )
-MAX_RANGE_DAYS = 366
-COUNT_FIELD = "count"  # the one value field of a query's table in a secure round's cells
-
-
-class BadQuery(ValueError):
-    """A query that is not a well-formed member of the catalogue; the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,33 +123,6 @@ class Query:
         """The start of every window of the grid the range touches (each spends the query's epsilon)."""
         first = self.start_ns - self.start_ns % window_ns
         return iter(range(first, self.end_ns, window_ns))
-
-
-def query_range(kind: str, params: dict[str, Any]) -> tuple[int, int]:
-    """[start, end) in ns of a kind's parameters; BadQuery naming what is wrong."""
-    if not isinstance(params, dict):
-        raise BadQuery("params is not an object")
-    try:
-        if kind == CATEGORY_SHARES_BY_MONTH:
-            if set(params) != {"month"}:
-                raise BadQuery("category_shares_by_month takes exactly {month: YYYY-MM}")
-            first = dt.datetime.strptime(str(params["month"]), "%Y-%m").replace(tzinfo=dt.UTC)
-            after = (first + dt.timedelta(days=32)).replace(day=1)
-            return int(first.timestamp()) * NS_PER_S, int(after.timestamp()) * NS_PER_S
-        if kind in (FOOTFALL_HOUR_OF_WEEK, BASKET_VALUE_BINS):
-            if set(params) != {"start", "end"}:
-                raise BadQuery(f"{kind} takes exactly {{start, end}} as UTC dates YYYY-MM-DD, end excluded")
-            start = dt.datetime.strptime(str(params["start"]), "%Y-%m-%d").replace(tzinfo=dt.UTC)
-            end = dt.datetime.strptime(str(params["end"]), "%Y-%m-%d").replace(tzinfo=dt.UTC)
-        else:
-            raise BadQuery(f"kind {str(kind)[:40]!r} is not in the catalogue ({', '.join(KINDS)})")
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, BadQuery):
-            raise
-        raise BadQuery(f"params: {exc}") from None
-    if not start < end or (end - start).days > MAX_RANGE_DAYS:
-        raise BadQuery(f"the date range must be 1 to {MAX_RANGE_DAYS} days, start before end")
-    return int(start.timestamp()) * NS_PER_S, int(end.timestamp()) * NS_PER_S
 
 
 def keys_of(kind: str, taxonomy: tuple[str, ...]) -> tuple[str, ...]:
