@@ -9,6 +9,7 @@ unmasked noisy sums: the rows below, of the shape of the hub table `secagg_distr
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -20,6 +21,7 @@ from agent.coop.secagg.loopback import enrol, open_shops, propose, run_round
 from agent.coop.secagg.messages import Roster
 from agent.coop.secagg.noise import plan_noise
 from agent.coop.secagg.shop import WindowLedger
+from agent.privacy.bit_source import BitSource, DeterministicBitSource
 from devtools.district import District
 
 HOUR_NS = 3600 * 10**9
@@ -45,8 +47,15 @@ class SecureTotals:
         return [(r, "footfall_store", "all", "entries", s, w, t, v, n) for r, _m, s, w, t, v, n in self.rows]
 
 
-def secure_totals(district: District, weeks: int | None = None, threshold_share: float = 0.7) -> SecureTotals:
-    """Run one secure round per week of the district (the first `weeks`, default all whole weeks)."""
+def secure_totals(
+    district: District, weeks: int | None = None, threshold_share: float = 0.7, noise_seed: int | None = None
+) -> SecureTotals:
+    """Run one secure round per week of the district (the first `weeks`, default all whole weeks).
+
+    With `noise_seed` every shop's noise share comes from a seeded stream (DeterministicBitSource, tests only:
+    whoever knows the seed can subtract the noise), so a test on the totals gets the same totals every run;
+    without it, from os.urandom as on a box. The masks cancel in the sum either way.
+    """
     start_ns = int(dt.datetime.combine(district.start, dt.time(0), tzinfo=dt.UTC).timestamp()) * 10**9
     weeks = weeks if weeks is not None else district.days // 7
     keys, roster = enrol(len(district.shops))
@@ -64,7 +73,8 @@ def secure_totals(district: District, weeks: int | None = None, threshold_share:
         threshold = max(2, int(np.ceil(threshold_share * len(active))))
         config = propose(sub_roster, f"footfall-w{week:03d}", threshold, WEEK_HOURS, 10**7, SENSITIVITY, RHO,
                          windows=windows)  # fmt: skip
-        shops = open_shops(sub_keys, sub_roster, config, ledgers=out.ledgers)
+        bits = None if noise_seed is None else _seeded(noise_seed, config.round_id)
+        shops = open_shops(sub_keys, sub_roster, config, ledgers=out.ledgers, bits=bits)
         inputs = {rid: district.footfall[ids[rid]][first_hour : first_hour + WEEK_HOURS] for rid in active}
         report = run_round(shops, HubRound(sub_roster, config), inputs)
         if report.aborted is not None or report.total is None:
@@ -77,6 +87,11 @@ def secure_totals(district: District, weeks: int | None = None, threshold_share:
             for i in range(WEEK_HOURS)
         ]  # fmt: skip
     return out
+
+
+def _seeded(seed: int, round_id: str) -> Callable[[str], BitSource]:
+    """Each shop's noise stream in one round, from the seed, the round and the shop's place in the roster."""
+    return lambda shop: DeterministicBitSource(f"{seed}/{round_id}/{shop}".encode())
 
 
 def roster_ids(district: District) -> dict[str, str]:
