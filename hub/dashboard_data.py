@@ -123,28 +123,21 @@ def district_section(
 ) -> dict[str, Any]:
     """The district view of one window length; tier-2 quartiles only for the admin (`admin`)."""
     rows = benchmarks(conn, window_s=window_s, limit=HISTORY)
-    if not admin:
-        return {
-            "window_seconds": window_s,
-            "window": window_name(window_s),
-            "shops": n_shops,
-            "benchmarks": rows,
-            "weekday_hour": weekday_hour_profile(rows),
-            "categories": None,
-            "basket_value": [],
-            "sales_note": T2_HIDDEN,
-            "reason": None if rows else footfall_reason(conn, config, window_s, n_shops),
-        }
-    return {
+    section: dict[str, Any] = {
         "window_seconds": window_s,
         "window": window_name(window_s),
         "shops": n_shops,
         "benchmarks": rows,
         "weekday_hour": weekday_hour_profile(rows),
+        "reason": None if rows else footfall_reason(conn, config, window_s, n_shops),
+    }
+    if not admin:  # tier 2 stays tier 2: nothing derived from other shops' sales for a shop account
+        return {**section, "categories": None, "basket_value": [], "sales_note": T2_HIDDEN}
+    return {
+        **section,
         # Category sales shares of the newest window with >= k shops (t2 POS streams, post-processing).
         "categories": _district_shares(latest_benchmark_payload(conn, SALES_SHARE, window_s=window_s)),
         "basket_value": benchmarks(conn, BASKET_VALUE, limit=RECENT_WINDOWS, window_s=window_s),
-        "reason": None if rows else footfall_reason(conn, config, window_s, n_shops),
     }
 
 
