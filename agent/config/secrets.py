@@ -14,8 +14,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.contract.secrets import resolve_secret as resolve_secret  # the hub resolves its own the same way
-
 ENV_FILE_NAME = "agent.env"
 
 

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from agent.config.secrets import resolve_secret as resolve_secret  # part of the driver SDK since wave 1
+from agent.contract.secrets import resolve_secret as resolve_secret  # part of the driver SDK since wave 1
 from agent.driver_api.base import BackgroundDriver
 from agent.driver_api.contract import Sink
 from agent.driver_api.options import Check, Option, Options, integer, number, secret, tcp_port, text

@@ -30,7 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import __version__
 from agent.config import AgentConfig
 from agent.config.home_assistant import HomeAssistantSettings
-from agent.config.secrets import resolve_secret
+from agent.contract.secrets import resolve_secret
 from agent.store import Store
 from agent.store.raw_events import door_totals_between, sales_between
 

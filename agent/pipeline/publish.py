@@ -32,9 +32,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from agent import __version__
 from agent.clock import Clock
 from agent.config import AgentConfig
-from agent.config.secrets import resolve_secret
 from agent.contract import HUB_SEGMENT, SECAGG, watermark_topic
 from agent.contract.licensing import query_topic
+from agent.contract.secrets import resolve_secret
 from agent.coop import district
 from agent.coop.watermark import WatermarkGate
 from agent.licensing import inbox
